@@ -7,6 +7,7 @@ import os
 import pytest
 
 _POSTGRES_ENV = "BACKBURNER_TEST_POSTGRES_URL"
+_DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _postgres_answers(url: str) -> bool:
@@ -28,13 +29,13 @@ def postgres_url() -> str:
     In CI (``CI`` set) a missing server fails the test instead of skipping
     it, so that a green run cannot hide untested PostgreSQL code.
     """
-    url = os.environ.get(_POSTGRES_ENV)
+    url = os.environ.get(_POSTGRES_ENV, _DEFAULT_POSTGRES_URL)
     in_ci = bool(os.environ.get("CI"))
-    if url and _postgres_answers(url):
+    if _postgres_answers(url):
         return url
     message = (
-        f"PostgreSQL not reachable; set {_POSTGRES_ENV}="
-        "postgresql://postgres@127.0.0.1:5432/postgres to run these tests"
+        f"PostgreSQL not reachable at {url}; start it or set "
+        f"{_POSTGRES_ENV} to a server's URL to run these tests"
     )
     if in_ci:
         pytest.fail(message)
