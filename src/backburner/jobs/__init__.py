@@ -1,0 +1,45 @@
+"""Durable background jobs: the client API, retries and the server.
+
+See ``docs/jobs.md`` for the guide and ``docs/guarantees.md`` for what
+the engine promises (at-least-once delivery) and what it does not.
+"""
+
+from backburner.jobs.client import (
+    Call,
+    Client,
+    Counts,
+    Job,
+    JobOptions,
+    JobPage,
+)
+from backburner.jobs.errors import (
+    InvalidStateChangeError,
+    JobArgumentError,
+    JobError,
+    JobFunctionError,
+    JobNotFoundError,
+)
+from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, retry
+from backburner.jobs.sync import SyncClient
+from backburner.storage.base import HistoryEntry, JobId, JobState
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "Call",
+    "Client",
+    "Counts",
+    "HistoryEntry",
+    "InvalidStateChangeError",
+    "Job",
+    "JobArgumentError",
+    "JobError",
+    "JobFunctionError",
+    "JobId",
+    "JobNotFoundError",
+    "JobOptions",
+    "JobPage",
+    "JobState",
+    "RetryPolicy",
+    "SyncClient",
+    "retry",
+]

@@ -1,0 +1,517 @@
+"""The client: create jobs and steer them.
+
+Job options never mix with the job function's own arguments:
+
+- ``await client.enqueue(func, *args, **kwargs)``: every keyword after
+  ``func`` belongs to ``func``.
+- ``await client.enqueue_with(JobOptions(queue="mail"), func, *args,
+  **kwargs)``: options go in the first argument.
+- ``await client.schedule(when, func, *args, **kwargs)``: ``when`` is a
+  delay (seconds or :class:`~datetime.timedelta`) or an aware datetime.
+- ``await client.enqueue_many([Call(func, *args, **kwargs), ...])``.
+
+``func`` and ``when`` are positional-only, so a job function may itself
+take keywords called ``func``, ``options`` or ``when``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from backburner.jobs import states
+from backburner.jobs.errors import (
+    InvalidStateChangeError,
+    JobArgumentError,
+    JobNotFoundError,
+)
+from backburner.jobs.functions import reference_of
+from backburner.jobs.serializer import (
+    decode_arguments,
+    decode_value,
+    encode_arguments,
+    encode_value,
+)
+from backburner.storage import open_storage
+from backburner.storage.base import (
+    HistoryEntry,
+    JobId,
+    JobRecord,
+    JobState,
+    NewJob,
+    ServerInfo,
+    StateChange,
+    Storage,
+)
+
+DEFAULT_QUEUE = "default"
+DEFAULT_RETENTION = timedelta(days=1)
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_MAX_PARAMETER_SIZE = 4096
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def check_queue_name(queue: str) -> str:
+    """Return ``queue`` if it is a valid queue name.
+
+    Raises:
+        ValueError: the name is empty, longer than 100 characters, or has
+            characters other than letters, digits and ``_.:-``.
+    """
+    if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
+        raise ValueError(
+            f"invalid queue name {queue!r}: use 1-100 letters, digits or _.:-"
+        )
+    return queue
+
+
+def _delay_seconds(delay: float | timedelta) -> float:
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if seconds < 0:
+        raise ValueError(f"a delay cannot be negative: {delay!r}")
+    return float(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How to create a job, apart from what it calls.
+
+    Attributes:
+        queue: the queue to put it on (default ``"default"``).
+        delay: make it ready after this many seconds (schedule).
+        at: make it ready at this aware datetime (schedule).
+        timeout: seconds after which a running attempt is cancelled
+            with reason ``timeout`` and counts as failed.
+        parameters: small key/value pairs stored with the job.
+
+    Raises:
+        ValueError: on construction, for an invalid queue name, a
+            negative delay or timeout, a naive ``at``, or both ``delay``
+            and ``at``.
+    """
+
+    queue: str | None = None
+    delay: float | timedelta | None = None
+    at: datetime | None = None
+    timeout: float | None = None
+    parameters: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue_name(self.queue)
+        if self.delay is not None and self.at is not None:
+            raise ValueError("give either delay or at, not both")
+        if self.delay is not None:
+            _delay_seconds(self.delay)
+        if self.at is not None and self.at.utcoffset() is None:
+            raise ValueError("at must be timezone-aware")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
+
+    def ready_at(self, now: datetime) -> datetime | None:
+        """When the job becomes ready, or ``None`` for "now"."""
+        if self.at is not None:
+            return self.at.astimezone(UTC)
+        if self.delay is not None:
+            return now + timedelta(seconds=_delay_seconds(self.delay))
+        return None
+
+
+class Call:
+    """A job function with its arguments, for :meth:`Client.enqueue_many`."""
+
+    __slots__ = ("args", "func", "kwargs")
+
+    def __init__(
+        self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"Call({self.func!r}, *{self.args!r}, **{self.kwargs!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the client sees it.
+
+    ``history`` is filled by :meth:`Client.get` (oldest first) and empty
+    in listings; so are ``parameters``. Arguments stay encoded until
+    :meth:`arguments` is called, so that listing jobs never imports
+    application code.
+    """
+
+    id: JobId
+    function: str
+    queue: str
+    state: JobState
+    reason: str
+    attempt: int
+    created_at: datetime
+    state_changed_at: datetime
+    scheduled_at: datetime | None
+    server: str | None
+    expires_at: datetime | None
+    timeout: float | None
+    raw_arguments: str
+    history: tuple[HistoryEntry, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Decode the stored ``(args, kwargs)``.
+
+        Raises:
+            ValueError: the stored arguments are damaged.
+        """
+        return decode_arguments(self.raw_arguments)
+
+    @classmethod
+    def from_record(
+        cls,
+        record: JobRecord,
+        history: Sequence[HistoryEntry] = (),
+        parameters: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Build the client view of a storage record."""
+        return cls(
+            id=record.id,
+            function=record.function,
+            queue=record.queue,
+            state=record.state,
+            reason=record.reason,
+            attempt=record.attempt,
+            created_at=record.created_at,
+            state_changed_at=record.state_changed_at,
+            scheduled_at=record.scheduled_at,
+            server=record.server,
+            expires_at=record.expires_at,
+            timeout=record.timeout,
+            raw_arguments=record.arguments,
+            history=tuple(history),
+            parameters=dict(parameters or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a listing, newest first.
+
+    Pass ``next_before`` as ``before`` to get the next page; it is
+    ``None`` on the last page.
+    """
+
+    jobs: list[Job]
+    next_before: JobId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Job counts per state (every state present) and per queue."""
+
+    by_state: dict[JobState, int]
+    by_queue: dict[str, dict[JobState, int]]
+
+
+class Client:
+    """Create, inspect and steer jobs.
+
+    Args:
+        storage: a :class:`~backburner.storage.Storage`, or a storage URL
+            (then the client owns the storage and closes it).
+        retention: how long deleted jobs are kept before they expire.
+    """
+
+    def __init__(
+        self,
+        storage: Storage | str,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
+        self._owns_storage = isinstance(storage, str)
+        self.storage = (
+            open_storage(storage) if isinstance(storage, str) else storage
+        )
+        self.retention = retention
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the storage if the client opened it from a URL."""
+        if self._owns_storage:
+            await self.storage.close()
+
+    # -- creating jobs -------------------------------------------------
+
+    def _new_job(
+        self, options: JobOptions, call: Call, now: datetime
+    ) -> NewJob:
+        reference = reference_of(call.func)
+        arguments = encode_arguments(call.args, call.kwargs)
+        ready_at = options.ready_at(now)
+        scheduled = ready_at is not None and ready_at > now
+        return NewJob(
+            function=reference,
+            arguments=arguments,
+            queue=options.queue or DEFAULT_QUEUE,
+            state=JobState.SCHEDULED if scheduled else JobState.ENQUEUED,
+            reason="scheduled" if scheduled else "enqueued",
+            created_at=now,
+            scheduled_at=ready_at if scheduled else None,
+            timeout=options.timeout,
+            parameters=_encode_parameters(options.parameters),
+        )
+
+    async def enqueue(
+        self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> JobId:
+        """Create a job that is ready now; return its id once stored.
+
+        Raises:
+            JobFunctionError: ``func`` cannot be stored as a reference.
+            JobArgumentError: an argument cannot be stored; nothing is
+                written.
+            StorageError: the storage failed; nothing is written.
+        """
+        return await self.enqueue_with(JobOptions(), func, *args, **kwargs)
+
+    async def enqueue_with(
+        self,
+        options: JobOptions,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job with ``options``; return its id once stored.
+
+        Raises:
+            JobFunctionError, JobArgumentError, StorageError: as
+                :meth:`enqueue`.
+        """
+        new_job = self._new_job(
+            options, Call(func, *args, **kwargs), utc_now()
+        )
+        return await self.storage.create_job(new_job)
+
+    async def schedule(
+        self,
+        when: datetime | timedelta | float,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job ready at ``when`` (an aware datetime or a delay).
+
+        Raises:
+            ValueError: ``when`` is naive or a negative delay.
+            JobFunctionError, JobArgumentError, StorageError: as
+                :meth:`enqueue`.
+        """
+        options = (
+            JobOptions(at=when)
+            if isinstance(when, datetime)
+            else JobOptions(delay=when)
+        )
+        return await self.enqueue_with(options, func, *args, **kwargs)
+
+    async def enqueue_many(
+        self, calls: Iterable[Call], options: JobOptions | None = None
+    ) -> list[JobId]:
+        """Create many jobs in one transaction; return their ids in order.
+
+        All or nothing: if one call is refused, none is stored.
+
+        Raises:
+            JobFunctionError, JobArgumentError, StorageError: as
+                :meth:`enqueue`; the message names the failing call.
+        """
+        now = utc_now()
+        options = options or JobOptions()
+        new_jobs = []
+        for index, call in enumerate(calls):
+            try:
+                new_jobs.append(self._new_job(options, call, now))
+            except JobArgumentError as error:
+                raise JobArgumentError(
+                    f"{error.argument} of call {index}",
+                    str(error).partition(": ")[2],
+                ) from None
+        if not new_jobs:
+            return []
+        return await self.storage.create_jobs(new_jobs)
+
+    # -- steering jobs ---------------------------------------------------
+
+    async def _apply(
+        self, change: StateChange, expected: JobState | None
+    ) -> None:
+        if expected is not None:
+            allowed = change.from_states & {expected}
+            change = dataclasses.replace(change, from_states=allowed)
+        outcome = await self.storage.apply_change(change)
+        if outcome.applied:
+            return
+        if outcome.previous_state is None:
+            raise JobNotFoundError(change.job_id)
+        raise InvalidStateChangeError(
+            change.job_id,
+            outcome.previous_state,
+            change.to_state,
+            change.from_states,
+        )
+
+    async def requeue(
+        self,
+        job_id: JobId,
+        *,
+        expected_state: JobState | None = None,
+        reason: str = "requeued",
+    ) -> None:
+        """Put a job back on its queue; a running job is aborted.
+
+        With ``expected_state`` the requeue happens only if the job is
+        still in that state (compare-and-set).
+
+        Raises:
+            JobNotFoundError: there is no such job.
+            InvalidStateChangeError: the job is enqueued already, or not
+                in ``expected_state``; it is left as it was.
+        """
+        change = states.requeue(job_id, utc_now(), reason)
+        await self._apply(change, expected_state)
+
+    async def delete(
+        self,
+        job_id: JobId,
+        *,
+        expected_state: JobState | None = None,
+        reason: str = "deleted",
+    ) -> None:
+        """Move a job to *deleted*; if it is running its token fires.
+
+        Raises:
+            JobNotFoundError: there is no such job.
+            InvalidStateChangeError: the job is deleted already, or not
+                in ``expected_state``; it is left as it was.
+        """
+        change = states.delete(job_id, utc_now(), reason, self.retention)
+        await self._apply(change, expected_state)
+
+    # -- reading -------------------------------------------------------
+
+    async def get(self, job_id: JobId) -> Job:
+        """Return a job with its state history and parameters.
+
+        Raises:
+            JobNotFoundError: there is no such job.
+            CorruptedJobError: the stored row cannot be read back.
+        """
+        record = await self.storage.get_job(job_id)
+        if record is None:
+            raise JobNotFoundError(job_id)
+        history = await self.storage.get_history(job_id)
+        parameters = await self.get_parameters(job_id)
+        return Job.from_record(record, history, parameters)
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """Return a page of jobs, newest first, filtered by state/queue.
+
+        Raises:
+            ValueError: ``limit`` is not between 1 and 1000.
+            CorruptedJobError: a row in the page cannot be read back.
+        """
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        records = await self.storage.list_jobs(
+            state=state, queue=queue, before=before, limit=limit + 1
+        )
+        jobs = [Job.from_record(r) for r in records[:limit]]
+        more = len(records) > limit
+        return JobPage(jobs, jobs[-1].id if more else None)
+
+    async def counts(self) -> Counts:
+        """Return job counts per state and per queue, from the counters."""
+        by_state = dict.fromkeys(JobState, 0)
+        by_queue: dict[str, dict[JobState, int]] = {}
+        for row in await self.storage.counts():
+            by_state[row.state] += row.count
+            queue = by_queue.setdefault(row.queue, dict.fromkeys(JobState, 0))
+            queue[row.state] += row.count
+        return Counts(by_state, by_queue)
+
+    async def servers(self) -> list[ServerInfo]:
+        """Return the servers registered as alive."""
+        return await self.storage.list_servers()
+
+    # -- parameters ----------------------------------------------------
+
+    async def set_parameter(
+        self, job_id: JobId, name: str, value: object
+    ) -> None:
+        """Store a small value under ``name`` on a job.
+
+        Raises:
+            ValueError: the name is invalid or the value over 4 KiB.
+            JobArgumentError: the value cannot be stored.
+            JobNotFoundError: there is no such job.
+        """
+        encoded = _encode_parameters({name: value})[name]
+        if not await self.storage.set_parameter(job_id, name, encoded):
+            raise JobNotFoundError(job_id)
+
+    async def get_parameter(
+        self, job_id: JobId, name: str, default: object = None
+    ) -> Any:
+        """Return a job parameter, or ``default`` if it is not set."""
+        return (await self.get_parameters(job_id)).get(name, default)
+
+    async def get_parameters(self, job_id: JobId) -> dict[str, Any]:
+        """Return all parameters of a job (damaged ones as raw text)."""
+        decoded = {}
+        for name, text in (await self.storage.get_parameters(job_id)).items():
+            try:
+                decoded[name] = decode_value(text)
+            except ValueError:
+                decoded[name] = text
+        return decoded
+
+
+def _encode_parameters(parameters: Mapping[str, object]) -> dict[str, str]:
+    encoded = {}
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
+            raise ValueError(
+                f"invalid parameter name {name!r}: use 1-100 letters, "
+                "digits or _.:-"
+            )
+        text = encode_value(value, f"parameter {name!r}")
+        if len(text) > _MAX_PARAMETER_SIZE:
+            raise ValueError(
+                f"parameter {name!r} is {len(text)} characters encoded; "
+                f"parameters are for small values (<= {_MAX_PARAMETER_SIZE})"
+            )
+        encoded[name] = text
+    return encoded

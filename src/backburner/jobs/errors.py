@@ -1,0 +1,84 @@
+"""Errors raised by the job engine.
+
+::
+
+    JobError
+    ├── JobArgumentError      an argument cannot be stored losslessly
+    ├── JobFunctionError      a job function cannot be referenced or found
+    ├── JobNotFoundError      no job has that id
+    └── InvalidStateChangeError
+                              the job is not in a state the change allows
+
+Storage failures surface as
+:class:`~backburner.storage.StorageError` and its subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from backburner.storage.base import JobId, JobState
+
+
+class JobError(Exception):
+    """Base class of the job engine's own errors."""
+
+
+class JobArgumentError(JobError, ValueError):
+    """Raised at enqueue when an argument cannot round-trip losslessly.
+
+    Nothing is written when it is raised.
+
+    Attributes:
+        argument: the argument's name (``"args[0]"`` for a positional one,
+            the keyword otherwise), followed by the path inside it.
+    """
+
+    def __init__(self, argument: str, detail: str) -> None:
+        super().__init__(f"argument {argument}: {detail}")
+        self.argument = argument
+
+
+class JobFunctionError(JobError, ValueError):
+    """Raised when a callable cannot be stored as ``module:qualname``.
+
+    At enqueue: lambdas, local functions, bound methods of instances,
+    functions of ``__main__`` and anything that does not import back to
+    the same object. When a job runs: the reference no longer imports.
+    """
+
+
+class JobNotFoundError(JobError, LookupError):
+    """Raised when an operation names a job id that does not exist."""
+
+    def __init__(self, job_id: JobId) -> None:
+        super().__init__(f"job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class InvalidStateChangeError(JobError):
+    """Raised when a job is not in a state the requested change allows.
+
+    The job is left exactly as it was.
+
+    Attributes:
+        job_id: the job.
+        state: the state the job was found in.
+        target: the state the change wanted.
+    """
+
+    def __init__(
+        self,
+        job_id: JobId,
+        state: JobState,
+        target: JobState,
+        allowed: Iterable[JobState],
+    ) -> None:
+        names = ", ".join(sorted(s.value for s in allowed))
+        super().__init__(
+            f"job {job_id} is {state.value}: cannot move it to "
+            f"{target.value} (allowed from: {names})"
+        )
+        self.job_id = job_id
+        self.state = state
+        self.target = target

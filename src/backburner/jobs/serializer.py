@@ -1,0 +1,298 @@
+"""Job arguments as JSON, round-tripped losslessly or refused.
+
+Plain JSON values (``None``, ``bool``, ``int``, finite ``float``, ``str``,
+``list``, ``dict`` with ``str`` keys) are stored as themselves. Other
+supported types become a tagged object ``{"__bb__": tag, "v": value}``:
+
+=============== ============================================================
+type            stored as
+=============== ============================================================
+datetime        ISO 8601 with its offset (and its zone name for a
+                ``ZoneInfo``); naive datetimes are refused
+date, time      ISO 8601 (a time keeps its offset if it has one)
+timedelta       days, seconds, microseconds
+UUID            canonical string
+Decimal         string (exact)
+float           ``"nan"``, ``"inf"``, ``"-inf"`` for the non-finite ones
+Enum member     ``module:qualname`` of the class and the member's value
+bytes           base64
+tuple           list of items
+set, frozenset  list of items
+dict            list of key/value pairs when a key is not a ``str`` or
+                the dict has a ``"__bb__"`` key of its own
+=============== ============================================================
+
+Only exact types are accepted (a ``dict`` subclass would come back as a
+plain ``dict``), except enum members. Strings must be storable by every
+backend: no lone surrogates, no NUL characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from backburner.jobs.errors import JobArgumentError
+
+_TAG = "__bb__"
+_MAX_DEPTH = 64
+
+
+class _RefusedError(Exception):
+    """An unstorable value, with the path inside the argument."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(detail)
+        self.path = path
+        self.detail = detail
+
+
+def _check_text(text: str, path: str) -> str:
+    if "\x00" in text:
+        raise _RefusedError(path, "strings cannot contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _RefusedError(
+            path, "string contains a lone surrogate (not valid UTF-8)"
+        ) from None
+    return text
+
+
+def _tagged(tag: str, value: Any) -> dict[str, Any]:
+    return {_TAG: tag, "v": value}
+
+
+def _enum_reference(member: enum.Enum, path: str) -> str:
+    cls = type(member)
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        raise _RefusedError(
+            path, f"enum {name} cannot be imported by a worker"
+        )
+    return name
+
+
+def _encode(value: Any, path: str, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        raise _RefusedError(path, f"nested deeper than {_MAX_DEPTH} levels")
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return value
+    if kind is str:
+        return _check_text(value, path)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        return _tagged("float", repr(value))
+    if isinstance(value, enum.Enum):
+        return _tagged(
+            "enum",
+            [
+                _enum_reference(value, path),
+                _encode(value.value, f"{path}.value", depth + 1),
+            ],
+        )
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        items = [
+            _encode(item, f"{path}[{index}]", depth + 1)
+            for index, item in enumerate(value)
+        ]
+        return items if kind is list else _tagged(kind.__name__, items)
+    if kind is dict:
+        return _encode_dict(value, path, depth)
+    encoder = _SCALARS.get(kind)
+    if encoder is not None:
+        return encoder(value, path)
+    raise _RefusedError(
+        path, f"values of type {kind.__qualname__} cannot be stored"
+    )
+
+
+def _encode_dict(value: dict[Any, Any], path: str, depth: int) -> Any:
+    if all(type(key) is str for key in value) and _TAG not in value:
+        return {
+            _check_text(key, path): _encode(
+                item, f"{path}[{key!r}]", depth + 1
+            )
+            for key, item in value.items()
+        }
+    return _tagged(
+        "dict",
+        [
+            [
+                _encode(key, f"{path}.key", depth + 1),
+                _encode(item, f"{path}[{key!r}]", depth + 1),
+            ]
+            for key, item in value.items()
+        ],
+    )
+
+
+def _encode_datetime(value: datetime, path: str) -> list[str | None]:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _RefusedError(
+            path, "naive datetime (give it a tzinfo, e.g. datetime.UTC)"
+        )
+    zone = value.tzinfo.key if isinstance(value.tzinfo, ZoneInfo) else None
+    return [value.isoformat(), zone]
+
+
+def _decode_datetime(payload: list[str | None]) -> datetime:
+    text, zone = payload
+    assert text is not None
+    moment = datetime.fromisoformat(text)
+    return moment if zone is None else moment.astimezone(ZoneInfo(zone))
+
+
+def _scalar(
+    tag: str, encode: Callable[[Any, str], Any]
+) -> Callable[[Any, str], Any]:
+    return lambda value, path: _tagged(tag, encode(value, path))
+
+
+_SCALARS: dict[type, Callable[[Any, str], Any]] = {
+    datetime: _scalar("datetime", _encode_datetime),
+    date: _scalar("date", lambda v, _: v.isoformat()),
+    time: _scalar("time", lambda v, _: v.isoformat()),
+    timedelta: _scalar(
+        "timedelta", lambda v, _: [v.days, v.seconds, v.microseconds]
+    ),
+    uuid.UUID: _scalar("uuid", lambda v, _: str(v)),
+    Decimal: _scalar("decimal", lambda v, _: str(v)),
+    bytes: _scalar("bytes", lambda v, _: base64.b64encode(v).decode()),
+}
+
+
+def _import_enum(reference: str) -> type[enum.Enum]:
+    # Imported here: functions.py imports this module for its errors.
+    from backburner.jobs.functions import import_reference
+
+    found = import_reference(reference)
+    if not (isinstance(found, type) and issubclass(found, enum.Enum)):
+        raise ValueError(f"{reference} is not an enum")
+    return found
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": _decode_datetime,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "timedelta": lambda v: timedelta(
+        days=v[0], seconds=v[1], microseconds=v[2]
+    ),
+    "uuid": uuid.UUID,
+    "decimal": Decimal,
+    "bytes": lambda v: base64.b64decode(v.encode(), validate=True),
+    "float": float,
+}
+
+
+def _decode(value: Any) -> Any:
+    kind = type(value)
+    if kind is list:
+        return [_decode(item) for item in value]
+    if kind is not dict:
+        return value
+    tag = value.get(_TAG)
+    if tag is None:
+        return {key: _decode(item) for key, item in value.items()}
+    payload = value["v"]
+    decoder = _DECODERS.get(tag)
+    if decoder is not None:
+        return decoder(payload)
+    if tag == "tuple":
+        return tuple(_decode(item) for item in payload)
+    if tag == "set":
+        return {_decode(item) for item in payload}
+    if tag == "frozenset":
+        return frozenset(_decode(item) for item in payload)
+    if tag == "dict":
+        return {_decode(key): _decode(item) for key, item in payload}
+    if tag == "enum":
+        return _import_enum(payload[0])(_decode(payload[1]))
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def encode_value(value: object, name: str) -> str:
+    """Encode one value as a JSON document.
+
+    Raises:
+        JobArgumentError: the value (named ``name``) cannot be stored.
+    """
+    try:
+        return json.dumps(_encode(value, name, 0), ensure_ascii=False)
+    except _RefusedError as refused:
+        raise JobArgumentError(refused.path, refused.detail) from None
+    except RecursionError:
+        raise JobArgumentError(name, "value is nested too deeply") from None
+
+
+def decode_value(text: str) -> Any:
+    """Decode a document written by :func:`encode_value`.
+
+    Raises:
+        ValueError: the document is damaged or names an enum that no
+            longer imports.
+    """
+    try:
+        return _decode(json.loads(text))
+    except (TypeError, KeyError, IndexError, ImportError, AttributeError) as e:
+        raise ValueError(f"cannot decode stored value: {e}") from e
+
+
+def encode_arguments(
+    args: Sequence[object], kwargs: Mapping[str, object]
+) -> str:
+    """Encode a call's arguments as one JSON document.
+
+    Raises:
+        JobArgumentError: an argument cannot be stored; the error names it
+            (``args[1]`` or the keyword) and the path inside it.
+    """
+    try:
+        document = {
+            "args": [
+                _encode(value, f"args[{index}]", 0)
+                for index, value in enumerate(args)
+            ],
+            "kwargs": {
+                _check_text(key, "kwargs"): _encode(value, repr(key), 0)
+                for key, value in kwargs.items()
+            },
+        }
+    except _RefusedError as refused:
+        raise JobArgumentError(refused.path, refused.detail) from None
+    except RecursionError:
+        raise JobArgumentError("args", "value is nested too deeply") from None
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_arguments(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Decode what :func:`encode_arguments` wrote into ``(args, kwargs)``.
+
+    Raises:
+        ValueError: the stored document is damaged.
+    """
+    try:
+        document = json.loads(text)
+        args = document["args"]
+        kwargs = document["kwargs"]
+        if type(args) is not list or type(kwargs) is not dict:
+            raise TypeError("args must be a list and kwargs an object")
+        decoded = {key: _decode(value) for key, value in kwargs.items()}
+        return tuple(_decode(args)), decoded
+    except (TypeError, KeyError, IndexError, ImportError, AttributeError) as e:
+        raise ValueError(f"stored arguments cannot be decoded: {e}") from e
+    except ValueError as error:
+        raise ValueError(
+            f"stored arguments cannot be decoded: {error}"
+        ) from error

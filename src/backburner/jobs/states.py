@@ -1,0 +1,188 @@
+"""The job state machine: which moves exist, and the changes that make them.
+
+::
+
+    enqueued ──fetch──▶ processing ──▶ succeeded ──expire──▶ (gone)
+      ▲  ▲                 │  │  └───▶ failed
+      │  └─interrupted─────┘  └──retry──▶ scheduled ──due──▶ enqueued
+      │
+    requeue (from any state but enqueued)     delete (from any but deleted)
+
+*awaiting* jobs wait for a parent job; they leave by requeue or delete.
+Every function here returns a :class:`~backburner.storage.StateChange`:
+storage applies it as one compare-and-set transaction, so a change that
+finds the job elsewhere leaves the job untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from backburner.storage.base import JobId, JobState, JSONValue, StateChange
+
+__all__ = [
+    "TRANSITIONS",
+    "JobState",
+    "can_move",
+    "delete",
+    "fail",
+    "give_up_deleted",
+    "interrupted",
+    "requeue",
+    "retry_later",
+    "sources_of",
+    "succeed",
+]
+
+S = JobState
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+    S.ENQUEUED: frozenset({S.PROCESSING, S.DELETED}),
+    S.SCHEDULED: frozenset({S.ENQUEUED, S.DELETED}),
+    S.AWAITING: frozenset({S.ENQUEUED, S.DELETED}),
+    S.PROCESSING: frozenset(
+        {S.SUCCEEDED, S.FAILED, S.SCHEDULED, S.ENQUEUED, S.DELETED}
+    ),
+    S.SUCCEEDED: frozenset({S.ENQUEUED, S.DELETED}),
+    S.FAILED: frozenset({S.ENQUEUED, S.DELETED}),
+    S.DELETED: frozenset({S.ENQUEUED}),
+}
+"""For each state, the states a job may move to from it."""
+
+
+def can_move(source: JobState, target: JobState) -> bool:
+    """Whether the state machine allows ``source`` -> ``target``."""
+    return target in TRANSITIONS[source]
+
+
+def sources_of(target: JobState) -> frozenset[JobState]:
+    """The states from which a job may move to ``target``."""
+    return frozenset(
+        s for s, targets in TRANSITIONS.items() if target in targets
+    )
+
+
+def requeue(job_id: JobId, now: datetime, reason: str) -> StateChange:
+    """Put a job back on its queue (a running job is aborted)."""
+    return StateChange(
+        job_id=job_id,
+        to_state=S.ENQUEUED,
+        from_states=sources_of(S.ENQUEUED),
+        reason=reason,
+        at=now,
+        reset_attempt=True,
+    )
+
+
+def delete(
+    job_id: JobId, now: datetime, reason: str, retention: timedelta
+) -> StateChange:
+    """Delete a job (a running job is aborted); it expires later."""
+    return StateChange(
+        job_id=job_id,
+        to_state=S.DELETED,
+        from_states=sources_of(S.DELETED),
+        reason=reason,
+        at=now,
+        expires_at=now + retention,
+    )
+
+
+def _outcome(
+    job_id: JobId,
+    version: int,
+    target: JobState,
+    now: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+    *,
+    scheduled_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> StateChange:
+    return StateChange(
+        job_id=job_id,
+        to_state=target,
+        from_states=frozenset({S.PROCESSING}),
+        reason=reason,
+        at=now,
+        data=data,
+        expected_version=version,
+        from_worker=True,
+        scheduled_at=scheduled_at,
+        expires_at=expires_at,
+    )
+
+
+def succeed(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    data: Mapping[str, JSONValue],
+    retention: timedelta,
+) -> StateChange:
+    """The worker finished the job; it expires after ``retention``."""
+    return _outcome(
+        job_id,
+        version,
+        S.SUCCEEDED,
+        now,
+        "succeeded",
+        data,
+        expires_at=now + retention,
+    )
+
+
+def fail(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+) -> StateChange:
+    """The job failed for good; it stays until someone acts."""
+    return _outcome(job_id, version, S.FAILED, now, reason, data)
+
+
+def retry_later(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    at: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+) -> StateChange:
+    """The attempt failed; the next one is scheduled for ``at``."""
+    return _outcome(
+        job_id, version, S.SCHEDULED, now, reason, data, scheduled_at=at
+    )
+
+
+def interrupted(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+) -> StateChange:
+    """The server stopped the job before it ended: back on its queue."""
+    return _outcome(job_id, version, S.ENQUEUED, now, reason, data)
+
+
+def give_up_deleted(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+    retention: timedelta,
+) -> StateChange:
+    """Attempts ran out and the policy says delete: the job is deleted."""
+    return _outcome(
+        job_id,
+        version,
+        S.DELETED,
+        now,
+        reason,
+        data,
+        expires_at=now + retention,
+    )

@@ -1,0 +1,190 @@
+"""A blocking twin of :class:`~backburner.jobs.client.Client`.
+
+For synchronous code (a Django view, a script, a management command).
+It runs a private event loop on a daemon thread and hands each call to
+it, so it works the same over every storage. Do not call it from inside
+a running event loop's thread: use :class:`Client` there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+from backburner.jobs.client import (
+    DEFAULT_RETENTION,
+    Call,
+    Client,
+    Counts,
+    Job,
+    JobOptions,
+    JobPage,
+)
+from backburner.storage.base import JobId, JobState, ServerInfo, Storage
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """The client API, blocking. Same arguments and errors as ``Client``.
+
+    Args:
+        storage: a storage URL (the client owns and closes it) or a
+            :class:`~backburner.storage.Storage`.
+        retention: how long deleted jobs are kept before they expire.
+    """
+
+    def __init__(
+        self,
+        storage: Storage | str,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever,
+            name="backburner-sync-client",
+            daemon=True,
+        )
+        self._thread.start()
+        self._client = Client(storage, retention=retention)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("the client is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def close(self) -> None:
+        """Close the storage (if owned) and stop the client's thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._call(self._client.close())
+            self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def enqueue(
+        self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> JobId:
+        """Create a job that is ready now (see :meth:`Client.enqueue`)."""
+        return self._call(self._client.enqueue(func, *args, **kwargs))
+
+    def enqueue_with(
+        self,
+        options: JobOptions,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job with options (see :meth:`Client.enqueue_with`)."""
+        return self._call(
+            self._client.enqueue_with(options, func, *args, **kwargs)
+        )
+
+    def schedule(
+        self,
+        when: datetime | timedelta | float,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job ready later (see :meth:`Client.schedule`)."""
+        return self._call(self._client.schedule(when, func, *args, **kwargs))
+
+    def enqueue_many(
+        self, calls: Iterable[Call], options: JobOptions | None = None
+    ) -> list[JobId]:
+        """Create jobs in one transaction (see :meth:`Client.enqueue_many`)."""
+        return self._call(self._client.enqueue_many(list(calls), options))
+
+    def requeue(
+        self,
+        job_id: JobId,
+        *,
+        expected_state: JobState | None = None,
+        reason: str = "requeued",
+    ) -> None:
+        """Put a job back on its queue (see :meth:`Client.requeue`)."""
+        self._call(
+            self._client.requeue(
+                job_id, expected_state=expected_state, reason=reason
+            )
+        )
+
+    def delete(
+        self,
+        job_id: JobId,
+        *,
+        expected_state: JobState | None = None,
+        reason: str = "deleted",
+    ) -> None:
+        """Delete a job (see :meth:`Client.delete`)."""
+        self._call(
+            self._client.delete(
+                job_id, expected_state=expected_state, reason=reason
+            )
+        )
+
+    def get(self, job_id: JobId) -> Job:
+        """Return a job with its history (see :meth:`Client.get`)."""
+        return self._call(self._client.get(job_id))
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """Return a page of jobs (see :meth:`Client.list_jobs`)."""
+        return self._call(
+            self._client.list_jobs(
+                state=state, queue=queue, before=before, limit=limit
+            )
+        )
+
+    def counts(self) -> Counts:
+        """Return counts per state and queue (see :meth:`Client.counts`)."""
+        return self._call(self._client.counts())
+
+    def servers(self) -> list[ServerInfo]:
+        """Return the live servers (see :meth:`Client.servers`)."""
+        return self._call(self._client.servers())
+
+    def set_parameter(self, job_id: JobId, name: str, value: object) -> None:
+        """Set a job parameter (see :meth:`Client.set_parameter`)."""
+        self._call(self._client.set_parameter(job_id, name, value))
+
+    def get_parameter(
+        self, job_id: JobId, name: str, default: object = None
+    ) -> Any:
+        """Return a job parameter (see :meth:`Client.get_parameter`)."""
+        return self._call(self._client.get_parameter(job_id, name, default))
+
+    def get_parameters(self, job_id: JobId) -> dict[str, Any]:
+        """Return all parameters (see :meth:`Client.get_parameters`)."""
+        return self._call(self._client.get_parameters(job_id))

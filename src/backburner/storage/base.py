@@ -1,0 +1,404 @@
+"""The storage interface: everything the job engine asks of a database.
+
+Nothing above ``backburner.storage`` talks to a database directly; the
+client, the server, the CLI and the dashboard go through :class:`Storage`.
+An implementation owns its schema, its connections and its dialect.
+
+Contract, in short (the conformance suite in ``tests/storage`` is the
+long version):
+
+- Every state change is applied by :meth:`Storage.apply_changes` (or by
+  :meth:`Storage.fetch`, :meth:`Storage.promote_scheduled` and
+  :meth:`Storage.recover_dead_servers`, which are state changes too) in
+  one transaction per call: a history row per job, the job's current
+  state and version, its queue entry and the counters move together.
+- A change is a compare-and-set: it names the states it may start from
+  (and optionally the job's version). When the job is elsewhere nothing
+  is written for that job and the outcome says so.
+- A job has a queue entry exactly while it is *enqueued*, so at most one.
+- Entering *processing* (only through :meth:`Storage.fetch`) records the
+  server and increments the attempt; leaving it clears the server.
+- Every change increments the job's version; a worker writes its outcome
+  with the version it fetched, so a job that was recovered or deleted
+  meanwhile refuses the stale outcome.
+- Times are timezone-aware UTC :class:`datetime` values, passed in by the
+  caller so that the engine, not the database, decides what "now" is.
+- Methods are coroutines and never block the event loop.
+- Listeners passed to :meth:`Storage.subscribe` hear about enqueued jobs
+  and about jobs that left *processing* without their worker's say, in
+  this process at least (implementations may reach other processes).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+JobId: TypeAlias = int
+JSONValue: TypeAlias = (
+    bool
+    | int
+    | float
+    | str
+    | list["JSONValue"]
+    | dict[str, "JSONValue"]
+    | None
+)
+
+
+class JobState(enum.StrEnum):
+    """The states a job moves through (see ``backburner.jobs.states``)."""
+
+    ENQUEUED = "enqueued"
+    SCHEDULED = "scheduled"
+    AWAITING = "awaiting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class StorageError(Exception):
+    """Base class of every error raised by a storage implementation."""
+
+
+class InvalidStorageURLError(StorageError, ValueError):
+    """Raised by ``open_storage`` when a URL names no usable storage."""
+
+
+class SchemaError(StorageError):
+    """Raised when the database schema is newer than this code knows."""
+
+
+class CorruptedJobError(StorageError):
+    """Raised when a stored job row cannot be read back.
+
+    Attributes:
+        job_id: the job whose row is damaged.
+    """
+
+    def __init__(self, job_id: JobId, detail: str) -> None:
+        super().__init__(f"job {job_id} is corrupted in storage: {detail}")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of a job's state history.
+
+    ``data`` holds facts about the change (server, worker, duration,
+    exception type, message and traceback...) as JSON values.
+    """
+
+    state: JobState
+    reason: str
+    at: datetime
+    data: Mapping[str, JSONValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to create.
+
+    ``arguments`` is the already-encoded argument document; storage keeps
+    it as an opaque string. ``state`` is *enqueued*, *scheduled* (then
+    ``scheduled_at`` is set) or *awaiting*.
+    """
+
+    function: str
+    arguments: str
+    queue: str
+    state: JobState
+    reason: str
+    created_at: datetime
+    scheduled_at: datetime | None = None
+    timeout: float | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as storage keeps it (arguments still encoded)."""
+
+    id: JobId
+    function: str
+    arguments: str
+    queue: str
+    state: JobState
+    reason: str
+    version: int
+    attempt: int
+    created_at: datetime
+    state_changed_at: datetime
+    scheduled_at: datetime | None
+    server: str | None
+    expires_at: datetime | None
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A compare-and-set move of one job to ``to_state``.
+
+    Applied only when the job's state is in ``from_states`` and, if
+    ``expected_version`` is given, its version equals it.
+    ``scheduled_at`` is required when moving to *scheduled*;
+    ``expires_at`` marks the job for :meth:`Storage.expire`.
+    ``from_worker`` is set when the worker running the job reports its
+    outcome; any other change out of *processing* is announced to
+    listeners as :class:`JobsAborted`. ``reset_attempt`` starts the
+    attempt count again (a manual requeue).
+    """
+
+    job_id: JobId
+    to_state: JobState
+    from_states: frozenset[JobState]
+    reason: str
+    at: datetime
+    data: Mapping[str, JSONValue] = field(default_factory=dict)
+    expected_version: int | None = None
+    scheduled_at: datetime | None = None
+    expires_at: datetime | None = None
+    from_worker: bool = False
+    reset_attempt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOutcome:
+    """What became of one :class:`StateChange`.
+
+    ``previous_state`` is the state the job was found in (``None`` when
+    there is no such job); ``applied`` tells whether the change was made.
+    """
+
+    job_id: JobId
+    applied: bool
+    previous_state: JobState | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """A server as registered in storage."""
+
+    name: str
+    queues: tuple[str, ...]
+    workers: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateCount:
+    """How many jobs are in ``state`` on ``queue``."""
+
+    state: JobState
+    queue: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobsEnqueued:
+    """Notification: jobs became ready on these queues."""
+
+    queues: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobsAborted:
+    """Notification: these jobs left *processing* without their worker.
+
+    Sent when a job is deleted, requeued or recovered while it runs, so
+    that the server running it can fire the job's cancellation token.
+    """
+
+    job_ids: frozenset[JobId]
+
+
+Notification: TypeAlias = JobsEnqueued | JobsAborted
+Listener: TypeAlias = Callable[[Notification], None]
+
+
+class Storage(abc.ABC):
+    """The database behind the job engine.
+
+    Listeners are called from any thread; they must be quick and
+    thread-safe (``loop.call_soon_threadsafe`` is the usual body).
+    """
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[int]:
+        """Install or upgrade the schema; return the versions applied.
+
+        Raises:
+            SchemaError: the database was migrated by newer code.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads; the storage is unusable after."""
+
+    # -- jobs ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store ``jobs`` in one transaction and return their ids in order.
+
+        Each job gets its first history row, its queue entry when
+        enqueued, its parameters, and the counters move.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+
+    @abc.abstractmethod
+    async def apply_changes(
+        self, changes: Sequence[StateChange]
+    ) -> list[ChangeOutcome]:
+        """Apply compare-and-set state changes in one transaction.
+
+        A change whose job is missing or elsewhere is skipped (and
+        reported) without affecting the others. Moving to *processing* is
+        refused here (only :meth:`fetch` does that).
+        """
+
+    @abc.abstractmethod
+    async def fetch(
+        self,
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> list[JobRecord]:
+        """Move up to ``limit`` enqueued jobs to *processing* for ``server``.
+
+        Queues are drained in the order given; within a queue the oldest
+        queue entry goes first. Each job is handed to one caller only.
+        The returned records show the new state, attempt and version.
+        Returns nothing when ``server`` is not registered (it was declared
+        dead and must announce itself again); otherwise the fetch also
+        counts as a heartbeat.
+        """
+
+    @abc.abstractmethod
+    async def promote_scheduled(self, now: datetime, limit: int) -> int:
+        """Enqueue up to ``limit`` scheduled jobs due at ``now``.
+
+        Returns how many jobs were moved.
+        """
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: JobId) -> JobRecord | None:
+        """Return the job, or ``None`` if there is no such job.
+
+        Raises:
+            CorruptedJobError: the row cannot be read back.
+        """
+
+    @abc.abstractmethod
+    async def get_history(self, job_id: JobId) -> list[HistoryEntry]:
+        """Return the job's history, oldest first (empty if unknown)."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Return up to ``limit`` jobs, newest first, with ids < ``before``.
+
+        Raises:
+            CorruptedJobError: a row in the page cannot be read back.
+        """
+
+    @abc.abstractmethod
+    async def counts(self) -> list[StateCount]:
+        """Return the job counters per state and queue (no zero rows)."""
+
+    @abc.abstractmethod
+    async def job_states(
+        self, job_ids: Sequence[JobId]
+    ) -> dict[JobId, tuple[JobState, int]]:
+        """Return the current state and version of each existing job."""
+
+    @abc.abstractmethod
+    async def expire(self, now: datetime, limit: int) -> int:
+        """Remove up to ``limit`` jobs whose ``expires_at`` has passed.
+
+        Returns how many jobs (with history and parameters) were removed.
+        """
+
+    # -- parameters ---------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_parameter(
+        self, job_id: JobId, name: str, value: str
+    ) -> bool:
+        """Set a job parameter; return ``False`` if there is no such job."""
+
+    @abc.abstractmethod
+    async def get_parameters(self, job_id: JobId) -> dict[str, str]:
+        """Return all parameters of a job (empty if none or unknown)."""
+
+    # -- servers ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def announce_server(self, info: ServerInfo) -> None:
+        """Register (or re-register) a server as alive."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, name: str, now: datetime) -> bool:
+        """Record that ``name`` is alive.
+
+        Returns ``False`` when the server is not registered, which means
+        another server declared it dead and took its jobs back.
+        """
+
+    @abc.abstractmethod
+    async def remove_server(self, name: str) -> None:
+        """Unregister a server that is stopping (its jobs stay as they are)."""
+
+    @abc.abstractmethod
+    async def list_servers(self) -> list[ServerInfo]:
+        """Return the registered servers, by name."""
+
+    @abc.abstractmethod
+    async def recover_dead_servers(
+        self, now: datetime, silence: float, reason: str
+    ) -> list[JobId]:
+        """Unregister servers silent for ``silence`` seconds; requeue jobs.
+
+        Every job in *processing* held by a server that is not (or no
+        longer) registered goes back to *enqueued* with ``reason``.
+        Returns the ids of the recovered jobs.
+        """
+
+    # -- notifications --------------------------------------------------
+
+    @abc.abstractmethod
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on notifications; return an unsubscriber."""
+
+    # -- conveniences built on the above ----------------------------------
+
+    async def create_job(self, job: NewJob) -> JobId:
+        """Store one job and return its id (see :meth:`create_jobs`)."""
+        (job_id,) = await self.create_jobs([job])
+        return job_id
+
+    async def apply_change(self, change: StateChange) -> ChangeOutcome:
+        """Apply one state change (see :meth:`apply_changes`)."""
+        (outcome,) = await self.apply_changes([change])
+        return outcome
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,106 @@
+"""Reading a ``postgresql://`` storage URL into connection settings."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+from backburner.storage.base import InvalidStorageURLError
+
+_SCHEMES = ("postgresql", "postgres")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_DEFAULT_SCHEMA = "jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresSettings:
+    """Where and how a :class:`PostgresStorage` connects.
+
+    ``conninfo`` is what libpq gets (the URL without the options that
+    backburner reads itself); ``schema`` holds every table.
+    """
+
+    conninfo: str
+    schema: str = _DEFAULT_SCHEMA
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel of this schema."""
+        return f"backburner_{self.schema}"
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _positive_int(key: str, value: str, url: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InvalidStorageURLError(
+            f"{key} must be a positive whole number, got {value!r} in "
+            f"{redact(url)!r}"
+        )
+    return number
+
+
+def parse_url(url: str) -> PostgresSettings:
+    """Read ``postgresql://user@host:port/db?schema=jobs&pool_max_size=10``.
+
+    backburner reads ``schema`` (default ``jobs``: lower-case letters,
+    digits and ``_``, at most 40), ``pool_min_size`` and
+    ``pool_max_size``; every other query option (``sslmode``,
+    ``connect_timeout``, ``application_name``...) goes to libpq as is.
+
+    Raises:
+        InvalidStorageURLError: the scheme is not ``postgresql`` or
+            ``postgres``, the schema name is not allowed, or a pool size
+            is not a positive number.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in _SCHEMES:
+        raise InvalidStorageURLError(f"not a PostgreSQL URL: {redact(url)!r}")
+    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    kept: list[tuple[str, str]] = []
+    schema = _DEFAULT_SCHEMA
+    pool_min, pool_max = 1, 10
+    for key, value in options:
+        if key == "schema":
+            schema = value
+        elif key == "pool_min_size":
+            pool_min = _positive_int(key, value, url)
+        elif key == "pool_max_size":
+            pool_max = _positive_int(key, value, url)
+        else:
+            kept.append((key, value))
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidStorageURLError(
+            f"schema name {schema!r} is not allowed: use lower-case "
+            "letters, digits and '_' (at most 40, not starting with a "
+            "digit)"
+        )
+    if pool_min > pool_max:
+        raise InvalidStorageURLError(
+            f"pool_min_size ({pool_min}) is larger than pool_max_size "
+            f"({pool_max})"
+        )
+    conninfo = urllib.parse.urlunsplit(
+        parts._replace(scheme="postgresql", query=urllib.parse.urlencode(kept))
+    )
+    return PostgresSettings(
+        conninfo=conninfo,
+        schema=schema,
+        pool_min_size=pool_min,
+        pool_max_size=pool_max,
+    )

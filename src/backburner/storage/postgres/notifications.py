@@ -1,0 +1,181 @@
+"""LISTEN/NOTIFY: notifications between every process on one schema.
+
+A change that enqueues jobs or takes a running job away sends a NOTIFY
+on the schema's channel inside its transaction, so PostgreSQL delivers
+it at commit and only then. Each storage keeps one dedicated connection
+that LISTENs and turns the payloads back into :class:`JobsEnqueued` and
+:class:`JobsAborted` for its listeners.
+
+Payloads are JSON: ``{"o": origin, "e": [queue, ...]}`` or
+``{"o": origin, "a": [job id, ...]}``. ``origin`` names the storage
+that sent it; a storage tells its own listeners directly after commit
+and ignores its own payloads when they come back.
+
+Limits: PostgreSQL caps a payload at 8000 bytes, so large sets are
+split over several notifications. Notifications sent while the listening
+connection is down are lost; the connection is re-opened with backoff,
+and the server's polling finds enqueued jobs meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import psycopg
+from psycopg import sql
+
+from backburner.storage.base import (
+    JobsAborted,
+    JobsEnqueued,
+    Listener,
+    Notification,
+)
+
+logger = logging.getLogger(__name__)
+
+# Well under PostgreSQL's 8000-byte limit on a payload.
+_MAX_PAYLOAD = 7000
+_RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def _chunked(
+    origin: str, key: str, items: Iterable[str | int]
+) -> Iterator[str]:
+    batch: list[str | int] = []
+    size = 0
+    for item in items:
+        item_size = len(json.dumps(item)) + 1
+        if batch and size + item_size > _MAX_PAYLOAD:
+            yield json.dumps({"o": origin, key: batch})
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size
+    if batch:
+        yield json.dumps({"o": origin, key: batch})
+
+
+def encode(origin: str, notification: Notification) -> list[str]:
+    """Return the NOTIFY payloads that carry ``notification``."""
+    if isinstance(notification, JobsEnqueued):
+        return list(_chunked(origin, "e", sorted(notification.queues)))
+    return list(_chunked(origin, "a", sorted(notification.job_ids)))
+
+
+def decode(payload: str) -> tuple[str, Notification] | None:
+    """Return the origin and notification of a payload (``None``: junk)."""
+    try:
+        message = json.loads(payload)
+        origin = str(message["o"])
+        if "e" in message:
+            queues = frozenset(str(queue) for queue in message["e"])
+            return origin, JobsEnqueued(queues)
+        job_ids = frozenset(int(job_id) for job_id in message["a"])
+        return origin, JobsAborted(job_ids)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+class Hub:
+    """The listeners of one storage, and the connection feeding them."""
+
+    def __init__(self, conninfo: str, channel: str, origin: str) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._origin = origin
+        self._lock = threading.Lock()
+        self._listeners: dict[int, Listener] = {}
+        self._next_key = 0
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @property
+    def has_listeners(self) -> bool:
+        """Whether anyone subscribed (and the connection is worth it)."""
+        with self._lock:
+            return bool(self._listeners)
+
+    def add(self, listener: Listener) -> Callable[[], None]:
+        """Register ``listener``; return the function that removes it."""
+        with self._lock:
+            key = self._next_key
+            self._next_key += 1
+            self._listeners[key] = listener
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+        return remove
+
+    def publish(self, notification: Notification) -> None:
+        """Tell every listener of this storage about ``notification``."""
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            listener(notification)
+
+    def start(self) -> None:
+        """Start the listening connection if it is not running.
+
+        Must be called from the event loop that the storage runs on.
+        """
+        if self._task is None or self._task.done():
+            self._listening = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen_forever(), name="backburner-postgres-listen"
+            )
+
+    async def wait_listening(self) -> None:
+        """Return once the connection is LISTENing (start it if needed)."""
+        self.start()
+        await self._listening.wait()
+
+    async def stop(self) -> None:
+        """Close the listening connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _listen_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen_once()
+            except (psycopg.Error, OSError) as error:
+                self._listening.clear()
+                delay = _RECONNECT_DELAYS[
+                    min(failures, len(_RECONNECT_DELAYS) - 1)
+                ]
+                failures += 1
+                logger.debug(
+                    "notification connection lost, retrying in %ss",
+                    delay,
+                    extra={
+                        "event": "storage.listen_lost",
+                        "error": type(error).__name__,
+                    },
+                )
+                await asyncio.sleep(delay)
+            else:
+                failures = 0
+
+    async def _listen_once(self) -> None:
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True
+        )
+        async with conn:
+            listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+            await conn.execute(listen)
+            self._listening.set()
+            async for notify in conn.notifies():
+                decoded = decode(notify.payload)
+                if decoded is None:
+                    continue
+                origin, notification = decoded
+                if origin != self._origin:
+                    self.publish(notification)

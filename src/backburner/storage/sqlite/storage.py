@@ -1,0 +1,902 @@
+"""The SQLite implementation of :class:`~backburner.storage.base.Storage`.
+
+All database work runs on one dedicated thread per storage, which owns
+the connection; coroutines hand it work and await the result, so the
+event loop never blocks on SQLite. Writes use ``BEGIN IMMEDIATE`` so a
+transaction takes the write lock up front instead of failing half-way
+when another process wrote first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sqlite3
+import threading
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, TypeVar
+
+from backburner.storage.base import (
+    ChangeOutcome,
+    CorruptedJobError,
+    HistoryEntry,
+    InvalidStorageURLError,
+    JobId,
+    JobRecord,
+    JobsAborted,
+    JobsEnqueued,
+    JobState,
+    JSONValue,
+    Listener,
+    NewJob,
+    Notification,
+    SchemaError,
+    ServerInfo,
+    StateChange,
+    StateCount,
+    Storage,
+    StorageError,
+)
+
+T = TypeVar("T")
+
+_JOB_COLUMNS = (
+    "id, function, arguments, queue, state, reason, version, attempt, "
+    "created_at, state_changed_at, scheduled_at, server, expires_at, "
+    "timeout"
+)
+# SQLite's default limit on host parameters is far above this; chunks
+# keep every IN (...) list well inside it.
+_CHUNK = 500
+_PROCESSING = JobState.PROCESSING.value
+_ENQUEUED = JobState.ENQUEUED.value
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _opt_ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _opt_dt(value: float | None) -> datetime | None:
+    return None if value is None else _dt(value)
+
+
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    try:
+        return JobRecord(
+            id=row[0],
+            function=str(row[1]),
+            arguments=str(row[2]),
+            queue=str(row[3]),
+            state=JobState(row[4]),
+            reason=str(row[5]),
+            version=int(row[6]),
+            attempt=int(row[7]),
+            created_at=_dt(row[8]),
+            state_changed_at=_dt(row[9]),
+            scheduled_at=_opt_dt(row[10]),
+            server=row[11],
+            expires_at=_opt_dt(row[12]),
+            timeout=None if row[13] is None else float(row[13]),
+        )
+    except (TypeError, ValueError, OverflowError, OSError) as error:
+        raise CorruptedJobError(row[0], str(error)) from error
+
+
+class _Hub:
+    """Listeners of every storage on one database file in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: dict[int, Listener] = {}
+        self._next = 0
+
+    def add(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            key = self._next
+            self._next += 1
+            self._listeners[key] = listener
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+        return remove
+
+    def publish(self, notification: Notification) -> None:
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            listener(notification)
+
+
+_hubs: dict[str, _Hub] = {}
+_hubs_lock = threading.Lock()
+
+
+def _hub_for(key: str) -> _Hub:
+    with _hubs_lock:
+        hub = _hubs.get(key)
+        if hub is None:
+            hub = _hubs[key] = _Hub()
+        return hub
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("backburner.storage.sqlite") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text("utf-8")))
+    return sorted(found)
+
+
+class _Changes:
+    """Counter deltas and notifications gathered during one transaction."""
+
+    def __init__(self) -> None:
+        self.counters: Counter[tuple[str, str]] = Counter()
+        self.enqueued: set[str] = set()
+        self.aborted: set[JobId] = set()
+
+    def move(self, queue: str, old: str | None, new: str | None) -> None:
+        if old is not None:
+            self.counters[(old, queue)] -= 1
+        if new is not None:
+            self.counters[(new, queue)] += 1
+        if new == _ENQUEUED:
+            self.enqueued.add(queue)
+
+    def write_counters(self, conn: sqlite3.Connection) -> None:
+        rows = [(s, q, n) for (s, q), n in self.counters.items() if n]
+        conn.executemany(
+            "INSERT INTO job_counters (state, queue, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (state, queue)"
+            " DO UPDATE SET count = count + excluded.count",
+            rows,
+        )
+
+
+class SQLiteStorage(Storage):
+    """Jobs in one SQLite file (see the package docstring for limits).
+
+    Args:
+        path: the database file, or ``":memory:"`` (one process, tests).
+        busy_timeout: seconds a transaction waits for another process's
+            write lock before failing with :class:`StorageError`.
+        auto_migrate: install or upgrade the schema on first use.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 10.0,
+        auto_migrate: bool = True,
+    ) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._auto_migrate = auto_migrate
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="backburner-sqlite"
+        )
+        memory = path == ":memory:" or path.startswith("file::memory:")
+        hub_key = f"memory:{id(self)}" if memory else os.path.abspath(path)
+        self._hub = _hub_for(hub_key)
+
+    # -- plumbing -------------------------------------------------------
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StorageError("storage is closed")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._call, work)
+        return await loop.run_in_executor(self._executor, call)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return work(self._connection())
+        except sqlite3.Error as error:
+            raise StorageError(f"SQLite error: {error}") from error
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(
+                f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}"
+            )
+            self._conn = conn
+            if self._auto_migrate:
+                self._migrate(conn)
+        return self._conn
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        work: Callable[[sqlite3.Connection, _Changes], T],
+    ) -> T:
+        changes = _Changes()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn, changes)
+            changes.write_counters(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if changes.enqueued:
+            self._hub.publish(JobsEnqueued(frozenset(changes.enqueued)))
+        if changes.aborted:
+            self._hub.publish(JobsAborted(frozenset(changes.aborted)))
+        return result
+
+    def _migrate(self, conn: sqlite3.Connection) -> list[int]:
+        migrations = _migrations()
+        latest = migrations[-1][0] if migrations else 0
+        (current,) = conn.execute("PRAGMA user_version").fetchone()
+        if current > latest:
+            raise SchemaError(
+                f"database schema version {current} is newer than this "
+                f"backburner knows ({latest}); upgrade backburner"
+            )
+        if current == latest:
+            return []
+        applied = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the
+            # lock: read the version again under it.
+            (current,) = conn.execute("PRAGMA user_version").fetchone()
+            for version, script in migrations:
+                if version <= current:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                applied.append(version)
+            conn.execute(f"PRAGMA user_version = {latest}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return applied
+
+    # -- the core state change --------------------------------------------
+
+    def _history(
+        self,
+        conn: sqlite3.Connection,
+        job_id: JobId,
+        state: str,
+        reason: str,
+        at: float,
+        data: Mapping[str, JSONValue],
+    ) -> int:
+        cursor = conn.execute(
+            "INSERT INTO job_history (job_id, state, reason, created_at,"
+            " data) VALUES (?, ?, ?, ?, ?)",
+            (job_id, state, reason, at, json.dumps(data)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _change(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        change: StateChange,
+        *,
+        from_worker: bool,
+    ) -> ChangeOutcome:
+        row = conn.execute(
+            "SELECT state, queue, version FROM jobs WHERE id = ?",
+            (change.job_id,),
+        ).fetchone()
+        if row is None:
+            return ChangeOutcome(change.job_id, False, None)
+        state, queue, version = row
+        try:
+            previous = JobState(state)
+        except ValueError as error:
+            raise CorruptedJobError(change.job_id, str(error)) from error
+        if previous not in change.from_states or (
+            change.expected_version is not None
+            and version != change.expected_version
+        ):
+            return ChangeOutcome(change.job_id, False, previous)
+
+        target = change.to_state.value
+        at = _ts(change.at)
+        seq = self._history(
+            conn, change.job_id, target, change.reason, at, change.data
+        )
+        if previous is JobState.ENQUEUED:
+            conn.execute(
+                "DELETE FROM job_queue WHERE job_id = ?", (change.job_id,)
+            )
+        conn.execute(
+            "UPDATE jobs SET state = ?, reason = ?, version = version + 1,"
+            " state_changed_at = ?, scheduled_at = ?, server = NULL,"
+            " expires_at = ?,"
+            " attempt = CASE WHEN ? THEN 0 ELSE attempt END WHERE id = ?",
+            (
+                target,
+                change.reason,
+                at,
+                _opt_ts(change.scheduled_at),
+                _opt_ts(change.expires_at),
+                change.reset_attempt,
+                change.job_id,
+            ),
+        )
+        if change.to_state is JobState.ENQUEUED:
+            conn.execute(
+                "INSERT INTO job_queue (job_id, queue, seq) VALUES (?, ?, ?)",
+                (change.job_id, queue, seq),
+            )
+        if previous is JobState.PROCESSING and not from_worker:
+            changes.aborted.add(change.job_id)
+        changes.move(queue, state, target)
+        return ChangeOutcome(change.job_id, True, previous)
+
+    # -- Storage ----------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        """Install or upgrade the schema; return the versions applied.
+
+        Raises:
+            SchemaError: the file was migrated by a newer backburner.
+        """
+
+        def work(conn: sqlite3.Connection) -> list[int]:
+            return self._migrate(conn)
+
+        return await self._run(work)
+
+    async def close(self) -> None:
+        """Close the connection and stop the storage thread."""
+        if self._closed:
+            return
+
+        def work() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, work)
+        self._closed = True
+        self._executor.shutdown(wait=False)
+
+    async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs in one transaction; see :meth:`Storage.create_jobs`."""
+        for job in jobs:
+            if job.state is JobState.SCHEDULED and job.scheduled_at is None:
+                raise StorageError("a scheduled job needs scheduled_at")
+            if job.state not in _CREATABLE:
+                raise StorageError(f"cannot create a job in {job.state}")
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
+            ids = []
+            for job in jobs:
+                at = _ts(job.created_at)
+                cursor = conn.execute(
+                    "INSERT INTO jobs (function, arguments, queue, state,"
+                    " reason, created_at, state_changed_at, scheduled_at,"
+                    " timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.function,
+                        job.arguments,
+                        job.queue,
+                        job.state.value,
+                        job.reason,
+                        at,
+                        at,
+                        _opt_ts(job.scheduled_at),
+                        job.timeout,
+                    ),
+                )
+                job_id = cursor.lastrowid
+                assert job_id is not None
+                seq = self._history(
+                    conn, job_id, job.state.value, job.reason, at, {}
+                )
+                if job.state is JobState.ENQUEUED:
+                    conn.execute(
+                        "INSERT INTO job_queue (job_id, queue, seq)"
+                        " VALUES (?, ?, ?)",
+                        (job_id, job.queue, seq),
+                    )
+                conn.executemany(
+                    "INSERT INTO job_parameters (job_id, name, value)"
+                    " VALUES (?, ?, ?)",
+                    [(job_id, k, v) for k, v in job.parameters.items()],
+                )
+                changes.move(job.queue, None, job.state.value)
+                ids.append(job_id)
+            return ids
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def apply_changes(
+        self, changes: Sequence[StateChange]
+    ) -> list[ChangeOutcome]:
+        """Apply state changes; see :meth:`Storage.apply_changes`.
+
+        Raises:
+            StorageError: a change targets *processing*, or *scheduled*
+                without ``scheduled_at``; nothing was written.
+        """
+        for change in changes:
+            _check_change(change)
+
+        def work(
+            conn: sqlite3.Connection, gathered: _Changes
+        ) -> list[ChangeOutcome]:
+            return [
+                self._change(
+                    conn, gathered, change, from_worker=change.from_worker
+                )
+                for change in changes
+            ]
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def fetch(
+        self,
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> list[JobRecord]:
+        """Hand up to ``limit`` enqueued jobs to ``server``.
+
+        Returns nothing when ``server`` is not registered (it was declared
+        dead and must announce itself again); otherwise also counts as a
+        heartbeat.
+        """
+        at = _ts(now)
+        reason = f"fetched by {server}"
+        data = json.dumps({"server": server})
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
+            alive = conn.execute(
+                "UPDATE servers SET heartbeat_at = ? WHERE name = ?",
+                (at, server),
+            ).rowcount
+            if not alive:
+                return []
+            picked: list[int] = []
+            for queue in queues:
+                if len(picked) >= limit:
+                    break
+                picked.extend(
+                    job_id
+                    for (job_id,) in conn.execute(
+                        "SELECT job_id FROM job_queue WHERE queue = ?"
+                        " ORDER BY seq LIMIT ?",
+                        (queue, limit - len(picked)),
+                    )
+                )
+            rows: list[Any] = []
+            for chunk in _chunks(picked):
+                marks = _marks(len(chunk))
+                conn.execute(
+                    f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
+                )
+                rows.extend(
+                    conn.execute(
+                        "UPDATE jobs SET state = ?, reason = ?,"
+                        " version = version + 1, attempt = attempt + 1,"
+                        " state_changed_at = ?, scheduled_at = NULL,"
+                        " server = ?, expires_at = NULL"
+                        f" WHERE id IN ({marks}) RETURNING {_JOB_COLUMNS}",
+                        (_PROCESSING, reason, at, server, *chunk),
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO job_history (job_id, state, reason,"
+                " created_at, data) VALUES (?, ?, ?, ?, ?)",
+                [(row[0], _PROCESSING, reason, at, data) for row in rows],
+            )
+            for row in rows:
+                changes.move(row[3], _ENQUEUED, _PROCESSING)
+            position = {job_id: index for index, job_id in enumerate(picked)}
+            rows.sort(key=lambda row: position[row[0]])
+            return rows
+
+        def run(conn: sqlite3.Connection) -> list[Any]:
+            # A read first: polling an empty queue must not take the
+            # write lock that every other process is waiting for.
+            found = any(
+                conn.execute(
+                    "SELECT 1 FROM job_queue WHERE queue = ? LIMIT 1", (q,)
+                ).fetchone()
+                for q in queues
+            )
+            if not found:
+                return []
+            return self._write(conn, work)
+
+        return [_record(row) for row in await self._run(run)]
+
+    async def promote_scheduled(self, now: datetime, limit: int) -> int:
+        """Enqueue due scheduled jobs (see the base class)."""
+        at = _ts(now)
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> int:
+            due = conn.execute(
+                "SELECT id FROM jobs WHERE state = 'scheduled'"
+                " AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            moved = 0
+            for (job_id,) in due:
+                change = StateChange(
+                    job_id=job_id,
+                    to_state=JobState.ENQUEUED,
+                    from_states=frozenset({JobState.SCHEDULED}),
+                    reason="scheduled time reached",
+                    at=now,
+                )
+                outcome = self._change(
+                    conn, changes, change, from_worker=False
+                )
+                moved += outcome.applied
+            return moved
+
+        def run(conn: sqlite3.Connection) -> int:
+            if not conn.execute(
+                "SELECT 1 FROM jobs WHERE state = 'scheduled'"
+                " AND scheduled_at <= ? LIMIT 1",
+                (at,),
+            ).fetchone():
+                return 0
+            return self._write(conn, work)
+
+        return await self._run(run)
+
+    async def get_job(self, job_id: JobId) -> JobRecord | None:
+        """Return the job or ``None``; see :meth:`Storage.get_job`."""
+
+        def work(conn: sqlite3.Connection) -> Any:
+            return conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+
+        row = await self._run(work)
+        return None if row is None else _record(row)
+
+    async def get_history(self, job_id: JobId) -> list[HistoryEntry]:
+        """Return the job's history, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT state, reason, created_at, data FROM job_history"
+                " WHERE job_id = ? ORDER BY id",
+                (job_id,),
+            ).fetchall()
+
+        entries = []
+        for state, reason, at, data in await self._run(work):
+            try:
+                entries.append(
+                    HistoryEntry(
+                        JobState(state), reason, _dt(at), json.loads(data)
+                    )
+                )
+            except (TypeError, ValueError, OverflowError) as error:
+                raise CorruptedJobError(job_id, f"history: {error}") from error
+        return entries
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Return a page of jobs, newest first (see the base class)."""
+        where = []
+        params: list[object] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if queue is not None:
+            where.append("queue = ?")
+            params.append(queue)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        params.append(limit)
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
+                " ORDER BY id DESC LIMIT ?",
+                params,
+            ).fetchall()
+
+        return [_record(row) for row in await self._run(work)]
+
+    async def counts(self) -> list[StateCount]:
+        """Return the counters per state and queue (no zero rows)."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT state, queue, count FROM job_counters"
+                " WHERE count != 0 ORDER BY state, queue"
+            ).fetchall()
+
+        counts = []
+        for state, queue, count in await self._run(work):
+            try:
+                counts.append(StateCount(JobState(state), queue, count))
+            except ValueError as error:
+                raise StorageError(f"corrupted counter: {error}") from error
+        return counts
+
+    async def job_states(
+        self, job_ids: Sequence[JobId]
+    ) -> dict[JobId, tuple[JobState, int]]:
+        """Return the state and version of each existing job."""
+        ids = list(job_ids)
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            rows: list[Any] = []
+            for chunk in _chunks(ids):
+                rows.extend(
+                    conn.execute(
+                        "SELECT id, state, version FROM jobs"
+                        f" WHERE id IN ({_marks(len(chunk))})",
+                        chunk,
+                    )
+                )
+            return rows
+
+        found = {}
+        for job_id, state, version in await self._run(work):
+            try:
+                found[job_id] = (JobState(state), version)
+            except ValueError as error:
+                raise CorruptedJobError(job_id, str(error)) from error
+        return found
+
+    async def expire(self, now: datetime, limit: int) -> int:
+        """Remove expired jobs; see :meth:`Storage.expire`."""
+        at = _ts(now)
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> int:
+            rows = conn.execute(
+                "SELECT id, state, queue FROM jobs WHERE expires_at <= ?"
+                " ORDER BY expires_at LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            ids = [row[0] for row in rows]
+            for chunk in _chunks(ids):
+                marks = _marks(len(chunk))
+                for table, column in _JOB_TABLES:
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE {column} IN ({marks})",
+                        chunk,
+                    )
+            for _, state, queue in rows:
+                changes.move(queue, state, None)
+            return len(ids)
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def set_parameter(
+        self, job_id: JobId, name: str, value: str
+    ) -> bool:
+        """Set a job parameter; ``False`` if there is no such job."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> bool:
+            if not conn.execute(
+                "SELECT 1 FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone():
+                return False
+            conn.execute(
+                "INSERT INTO job_parameters (job_id, name, value)"
+                " VALUES (?, ?, ?) ON CONFLICT (job_id, name)"
+                " DO UPDATE SET value = excluded.value",
+                (job_id, name, value),
+            )
+            return True
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def get_parameters(self, job_id: JobId) -> dict[str, str]:
+        """Return the job's parameters."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT name, value FROM job_parameters WHERE job_id = ?"
+                " ORDER BY name",
+                (job_id,),
+            ).fetchall()
+
+        return {name: value for name, value in await self._run(work)}
+
+    async def announce_server(self, info: ServerInfo) -> None:
+        """Register a server as alive."""
+        row = (
+            info.name,
+            json.dumps(list(info.queues)),
+            info.workers,
+            _ts(info.started_at),
+            _ts(info.heartbeat_at),
+        )
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO servers (name, queues, workers,"
+                " started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._run(lambda conn: self._write(conn, work))
+
+    async def heartbeat(self, name: str, now: datetime) -> bool:
+        """Record a heartbeat; ``False`` if the server was declared dead."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> bool:
+            return bool(
+                conn.execute(
+                    "UPDATE servers SET heartbeat_at = ? WHERE name = ?",
+                    (_ts(now), name),
+                ).rowcount
+            )
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def remove_server(self, name: str) -> None:
+        """Unregister a server."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> None:
+            conn.execute("DELETE FROM servers WHERE name = ?", (name,))
+
+        await self._run(lambda conn: self._write(conn, work))
+
+    async def list_servers(self) -> list[ServerInfo]:
+        """Return the registered servers, by name."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT name, queues, workers, started_at, heartbeat_at"
+                " FROM servers ORDER BY name"
+            ).fetchall()
+
+        return [
+            ServerInfo(
+                name=name,
+                queues=tuple(json.loads(queues)),
+                workers=workers,
+                started_at=_dt(started),
+                heartbeat_at=_dt(beat),
+            )
+            for name, queues, workers, started, beat in await self._run(work)
+        ]
+
+    async def recover_dead_servers(
+        self, now: datetime, silence: float, reason: str
+    ) -> list[JobId]:
+        """Requeue jobs of silent servers; see the base class."""
+        limit = _ts(now) - silence
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
+            conn.execute(
+                "DELETE FROM servers WHERE heartbeat_at < ?", (limit,)
+            )
+            orphans = conn.execute(
+                "SELECT id, server FROM jobs WHERE state = 'processing'"
+                " AND (server IS NULL OR server NOT IN"
+                " (SELECT name FROM servers))"
+            ).fetchall()
+            recovered = []
+            for job_id, server in orphans:
+                change = StateChange(
+                    job_id=job_id,
+                    to_state=JobState.ENQUEUED,
+                    from_states=frozenset({JobState.PROCESSING}),
+                    reason=reason,
+                    at=now,
+                    data={"server": server},
+                )
+                if self._change(
+                    conn, changes, change, from_worker=False
+                ).applied:
+                    recovered.append(job_id)
+            return recovered
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Hear about changes made through any storage on this file here."""
+        return self._hub.add(listener)
+
+
+_CREATABLE = frozenset(
+    {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
+)
+_JOB_TABLES = (
+    ("job_history", "job_id"),
+    ("job_parameters", "job_id"),
+    ("job_queue", "job_id"),
+    ("jobs", "id"),
+)
+
+
+def _check_change(change: StateChange) -> None:
+    if change.to_state is JobState.PROCESSING:
+        raise StorageError("only fetch() moves a job to processing")
+    if change.to_state is JobState.SCHEDULED and change.scheduled_at is None:
+        raise StorageError("a change to scheduled needs scheduled_at")
+
+
+def open_url(url: str) -> SQLiteStorage:
+    """Open ``sqlite:///relative/path`` or ``sqlite:////absolute/path``.
+
+    Query options: ``busy_timeout`` (seconds).
+
+    Raises:
+        InvalidStorageURLError: the URL has no path or an unknown option.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "sqlite":
+        raise InvalidStorageURLError(f"not an SQLite URL: {url!r}")
+    if parsed.netloc:
+        raise InvalidStorageURLError(
+            f"SQLite URLs have no host: use sqlite:///relative.db or "
+            f"sqlite:////absolute/path.db, not {url!r}"
+        )
+    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+    if not path:
+        raise InvalidStorageURLError(f"SQLite URL names no file: {url!r}")
+    options = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+    busy_timeout = 10.0
+    for key, values in options.items():
+        if key != "busy_timeout":
+            raise InvalidStorageURLError(f"unknown SQLite URL option {key!r}")
+        try:
+            busy_timeout = float(values[-1])
+        except ValueError:
+            raise InvalidStorageURLError(
+                f"busy_timeout must be a number of seconds: {values[-1]!r}"
+            ) from None
+    return SQLiteStorage(urllib.parse.unquote(path), busy_timeout=busy_timeout)

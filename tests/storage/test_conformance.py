@@ -1,0 +1,725 @@
+"""The storage conformance suite: what every backend must do.
+
+Written only against :class:`backburner.storage.Storage`; the ``storage``
+fixture (conftest.py) runs it on each backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backburner.storage import (
+    JobsAborted,
+    JobsEnqueued,
+    JobState,
+    NewJob,
+    Notification,
+    ServerInfo,
+    StateChange,
+    Storage,
+    StorageError,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+S = JobState
+ALL = frozenset(JobState)
+
+
+def new_job(
+    queue: str = "default",
+    state: JobState = S.ENQUEUED,
+    *,
+    scheduled_at: datetime | None = None,
+    function: str = "app.jobs:send",
+    arguments: str = '{"args":[],"kwargs":{}}',
+    parameters: dict[str, str] | None = None,
+    at: datetime = T0,
+) -> NewJob:
+    return NewJob(
+        function=function,
+        arguments=arguments,
+        queue=queue,
+        state=state,
+        reason=state.value,
+        created_at=at,
+        scheduled_at=scheduled_at,
+        timeout=2.5,
+        parameters=parameters or {},
+    )
+
+
+def change(
+    job_id: int,
+    to_state: JobState,
+    from_states: frozenset[JobState] = ALL,
+    *,
+    at: datetime = T0,
+    **kwargs: object,
+) -> StateChange:
+    return StateChange(
+        job_id=job_id,
+        to_state=to_state,
+        from_states=from_states,
+        reason=f"to {to_state.value}",
+        at=at,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def announce(storage: Storage, name: str, at: datetime = T0) -> None:
+    await storage.announce_server(
+        ServerInfo(
+            name=name,
+            queues=("default",),
+            workers=4,
+            started_at=at,
+            heartbeat_at=at,
+        )
+    )
+
+
+async def counts_by_state(storage: Storage) -> dict[tuple[str, str], int]:
+    return {(c.state.value, c.queue): c.count for c in await storage.counts()}
+
+
+async def actual_counts(storage: Storage) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for record in await storage.list_jobs(limit=10_000):
+        key = (record.state.value, record.queue)
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+# -- schema ----------------------------------------------------------------
+
+
+async def test_migrating_twice_applies_nothing_the_second_time(
+    storage: Storage,
+) -> None:
+    assert await storage.migrate() == []
+
+
+# -- creating jobs -----------------------------------------------------------
+
+
+async def test_created_jobs_get_increasing_ids_in_order(
+    storage: Storage,
+) -> None:
+    ids = await storage.create_jobs([new_job(), new_job("mail"), new_job()])
+
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+
+
+async def test_a_created_job_reads_back_with_every_field(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(
+        new_job("mail", function="app.mail:send_ü", arguments='{"a":"é"}')
+    )
+
+    record = await storage.get_job(job_id)
+
+    assert record is not None
+    assert record.function == "app.mail:send_ü"
+    assert record.arguments == '{"a":"é"}'
+    assert record.queue == "mail"
+    assert record.state is S.ENQUEUED
+    assert record.attempt == 0
+    assert record.created_at == T0
+    assert record.timeout == 2.5
+    assert record.server is None
+
+
+async def test_a_created_job_has_one_history_entry(storage: Storage) -> None:
+    job_id = await storage.create_job(new_job())
+
+    history = await storage.get_history(job_id)
+
+    assert [(h.state, h.at) for h in history] == [(S.ENQUEUED, T0)]
+
+
+async def test_a_scheduled_job_without_a_time_is_refused_unwritten(
+    storage: Storage,
+) -> None:
+    with pytest.raises(StorageError):
+        await storage.create_jobs([new_job(), new_job(state=S.SCHEDULED)])
+
+    assert await storage.list_jobs() == []
+    assert await storage.counts() == []
+
+
+async def test_an_unknown_job_reads_as_none(storage: Storage) -> None:
+    assert await storage.get_job(12345) is None
+    assert await storage.get_history(12345) == []
+
+
+# -- fetching --------------------------------------------------------------
+
+
+async def test_fetch_moves_jobs_to_processing_for_the_server(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+    before = await storage.get_job(job_id)
+
+    (fetched,) = await storage.fetch("host:1", ["default"], 10, T0)
+
+    assert before is not None
+    assert fetched.id == job_id
+    assert fetched.state is S.PROCESSING
+    assert fetched.server == "host:1"
+    assert fetched.attempt == 1
+    assert fetched.version > before.version
+    history = await storage.get_history(job_id)
+    assert [h.state for h in history] == [S.ENQUEUED, S.PROCESSING]
+
+
+async def test_fetch_takes_no_more_than_the_limit(storage: Storage) -> None:
+    await announce(storage, "host:1")
+    await storage.create_jobs([new_job() for _ in range(5)])
+
+    fetched = await storage.fetch("host:1", ["default"], 3, T0)
+
+    assert len(fetched) == 3
+
+
+async def test_fetch_drains_queues_in_the_order_given_oldest_first(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    low1, high1, low2, high2 = await storage.create_jobs(
+        [new_job("low"), new_job("high"), new_job("low"), new_job("high")]
+    )
+
+    first = await storage.fetch("host:1", ["high", "low"], 3, T0)
+    rest = await storage.fetch("host:1", ["high", "low"], 3, T0)
+
+    assert [r.id for r in first] == [high1, high2, low1]
+    assert [r.id for r in rest] == [low2]
+
+
+async def test_fetch_ignores_queues_not_asked_for(storage: Storage) -> None:
+    await announce(storage, "host:1")
+    await storage.create_job(new_job("other"))
+
+    assert await storage.fetch("host:1", ["default"], 10, T0) == []
+
+
+async def test_fetch_gives_nothing_to_an_unregistered_server(
+    storage: Storage,
+) -> None:
+    await storage.create_job(new_job())
+
+    assert await storage.fetch("ghost:1", ["default"], 10, T0) == []
+
+
+async def test_concurrent_fetches_hand_each_job_to_one_server(
+    storage: Storage,
+) -> None:
+    await announce(storage, "a:1")
+    await announce(storage, "b:1")
+    ids = await storage.create_jobs([new_job() for _ in range(60)])
+
+    async def drain(server: str) -> list[int]:
+        taken: list[int] = []
+        while batch := await storage.fetch(server, ["default"], 7, T0):
+            taken.extend(r.id for r in batch)
+        return taken
+
+    a, b = await asyncio.gather(drain("a:1"), drain("b:1"))
+
+    assert sorted(a + b) == ids
+
+
+async def test_requeued_jobs_go_to_the_back_of_their_queue(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    first, second = await storage.create_jobs([new_job(), new_job()])
+    await storage.apply_change(change(first, S.DELETED))
+    await storage.apply_change(change(first, S.ENQUEUED))
+
+    fetched = await storage.fetch("host:1", ["default"], 10, T0)
+
+    assert [r.id for r in fetched] == [second, first]
+
+
+# -- state changes -----------------------------------------------------------
+
+
+async def test_a_change_is_applied_when_the_job_is_in_an_allowed_state(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+
+    outcome = await storage.apply_change(
+        change(job_id, S.DELETED, frozenset({S.ENQUEUED}))
+    )
+
+    assert outcome.applied
+    assert outcome.previous_state is S.ENQUEUED
+    record = await storage.get_job(job_id)
+    assert record is not None
+    assert record.state is S.DELETED
+    assert record.reason == "to deleted"
+
+
+async def test_a_change_from_the_wrong_state_leaves_the_job_intact(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+    before = await storage.get_job(job_id)
+
+    outcome = await storage.apply_change(
+        change(job_id, S.SUCCEEDED, frozenset({S.PROCESSING}))
+    )
+
+    assert not outcome.applied
+    assert outcome.previous_state is S.ENQUEUED
+    assert await storage.get_job(job_id) == before
+    assert len(await storage.get_history(job_id)) == 1
+    assert await counts_by_state(storage) == {("enqueued", "default"): 1}
+
+
+async def test_a_change_with_a_stale_version_is_refused(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+    (fetched,) = await storage.fetch("host:1", ["default"], 1, T0)
+    await storage.apply_change(change(job_id, S.ENQUEUED))
+    (again,) = await storage.fetch("host:1", ["default"], 1, T0)
+
+    stale = await storage.apply_change(
+        change(job_id, S.SUCCEEDED, expected_version=fetched.version)
+    )
+    fresh = await storage.apply_change(
+        change(job_id, S.SUCCEEDED, expected_version=again.version)
+    )
+
+    assert not stale.applied
+    assert stale.previous_state is S.PROCESSING
+    assert fresh.applied
+
+
+async def test_a_change_to_a_missing_job_reports_no_previous_state(
+    storage: Storage,
+) -> None:
+    outcome = await storage.apply_change(change(999, S.DELETED))
+
+    assert not outcome.applied
+    assert outcome.previous_state is None
+
+
+async def test_one_refused_change_does_not_stop_the_others_in_a_batch(
+    storage: Storage,
+) -> None:
+    a, b = await storage.create_jobs([new_job(), new_job()])
+
+    outcomes = await storage.apply_changes(
+        [
+            change(a, S.DELETED, frozenset({S.FAILED})),
+            change(b, S.DELETED, frozenset({S.ENQUEUED})),
+        ]
+    )
+
+    assert [o.applied for o in outcomes] == [False, True]
+
+
+async def test_moving_to_processing_outside_fetch_is_refused(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+
+    with pytest.raises(StorageError):
+        await storage.apply_change(change(job_id, S.PROCESSING))
+
+    record = await storage.get_job(job_id)
+    assert record is not None
+    assert record.state is S.ENQUEUED
+
+
+async def test_a_change_to_scheduled_keeps_its_time(storage: Storage) -> None:
+    job_id = await storage.create_job(new_job())
+    later = T0 + timedelta(minutes=5)
+
+    await storage.apply_change(change(job_id, S.SCHEDULED, scheduled_at=later))
+
+    record = await storage.get_job(job_id)
+    assert record is not None
+    assert record.scheduled_at == later
+
+
+async def test_a_change_to_scheduled_without_a_time_is_refused(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+
+    with pytest.raises(StorageError):
+        await storage.apply_change(change(job_id, S.SCHEDULED))
+
+
+async def test_history_records_reason_time_and_data_of_each_change(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+    await storage.fetch("host:1", ["default"], 1, T0)
+    data = {"server": "host:1", "duration": 0.25, "exception": None}
+
+    await storage.apply_change(
+        change(job_id, S.FAILED, at=T0 + timedelta(seconds=1), data=data)
+    )
+
+    last = (await storage.get_history(job_id))[-1]
+    assert last.state is S.FAILED
+    assert last.reason == "to failed"
+    assert last.at == T0 + timedelta(seconds=1)
+    assert last.data == data
+
+
+async def test_reset_attempt_starts_the_count_again(storage: Storage) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+    await storage.fetch("host:1", ["default"], 1, T0)
+    await storage.apply_change(change(job_id, S.FAILED))
+
+    await storage.apply_change(change(job_id, S.ENQUEUED, reset_attempt=True))
+    (fetched,) = await storage.fetch("host:1", ["default"], 1, T0)
+
+    assert fetched.attempt == 1
+
+
+# -- at most one queue entry -------------------------------------------------
+
+
+async def test_random_changes_never_leave_two_queue_entries(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    ids = await storage.create_jobs([new_job() for _ in range(8)])
+    rng = random.Random(7)
+    targets = [S.ENQUEUED, S.DELETED, S.FAILED, S.SUCCEEDED, S.SCHEDULED]
+
+    for step in range(300):
+        if rng.random() < 0.25:
+            await storage.fetch("host:1", ["default"], rng.randint(1, 3), T0)
+            continue
+        target = rng.choice(targets)
+        await storage.apply_changes(
+            [
+                change(
+                    rng.choice(ids),
+                    target,
+                    frozenset(rng.sample(sorted(ALL), 4)),
+                    scheduled_at=T0 if target is S.SCHEDULED else None,
+                )
+                for _ in range(rng.randint(1, 3))
+            ]
+        )
+        if step % 50 == 49:
+            enqueued = {
+                r.id for r in await storage.list_jobs(state=S.ENQUEUED)
+            }
+            fetched = await storage.fetch("host:1", ["default"], 100, T0)
+            fetched_ids = [r.id for r in fetched]
+            assert len(fetched_ids) == len(set(fetched_ids))
+            assert set(fetched_ids) == enqueued
+
+    assert await counts_by_state(storage) == await actual_counts(storage)
+
+
+async def test_concurrent_requeue_and_delete_of_a_running_job_leave_one_entry(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+    await storage.fetch("host:1", ["default"], 1, T0)
+
+    await asyncio.gather(
+        *(
+            storage.apply_change(change(job_id, target))
+            for target in [S.ENQUEUED, S.DELETED, S.ENQUEUED] * 5
+        )
+    )
+
+    record = await storage.get_job(job_id)
+    fetched = await storage.fetch("host:1", ["default"], 10, T0)
+    assert record is not None
+    assert len(fetched) == (1 if record.state is S.ENQUEUED else 0)
+
+
+# -- counters --------------------------------------------------------------
+
+
+async def test_counters_follow_every_kind_of_change(storage: Storage) -> None:
+    await announce(storage, "host:1")
+    a, b, c = await storage.create_jobs(
+        [new_job(), new_job("mail"), new_job()]
+    )
+    await storage.create_job(
+        new_job(state=S.SCHEDULED, scheduled_at=T0 - timedelta(seconds=1))
+    )
+    await storage.fetch("host:1", ["default"], 1, T0)
+    await storage.apply_change(change(a, S.SUCCEEDED))
+    await storage.apply_change(change(b, S.DELETED))
+    await storage.promote_scheduled(T0, 10)
+
+    assert await counts_by_state(storage) == {
+        ("succeeded", "default"): 1,
+        ("deleted", "mail"): 1,
+        ("enqueued", "default"): 2,
+    }
+    assert c > a
+
+
+# -- scheduled jobs --------------------------------------------------------
+
+
+async def test_promote_enqueues_only_jobs_that_are_due(
+    storage: Storage,
+) -> None:
+    due, later = await storage.create_jobs(
+        [
+            new_job(state=S.SCHEDULED, scheduled_at=T0),
+            new_job(state=S.SCHEDULED, scheduled_at=T0 + timedelta(hours=1)),
+        ]
+    )
+
+    moved = await storage.promote_scheduled(T0, 10)
+
+    assert moved == 1
+    due_record = await storage.get_job(due)
+    later_record = await storage.get_job(later)
+    assert due_record is not None
+    assert later_record is not None
+    assert due_record.state is S.ENQUEUED
+    assert later_record.state is S.SCHEDULED
+
+
+async def test_promote_respects_its_limit(storage: Storage) -> None:
+    await storage.create_jobs(
+        [new_job(state=S.SCHEDULED, scheduled_at=T0) for _ in range(5)]
+    )
+
+    assert await storage.promote_scheduled(T0, 2) == 2
+    assert await storage.promote_scheduled(T0, 10) == 3
+    assert await storage.promote_scheduled(T0, 10) == 0
+
+
+# -- expiry ----------------------------------------------------------------
+
+
+async def test_expire_removes_only_jobs_whose_time_has_passed(
+    storage: Storage,
+) -> None:
+    old, young, kept = await storage.create_jobs(
+        [new_job(), new_job(), new_job()]
+    )
+    await storage.set_parameter(old, "k", "v")
+    await storage.apply_change(change(old, S.DELETED, expires_at=T0))
+    await storage.apply_change(
+        change(young, S.DELETED, expires_at=T0 + timedelta(days=1))
+    )
+
+    removed = await storage.expire(T0, 100)
+
+    assert removed == 1
+    assert await storage.get_job(old) is None
+    assert await storage.get_history(old) == []
+    assert await storage.get_parameters(old) == {}
+    assert await storage.get_job(young) is not None
+    assert await storage.get_job(kept) is not None
+    assert await counts_by_state(storage) == {
+        ("deleted", "default"): 1,
+        ("enqueued", "default"): 1,
+    }
+
+
+async def test_leaving_an_expiring_state_cancels_the_expiry(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+    await storage.apply_change(change(job_id, S.DELETED, expires_at=T0))
+    await storage.apply_change(change(job_id, S.ENQUEUED))
+
+    assert await storage.expire(T0 + timedelta(days=2), 100) == 0
+    assert await storage.get_job(job_id) is not None
+
+
+# -- parameters ------------------------------------------------------------
+
+
+async def test_parameters_are_set_overwritten_and_read(
+    storage: Storage,
+) -> None:
+    job_id = await storage.create_job(new_job(parameters={"tenant": '"a"'}))
+
+    assert await storage.set_parameter(job_id, "tenant", '"b"')
+    assert await storage.set_parameter(job_id, "trace", '"t1"')
+
+    assert await storage.get_parameters(job_id) == {
+        "tenant": '"b"',
+        "trace": '"t1"',
+    }
+
+
+async def test_a_parameter_for_a_missing_job_is_refused(
+    storage: Storage,
+) -> None:
+    assert not await storage.set_parameter(404, "k", "v")
+    assert await storage.get_parameters(404) == {}
+
+
+# -- listing ---------------------------------------------------------------
+
+
+async def test_listing_pages_newest_first_with_a_keyset_cursor(
+    storage: Storage,
+) -> None:
+    ids = await storage.create_jobs([new_job() for _ in range(7)])
+
+    first = await storage.list_jobs(limit=3)
+    second = await storage.list_jobs(before=first[-1].id, limit=3)
+    third = await storage.list_jobs(before=second[-1].id, limit=3)
+
+    listed = [r.id for r in first + second + third]
+    assert listed == sorted(ids, reverse=True)
+
+
+async def test_listing_filters_by_state_queue_or_both(
+    storage: Storage,
+) -> None:
+    a, b, c, d = await storage.create_jobs(
+        [new_job("x"), new_job("y"), new_job("x"), new_job("y")]
+    )
+    await storage.apply_change(change(a, S.DELETED))
+    await storage.apply_change(change(d, S.DELETED))
+
+    by_state = await storage.list_jobs(state=S.DELETED)
+    by_queue = await storage.list_jobs(queue="x")
+    by_both = await storage.list_jobs(state=S.ENQUEUED, queue="y")
+
+    assert [r.id for r in by_state] == [d, a]
+    assert [r.id for r in by_queue] == [c, a]
+    assert [r.id for r in by_both] == [b]
+
+
+async def test_job_states_reports_state_and_version_of_existing_jobs(
+    storage: Storage,
+) -> None:
+    a, b = await storage.create_jobs([new_job(), new_job()])
+    await storage.apply_change(change(b, S.DELETED))
+
+    found = await storage.job_states([a, b, 777])
+
+    assert set(found) == {a, b}
+    assert found[a][0] is S.ENQUEUED
+    assert found[b][0] is S.DELETED
+    assert found[b][1] > found[a][1]
+
+
+# -- servers ---------------------------------------------------------------
+
+
+async def test_an_announced_server_is_listed_and_can_heartbeat(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+
+    alive = await storage.heartbeat("host:1", T0 + timedelta(seconds=5))
+
+    assert alive
+    (server,) = await storage.list_servers()
+    assert server.name == "host:1"
+    assert server.queues == ("default",)
+    assert server.workers == 4
+    assert server.heartbeat_at == T0 + timedelta(seconds=5)
+
+
+async def test_a_removed_server_is_gone_and_its_heartbeat_says_so(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+
+    await storage.remove_server("host:1")
+
+    assert await storage.list_servers() == []
+    assert not await storage.heartbeat("host:1", T0)
+
+
+async def test_recovery_requeues_jobs_of_silent_servers_only(
+    storage: Storage,
+) -> None:
+    await announce(storage, "dead:1", T0)
+    await announce(storage, "alive:1", T0)
+    ids = await storage.create_jobs([new_job() for _ in range(4)])
+    dead_jobs = await storage.fetch("dead:1", ["default"], 2, T0)
+    alive_jobs = await storage.fetch("alive:1", ["default"], 2, T0)
+    later = T0 + timedelta(seconds=30)
+    await storage.heartbeat("alive:1", later)
+
+    recovered = await storage.recover_dead_servers(later, 10, "dead server")
+
+    assert sorted(recovered) == sorted(r.id for r in dead_jobs)
+    assert [s.name for s in await storage.list_servers()] == ["alive:1"]
+    assert not await storage.heartbeat("dead:1", later)
+    for record in dead_jobs:
+        current = await storage.get_job(record.id)
+        assert current is not None
+        assert current.state is S.ENQUEUED
+        assert current.reason == "dead server"
+    for record in alive_jobs:
+        current = await storage.get_job(record.id)
+        assert current is not None
+        assert current.state is S.PROCESSING
+    assert len(ids) == 4
+
+
+async def test_recovery_requeues_processing_jobs_of_unregistered_servers(
+    storage: Storage,
+) -> None:
+    await announce(storage, "gone:1")
+    job_id = await storage.create_job(new_job())
+    await storage.fetch("gone:1", ["default"], 1, T0)
+    await storage.remove_server("gone:1")
+
+    recovered = await storage.recover_dead_servers(T0, 10, "orphaned")
+
+    assert recovered == [job_id]
+
+
+# -- notifications ---------------------------------------------------------
+
+
+async def test_listeners_hear_enqueued_and_aborted_but_not_worker_outcomes(
+    storage: Storage,
+) -> None:
+    heard: list[Notification] = []
+    unsubscribe = storage.subscribe(heard.append)
+    await announce(storage, "host:1")
+    a, b = await storage.create_jobs([new_job("mail"), new_job("mail")])
+    await storage.fetch("host:1", ["mail"], 2, T0)
+
+    await storage.apply_change(change(a, S.SUCCEEDED, from_worker=True))
+    await storage.apply_change(change(b, S.DELETED))
+    unsubscribe()
+    await storage.create_job(new_job())
+
+    assert heard == [
+        JobsEnqueued(frozenset({"mail"})),
+        JobsAborted(frozenset({b})),
+    ]
+
+
+async def test_a_closed_storage_refuses_work(storage: Storage) -> None:
+    await storage.close()
+
+    with pytest.raises(StorageError):
+        await storage.get_job(1)
