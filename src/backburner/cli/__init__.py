@@ -1,0 +1,98 @@
+"""The ``backburner`` command: run workers, create and steer jobs.
+
+::
+
+    backburner [--storage URL] COMMAND ...
+
+    worker    run a job server until stopped
+    enqueue   create a job that runs MODULE:FUNCTION
+    jobs      list, show, requeue or delete jobs
+    stats     job counts per state and queue, and live servers
+    migrate   install or upgrade the storage schema
+
+``docs/cli.md`` is the guide, with the JSON shapes. A mistake is one
+line on stderr and a non-zero exit code (see
+:mod:`backburner.cli.failures`), never a traceback; a traceback means a
+bug.
+
+The working directory is put first on the import path, as ``python -m``
+does, so ``backburner enqueue myapp.jobs:send`` finds ``myapp`` from the
+project folder when run as an installed script too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from backburner import __version__
+from backburner.cli import enqueue, jobs, migrate, stats, worker
+from backburner.cli.failures import (
+    EXIT_INTERRUPTED,
+    EXPECTED,
+    CommandError,
+    exit_code_of,
+)
+from backburner.cli.parsing import ArgumentParser, storage_option
+from backburner.jobs.errors import JobError
+from backburner.storage.base import StorageError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole command, with every subcommand."""
+    parser = ArgumentParser(
+        prog="backburner",
+        description="Durable background jobs: workers, jobs and stats.",
+        parents=[storage_option()],
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"backburner {__version__}"
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True
+    )
+    for module in (worker, enqueue, jobs, stats, migrate):
+        module.register(commands)
+    return parser
+
+
+def _put_working_directory_on_path() -> None:
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 done, 1 could not be done, 2 the command line
+        is wrong, 130 interrupted.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help and --version end here.
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except EXPECTED as error:
+        return _report(error)
+
+    _put_working_directory_on_path()
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("backburner: interrupted\n")
+        return EXIT_INTERRUPTED
+    except EXPECTED as error:
+        return _report(error)
+
+
+def _report(error: CommandError | JobError | StorageError) -> int:
+    # One line, even when the message quotes multi-line text.
+    message = " ".join(str(error).split()) or type(error).__name__
+    sys.stderr.write(f"backburner: error: {message}\n")
+    return exit_code_of(error)

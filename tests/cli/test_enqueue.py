@@ -1,0 +1,194 @@
+"""``backburner enqueue``: checks before writing, then one job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backburner.jobs import JobState, SyncClient
+
+from .conftest import SAMPLES, Run, one_error_line
+
+
+def test_enqueue_prints_the_id_of_a_job_with_those_arguments(
+    cli: Run, client: SyncClient
+) -> None:
+    result = cli(
+        "enqueue",
+        f"{SAMPLES}:record",
+        '{"to": ["ann", 2]}',
+        "--kwargs",
+        '{"queue": "q"}',
+        "--queue",
+        "mail",
+    )
+
+    assert result.code == 0, result.err
+    job = client.get(int(result.out))
+    assert result.out == f"{job.id}\n"
+    assert job.function == f"{SAMPLES}:record"
+    assert job.queue == "mail"
+    assert job.state is JobState.ENQUEUED
+    assert job.arguments() == (({"to": ["ann", 2]},), {"queue": "q"})
+
+
+def test_each_argument_is_one_json_value(cli: Run, client: SyncClient) -> None:
+    result = cli(
+        "enqueue", f"{SAMPLES}:append_line", '"/tmp/x"', '"a \\"b\\""'
+    )
+
+    assert result.code == 0, result.err
+    assert client.get(int(result.out)).arguments() == (
+        ("/tmp/x", 'a "b"'),
+        {},
+    )
+
+
+def test_delay_schedules_the_job_and_timeout_is_stored(
+    cli: Run, client: SyncClient
+) -> None:
+    before = datetime.now(UTC)
+
+    result = cli(
+        "enqueue", f"{SAMPLES}:noop", "--delay", "90", "--timeout", "2.5"
+    )
+
+    job = client.get(int(result.out))
+    assert job.state is JobState.SCHEDULED
+    assert job.scheduled_at is not None
+    assert job.scheduled_at >= before + timedelta(seconds=90)
+    assert job.timeout == 2.5
+
+
+def test_a_zero_delay_enqueues_now(cli: Run, client: SyncClient) -> None:
+    result = cli("enqueue", f"{SAMPLES}:noop", "--delay", "0")
+
+    assert client.get(int(result.out)).state is JobState.ENQUEUED
+
+
+def test_a_runner_method_is_checked_without_self(
+    cli: Run, client: SyncClient
+) -> None:
+    result = cli("enqueue", f"{SAMPLES}:Mailer.send", '"bob"')
+
+    assert result.code == 0, result.err
+    assert client.get(int(result.out)).function == f"{SAMPLES}:Mailer.send"
+
+
+def test_a_cancellation_token_parameter_may_be_left_out(
+    cli: Run, client: SyncClient
+) -> None:
+    result = cli("enqueue", f"{SAMPLES}:wait_for_token", '"n"')
+
+    assert result.code == 0, result.err
+    assert client.get(int(result.out)).arguments() == (("n",), {})
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("no_such_module_xyz:run", "No module named 'no_such_module_xyz'"),
+        (f"{SAMPLES}:no_such_function", "has no attribute"),
+        (f"{SAMPLES}:calls", "is not callable"),
+    ],
+)
+def test_a_function_that_cannot_be_found_writes_nothing(
+    cli: Run, client: SyncClient, reference: str, expected: str
+) -> None:
+    result = cli("enqueue", reference)
+
+    assert result.code == 1
+    assert expected in one_error_line(result)
+    assert client.list_jobs().jobs == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["record"], "missing a required argument: 'value'"),
+        (["record", "1", "2"], "too many positional arguments"),
+        (
+            ["record", "1", "--kwargs", '{"colour": 1}'],
+            "unexpected keyword argument 'colour'",
+        ),
+        (["Mailer.send"], "missing a required argument: 'to'"),
+    ],
+)
+def test_arguments_the_function_cannot_take_write_nothing(
+    cli: Run, client: SyncClient, argv: list[str], expected: str
+) -> None:
+    result = cli("enqueue", f"{SAMPLES}:{argv[0]}", *argv[1:])
+
+    assert result.code == 1
+    assert expected in one_error_line(result)
+    assert client.list_jobs().jobs == []
+
+
+def test_a_value_storage_refuses_writes_nothing(
+    cli: Run, client: SyncClient
+) -> None:
+    result = cli("enqueue", f"{SAMPLES}:record", '"nul \\u0000 inside"')
+
+    assert result.code == 1
+    assert "NUL" in one_error_line(result)
+    assert client.list_jobs().jobs == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["record", "{oops"], "argument 1 is not valid JSON"),
+        (["record", "hello"], "argument 1 is not valid JSON"),
+        (["record", "NaN"], "NaN is not valid JSON"),
+        (["record", "1", "--kwargs", "[1]"], "must be a JSON object"),
+        (["record", "1", "--kwargs", "{"], "--kwargs is not valid JSON"),
+        (["record", "1", "--queue", "no spaces"], "invalid queue name"),
+        (["record", "1", "--delay", "-1"], "not a number of seconds"),
+        (["record", "1", "--timeout", "0"], "must be a positive number"),
+    ],
+)
+def test_a_malformed_command_line_is_a_usage_error(
+    cli: Run, client: SyncClient, argv: list[str], expected: str
+) -> None:
+    result = cli("enqueue", f"{SAMPLES}:{argv[0]}", *argv[1:])
+
+    assert result.code == 2
+    assert expected in one_error_line(result)
+    assert client.list_jobs().jobs == []
+
+
+def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
+    result = cli("enqueue", "tests.jobs.job_samples.noop")
+
+    assert result.code == 2
+    assert "must be MODULE:FUNCTION" in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("jobs.db", "storage URL must look like"),
+        ("mysql://db/jobs", "unknown storage 'mysql'"),
+        ("sqlite://host/jobs.db", "SQLite URLs have no host"),
+    ],
+)
+def test_an_unusable_storage_url_is_a_usage_error(
+    cli: Run, url: str, expected: str
+) -> None:
+    result = cli("--storage", url, "enqueue", f"{SAMPLES}:noop")
+
+    assert result.code == 2
+    assert expected in one_error_line(result)
+
+
+def test_a_storage_that_cannot_be_opened_fails(
+    cli: Run, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-folder' / 'jobs.db'}"
+
+    result = cli("enqueue", f"{SAMPLES}:noop", "--storage", url)
+
+    assert result.code == 1
+    assert "unable to open database file" in one_error_line(result)
