@@ -93,6 +93,11 @@ class Hub:
         self._listening = asyncio.Event()
 
     @property
+    def origin(self) -> str:
+        """The name this storage signs its own payloads with."""
+        return self._origin
+
+    @property
     def has_listeners(self) -> bool:
         """Whether anyone subscribed (and the connection is worth it)."""
         with self._lock:

@@ -53,6 +53,12 @@ CREATE TABLE job_queue (
     seq    bigint GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX job_queue_fetch ON job_queue (queue, seq);
+-- Rows come and go all the time: vacuum the queue long before the
+-- default 20% of dead rows piles up.
+ALTER TABLE job_queue SET (
+    autovacuum_vacuum_scale_factor = 0.0,
+    autovacuum_vacuum_threshold = 1000
+);
 
 CREATE TABLE job_parameters (
     job_id bigint NOT NULL,
@@ -61,23 +67,18 @@ CREATE TABLE job_parameters (
     PRIMARY KEY (job_id, name)
 );
 
--- Counters are the sum of a compacted base and of deltas. Every state
--- change appends delta rows instead of updating one row per state and
--- queue, so that servers moving jobs at the same time never wait for
--- each other's counter locks; maintenance folds the deltas into the
--- base now and then.
+-- Counters per state and queue, so that counting jobs never scans the
+-- jobs table. Each transaction adds its deltas to one of several shard
+-- rows picked at random, so that servers moving jobs at the same time
+-- seldom wait for each other's counter locks; a count is the sum over
+-- the shards. Rows are written in (state, queue) order, last in every
+-- transaction, so that counter locks cannot deadlock.
 CREATE TABLE job_counters (
-    state text   NOT NULL,
-    queue text   NOT NULL,
-    count bigint NOT NULL,
-    PRIMARY KEY (state, queue)
-);
-
-CREATE TABLE job_counter_deltas (
-    id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    state text   NOT NULL,
-    queue text   NOT NULL,
-    delta bigint NOT NULL
+    state text     NOT NULL,
+    queue text     NOT NULL,
+    shard smallint NOT NULL,
+    count bigint   NOT NULL,
+    PRIMARY KEY (state, queue, shard)
 );
 
 CREATE TABLE servers (

@@ -1,0 +1,308 @@
+-- The statements of PostgresStorage, one per "-- name:" block.
+-- They run with search_path set to the storage's schema; placeholders
+-- are psycopg's %(name)s. Every statement that moves jobs between
+-- states keeps the four things together: the job row, a history row,
+-- the queue entry and the counters.
+
+-- name: reserve_ids
+-- Ids for a batch of new jobs, taken before the insert so that history,
+-- queue entries and parameters can refer to them in the same statement.
+SELECT nextval(pg_get_serial_sequence('jobs', 'id'))
+FROM generate_series(1, %(count)s);
+
+-- name: create_jobs
+WITH new AS (
+    SELECT *
+    FROM unnest(
+        %(ids)s::bigint[], %(functions)s::text[], %(arguments)s::text[],
+        %(queues)s::text[], %(states)s::text[], %(reasons)s::text[],
+        %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
+        %(timeouts)s::float8[]
+    ) AS t (id, function, arguments, queue, state, reason, created_at,
+            scheduled_at, timeout)
+), inserted AS (
+    INSERT INTO jobs (id, function, arguments, queue, state, reason,
+                      created_at, state_changed_at, scheduled_at, timeout)
+    SELECT id, function, arguments, queue, state, reason, created_at,
+           created_at, scheduled_at, timeout
+    FROM new
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at)
+    SELECT id, state, reason, created_at FROM new ORDER BY id
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT id, queue FROM new WHERE state = 'enqueued' ORDER BY id
+)
+INSERT INTO job_parameters (job_id, name, value)
+SELECT * FROM unnest(
+    %(parameter_jobs)s::bigint[], %(parameter_names)s::text[],
+    %(parameter_values)s::text[]
+);
+
+-- name: lock_jobs
+-- Locked in id order so that two batches touching the same jobs queue
+-- up behind each other instead of deadlocking.
+SELECT id, state, queue, version
+FROM jobs
+WHERE id = ANY(%(ids)s::bigint[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: update_jobs
+-- The final row of each job changed by one apply_changes batch.
+UPDATE jobs AS j
+SET state = c.state,
+    reason = c.reason,
+    version = j.version + c.steps,
+    state_changed_at = c.at,
+    scheduled_at = c.scheduled_at,
+    expires_at = c.expires_at,
+    server = NULL,
+    attempt = CASE WHEN c.reset_attempt THEN 0 ELSE j.attempt END
+FROM unnest(
+    %(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[],
+    %(steps)s::integer[], %(at)s::timestamptz[],
+    %(scheduled)s::timestamptz[], %(expires)s::timestamptz[],
+    %(resets)s::boolean[]
+) AS c (id, state, reason, steps, at, scheduled_at, expires_at,
+        reset_attempt)
+WHERE j.id = c.id;
+
+-- name: add_history
+INSERT INTO job_history (job_id, state, reason, created_at, data)
+SELECT job_id, state, reason, at, data
+FROM unnest(
+    %(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[],
+    %(at)s::timestamptz[], %(data)s::text[]
+) WITH ORDINALITY AS h (job_id, state, reason, at, data, position)
+ORDER BY position;
+
+-- name: dequeue
+DELETE FROM job_queue WHERE job_id = ANY(%(ids)s::bigint[]);
+
+-- name: enqueue
+-- Each job goes to the back of its queue, in the order given.
+INSERT INTO job_queue (job_id, queue)
+SELECT job_id, queue
+FROM unnest(%(ids)s::bigint[], %(queues)s::text[])
+    WITH ORDINALITY AS e (job_id, queue, position)
+ORDER BY position;
+
+-- name: add_counts
+-- Last statement of a transaction, rows in (state, queue) order: see
+-- the job_counters table.
+INSERT INTO job_counters (state, queue, shard, count)
+SELECT state, queue, %(shard)s, delta
+FROM unnest(%(states)s::text[], %(queues)s::text[], %(deltas)s::bigint[])
+    AS d (state, queue, delta)
+ORDER BY state, queue
+ON CONFLICT (state, queue, shard)
+DO UPDATE SET count = job_counters.count + excluded.count;
+
+-- name: notify
+SELECT pg_notify(%(channel)s, payload)
+FROM unnest(%(payloads)s::text[]) AS p (payload);
+
+-- name: fetch
+-- One statement per queue: heartbeat the server, lock the oldest queue
+-- entries whose job rows are free (SKIP LOCKED: rows another fetch or a
+-- state change holds are passed over, never waited for), move the jobs
+-- to processing, log the change, drop the queue entries, count.
+WITH alive AS (
+    UPDATE servers SET heartbeat_at = %(now)s
+    WHERE name = %(server)s
+    RETURNING name
+), picked AS (
+    SELECT q.job_id, q.seq
+    FROM job_queue AS q
+    JOIN jobs AS j ON j.id = q.job_id
+    WHERE q.queue = %(queue)s AND EXISTS (SELECT FROM alive)
+    ORDER BY q.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF q, j SKIP LOCKED
+), dequeued AS (
+    DELETE FROM job_queue AS q
+    USING picked
+    WHERE q.job_id = picked.job_id
+), moved AS (
+    UPDATE jobs AS j
+    SET state = 'processing',
+        reason = %(reason)s,
+        version = j.version + 1,
+        attempt = j.attempt + 1,
+        state_changed_at = %(now)s,
+        scheduled_at = NULL,
+        server = %(server)s,
+        expires_at = NULL
+    FROM picked
+    WHERE j.id = picked.job_id
+    RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
+              j.version, j.attempt, j.created_at, j.state_changed_at,
+              j.scheduled_at, j.server, j.expires_at, j.timeout, picked.seq
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT id, 'processing', %(reason)s, %(now)s, %(data)s
+    FROM moved
+    ORDER BY seq
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT d.state, %(queue)s::text, %(shard)s, d.sign * m.n
+    FROM (SELECT count(*) AS n FROM moved) AS m
+    CROSS JOIN (VALUES ('enqueued', -1), ('processing', 1)) AS d (state, sign)
+    WHERE m.n > 0
+    ORDER BY d.state
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
+)
+SELECT id, function, arguments, queue, state, reason, version, attempt,
+       created_at, state_changed_at, scheduled_at, server, expires_at,
+       timeout
+FROM moved
+ORDER BY seq;
+
+-- name: promote
+-- Due scheduled jobs, oldest due first; SKIP LOCKED lets every server
+-- promote at once without two of them moving the same job.
+WITH due AS (
+    SELECT id, scheduled_at
+    FROM jobs
+    WHERE state = 'scheduled' AND scheduled_at <= %(now)s
+    ORDER BY scheduled_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs AS j
+    SET state = 'enqueued',
+        reason = %(reason)s,
+        version = j.version + 1,
+        state_changed_at = %(now)s,
+        scheduled_at = NULL,
+        server = NULL,
+        expires_at = NULL
+    FROM due
+    WHERE j.id = due.id
+    RETURNING j.id, j.queue, due.scheduled_at AS due_at
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at)
+    SELECT id, 'enqueued', %(reason)s, %(now)s
+    FROM moved
+    ORDER BY due_at, id
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT id, queue FROM moved ORDER BY due_at, id
+)
+SELECT queue, count(*) FROM moved GROUP BY queue;
+
+-- name: delete_silent_servers
+DELETE FROM servers WHERE heartbeat_at < %(limit)s;
+
+-- name: recover
+-- Jobs in processing whose server is not registered (any more). SKIP
+-- LOCKED: a job whose worker is writing its outcome right now is left
+-- to that worker; if the outcome is refused, the next round finds it.
+WITH orphans AS (
+    SELECT id, server
+    FROM jobs AS j
+    WHERE state = 'processing'
+      AND NOT EXISTS (SELECT FROM servers AS s WHERE s.name = j.server)
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs AS j
+    SET state = 'enqueued',
+        reason = %(reason)s,
+        version = j.version + 1,
+        state_changed_at = %(now)s,
+        scheduled_at = NULL,
+        server = NULL,
+        expires_at = NULL
+    FROM orphans
+    WHERE j.id = orphans.id
+    RETURNING j.id, j.queue, orphans.server
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT id, 'enqueued', %(reason)s, %(now)s,
+           json_build_object('server', server)::text
+    FROM moved
+    ORDER BY id
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT id, queue FROM moved ORDER BY id
+)
+SELECT id, queue FROM moved ORDER BY id;
+
+-- name: expire
+-- A batch of expired jobs, with their history, parameters and any queue
+-- entry. SKIP LOCKED: servers expiring at the same time share the work.
+WITH doomed AS (
+    SELECT id
+    FROM jobs
+    WHERE expires_at <= %(now)s
+    ORDER BY expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM jobs AS j
+    USING doomed
+    WHERE j.id = doomed.id
+    RETURNING j.id, j.state, j.queue
+), history AS (
+    DELETE FROM job_history AS h USING gone WHERE h.job_id = gone.id
+), parameters AS (
+    DELETE FROM job_parameters AS p USING gone WHERE p.job_id = gone.id
+), queue AS (
+    DELETE FROM job_queue AS q USING gone WHERE q.job_id = gone.id
+)
+SELECT state, queue, count(*) FROM gone GROUP BY state, queue;
+
+-- name: counts
+SELECT state, queue, sum(count)::bigint
+FROM job_counters
+GROUP BY state, queue
+HAVING sum(count) <> 0
+ORDER BY state, queue;
+
+-- name: get_job
+SELECT id, function, arguments, queue, state, reason, version, attempt,
+       created_at, state_changed_at, scheduled_at, server, expires_at,
+       timeout
+FROM jobs
+WHERE id = %(id)s;
+
+-- name: get_history
+SELECT state, reason, created_at, data
+FROM job_history
+WHERE job_id = %(id)s
+ORDER BY id;
+
+-- name: job_states
+SELECT id, state, version FROM jobs WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: set_parameter
+INSERT INTO job_parameters (job_id, name, value)
+SELECT id, %(name)s, %(value)s FROM jobs WHERE id = %(id)s
+ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value
+RETURNING 1;
+
+-- name: get_parameters
+SELECT name, value FROM job_parameters WHERE job_id = %(id)s ORDER BY name;
+
+-- name: announce_server
+INSERT INTO servers (name, queues, workers, started_at, heartbeat_at)
+VALUES (%(name)s, %(queues)s, %(workers)s, %(started)s, %(heartbeat)s)
+ON CONFLICT (name) DO UPDATE
+SET queues = excluded.queues,
+    workers = excluded.workers,
+    started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at;
+
+-- name: heartbeat
+UPDATE servers SET heartbeat_at = %(now)s WHERE name = %(name)s RETURNING 1;
+
+-- name: remove_server
+DELETE FROM servers WHERE name = %(name)s;
+
+-- name: list_servers
+SELECT name, queues, workers, started_at, heartbeat_at
+FROM servers
+ORDER BY name;

@@ -1,0 +1,879 @@
+"""The PostgreSQL implementation of :class:`~backburner.storage.base.Storage`.
+
+Connections come from a psycopg pool opened on first use; each pooled
+connection has its ``search_path`` set to the storage's schema and its
+time zone to UTC, so the statements in ``queries.sql`` use bare names.
+Every method is one transaction. Statements that move many jobs at once
+(fetch, promotion, recovery, expiry) are single statements whose
+common table expressions lock, update, log, queue and count together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections import Counter
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from backburner.storage.base import (
+    ChangeOutcome,
+    CorruptedJobError,
+    HistoryEntry,
+    JobId,
+    JobRecord,
+    JobsAborted,
+    JobsEnqueued,
+    JobState,
+    Listener,
+    NewJob,
+    SchemaError,
+    ServerInfo,
+    StateChange,
+    StateCount,
+    Storage,
+    StorageError,
+)
+from backburner.storage.postgres import notifications, schema
+from backburner.storage.postgres.config import PostgresSettings, redact
+from backburner.storage.postgres.queries import query
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection: TypeAlias = psycopg.AsyncConnection[TupleRow]
+
+# Counter rows per (state, queue): a transaction adds its deltas to one
+# shard picked at random, so concurrent transactions rarely share a row.
+_COUNTER_SHARDS = 16
+_JOB_COLUMNS = sql.SQL(
+    "id, function, arguments, queue, state, reason, version, attempt, "
+    "created_at, state_changed_at, scheduled_at, server, expires_at, "
+    "timeout"
+)
+_CREATABLE = frozenset(
+    {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
+)
+_ENQUEUED = JobState.ENQUEUED.value
+_PROCESSING = JobState.PROCESSING.value
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    try:
+        return JobRecord(
+            id=int(row[0]),
+            function=str(row[1]),
+            arguments=str(row[2]),
+            queue=str(row[3]),
+            state=JobState(row[4]),
+            reason=str(row[5]),
+            version=int(row[6]),
+            attempt=int(row[7]),
+            created_at=row[8],
+            state_changed_at=row[9],
+            scheduled_at=row[10],
+            server=row[11],
+            expires_at=row[12],
+            timeout=None if row[13] is None else float(row[13]),
+        )
+    except (TypeError, ValueError) as error:
+        raise CorruptedJobError(row[0], str(error)) from error
+
+
+def _refuse_unstorable(text: str, what: str) -> None:
+    """Raise when PostgreSQL's ``text`` type cannot hold ``text``."""
+    if "\x00" in text:
+        raise StorageError(
+            f"{what} contains a NUL character (\\x00), which PostgreSQL "
+            "cannot store; nothing was written"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StorageError(
+            f"{what} contains a lone surrogate (not valid UTF-8); "
+            "nothing was written"
+        ) from None
+
+
+def _storable(text: str) -> str:
+    """Return ``text`` with what PostgreSQL cannot store replaced.
+
+    Used for reasons of state changes: they often quote an exception
+    message, and refusing the change would strand the job in its old
+    state, which is worse than a replaced character.
+    """
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+class _Pending:
+    """Counter deltas and notifications gathered in one transaction."""
+
+    def __init__(self) -> None:
+        self.counters: Counter[tuple[str, str]] = Counter()
+        self.enqueued: set[str] = set()
+        self.aborted: set[JobId] = set()
+
+    def move(self, queue: str, old: str | None, new: str | None) -> None:
+        if old is not None:
+            self.counters[(old, queue)] -= 1
+        if new is not None:
+            self.counters[(new, queue)] += 1
+        if new == _ENQUEUED:
+            self.enqueued.add(queue)
+
+    def notifications(self) -> list[JobsEnqueued | JobsAborted]:
+        found: list[JobsEnqueued | JobsAborted] = []
+        if self.enqueued:
+            found.append(JobsEnqueued(frozenset(self.enqueued)))
+        if self.aborted:
+            found.append(JobsAborted(frozenset(self.aborted)))
+        return found
+
+
+@dataclass(slots=True)
+class _Current:
+    """A job locked by :meth:`PostgresStorage.apply_changes`.
+
+    Starts as read from the database; each applied change of the batch
+    moves it on, and the final values are written once.
+    """
+
+    state: str
+    queue: str
+    version: int
+    initial_state: str
+    steps: int = 0
+    last_change: int = -1
+    reason: str = ""
+    at: datetime | None = None
+    scheduled_at: datetime | None = None
+    expires_at: datetime | None = None
+    reset_attempt: bool = False
+
+
+class PostgresStorage(Storage):
+    """Jobs in a PostgreSQL schema shared by any number of servers.
+
+    Args:
+        settings: where to connect, which schema, how many connections.
+        auto_migrate: bring the schema up to date on first use (under
+            the migration lock, so any number of processes may do it).
+        pool_timeout: seconds a call waits for a free connection before
+            failing with :class:`StorageError`.
+    """
+
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        *,
+        auto_migrate: bool = True,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self._auto_migrate = auto_migrate
+        self._pool_timeout = pool_timeout
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._opening = asyncio.Lock()
+        self._migrated = False
+        self._closed = False
+        self._hub = notifications.Hub(
+            settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
+        )
+
+    def __repr__(self) -> str:
+        url = redact(self.settings.conninfo)
+        return f"PostgresStorage({url!r}, schema={self.settings.schema!r})"
+
+    # -- plumbing -------------------------------------------------------
+
+    async def _configure(self, conn: Connection) -> None:
+        await conn.execute(
+            sql.SQL("SET search_path TO {}").format(
+                sql.Identifier(self.settings.schema)
+            )
+        )
+        await conn.execute("SET TIME ZONE 'UTC'")
+
+    async def _ready(self) -> AsyncConnectionPool[Connection]:
+        if self._closed:
+            raise StorageError("storage is closed")
+        if self._hub.has_listeners:
+            self._hub.start()
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+                    self.settings.conninfo,
+                    min_size=self.settings.pool_min_size,
+                    max_size=self.settings.pool_max_size,
+                    open=False,
+                    # Reads are one statement each; writes open their
+                    # transaction explicitly (see _write).
+                    kwargs={"autocommit": True},
+                    configure=self._configure,
+                    # A connection the server dropped (restart, failover,
+                    # pg_terminate_backend) is found out and replaced
+                    # when it is taken from the pool, not by a failing
+                    # call.
+                    check=AsyncConnectionPool.check_connection,
+                    timeout=self._pool_timeout,
+                    name=f"backburner-{self.settings.schema}",
+                )
+                await pool.open(wait=False)
+                self._pool = pool
+        assert self._pool is not None
+        return self._pool
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; database errors become StorageError."""
+        pool = await self._ready()
+        if self._auto_migrate and not self._migrated:
+            await self._migrate_if_behind(pool)
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.errors.UndefinedTable as error:
+            raise SchemaError(
+                f"schema {self.settings.schema!r} is not installed; "
+                "run migrate() (or `backburner migrate`)"
+            ) from error
+        except psycopg.Error as error:
+            raise StorageError(
+                f"PostgreSQL error: {type(error).__name__}: {error}"
+            ) from error
+        except UnicodeEncodeError as error:
+            raise StorageError(f"text is not valid UTF-8: {error}") from error
+
+    async def _read(
+        self, statement: bytes, params: Mapping[str, object]
+    ) -> list[TupleRow]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(statement, params)
+            return await cursor.fetchall()
+
+    async def _write(
+        self, work: Callable[[Connection, _Pending], Awaitable[T]]
+    ) -> T:
+        """Run ``work`` in one transaction, then notify listeners.
+
+        Counters are written and NOTIFY sent last in the transaction, so
+        that PostgreSQL delivers the notifications only once the change
+        is committed.
+        """
+        pending = _Pending()
+        async with self._connection() as conn, conn.transaction():
+            result = await work(conn, pending)
+            await self._write_counters(conn, pending)
+            await self._send(conn, pending)
+        for notification in pending.notifications():
+            self._hub.publish(notification)
+        return result
+
+    async def _write_counters(
+        self, conn: Connection, pending: _Pending
+    ) -> None:
+        rows = sorted(
+            (state, queue, delta)
+            for (state, queue), delta in pending.counters.items()
+            if delta
+        )
+        if not rows:
+            return
+        states, queues, deltas = zip(*rows, strict=True)
+        await conn.execute(
+            query("add_counts"),
+            {
+                "shard": random.randrange(_COUNTER_SHARDS),
+                "states": list(states),
+                "queues": list(queues),
+                "deltas": list(deltas),
+            },
+        )
+
+    async def _send(self, conn: Connection, pending: _Pending) -> None:
+        payloads: list[str] = []
+        for notification in pending.notifications():
+            payloads.extend(
+                notifications.encode(self._hub.origin, notification)
+            )
+        if payloads:
+            await conn.execute(
+                query("notify"),
+                {"channel": self.settings.channel, "payloads": payloads},
+            )
+
+    async def _migrate_if_behind(
+        self, pool: AsyncConnectionPool[Connection]
+    ) -> None:
+        async with self._opening:
+            if self._migrated:
+                return
+            try:
+                async with pool.connection() as conn:
+                    current = await schema.current_version(
+                        conn, self.settings.schema
+                    )
+                if current < schema.latest():
+                    await schema.migrate(
+                        self.settings.conninfo, self.settings.schema
+                    )
+            except psycopg.Error as error:
+                raise StorageError(
+                    f"cannot migrate schema {self.settings.schema!r}: {error}"
+                ) from error
+            # A newer schema is fine here: migrations are additive, so
+            # this server keeps working while a newer release rolls out.
+            self._migrated = True
+
+    # -- Storage ----------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        """Install or upgrade the schema; return the versions applied.
+
+        Safe to call from any number of processes at once: they take
+        turns on an advisory lock, and the later ones find nothing to do.
+
+        Raises:
+            SchemaError: the schema was migrated by a newer backburner.
+            StorageError: the database refused a migration (it was rolled
+                back; earlier ones stay applied).
+        """
+        if self._closed:
+            raise StorageError("storage is closed")
+        try:
+            applied = await schema.migrate(
+                self.settings.conninfo, self.settings.schema
+            )
+        except psycopg.Error as error:
+            raise StorageError(
+                f"cannot migrate schema {self.settings.schema!r}: {error}"
+            ) from error
+        self._migrated = True
+        return applied
+
+    async def close(self) -> None:
+        """Stop listening and close every pooled connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._hub.stop()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def wait_listening(self) -> None:
+        """Return once notifications from other processes are heard.
+
+        The listening connection opens by itself when a listener
+        subscribes; this waits for it (tests, and servers that want to
+        be reachable before they announce themselves).
+
+        Raises:
+            StorageError: the storage is closed.
+        """
+        if self._closed:
+            raise StorageError("storage is closed")
+        await self._hub.wait_listening()
+
+    async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs in one transaction; see :meth:`Storage.create_jobs`.
+
+        Raises:
+            StorageError: a job is invalid or holds text PostgreSQL
+                cannot store (the error names the job and the field);
+                nothing was written.
+        """
+        _check_new_jobs(jobs)
+        if not jobs:
+            return []
+
+        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
+            cursor = await conn.execute(
+                query("reserve_ids"), {"count": len(jobs)}
+            )
+            ids = sorted(int(row[0]) for row in await cursor.fetchall())
+            await conn.execute(
+                query("create_jobs"), _new_job_params(ids, jobs)
+            )
+            for job in jobs:
+                pending.move(job.queue, None, job.state.value)
+            return ids
+
+        return await self._write(work)
+
+    async def apply_changes(
+        self, changes: Sequence[StateChange]
+    ) -> list[ChangeOutcome]:
+        """Apply state changes; see :meth:`Storage.apply_changes`.
+
+        Raises:
+            StorageError: a change targets *processing*, or *scheduled*
+                without ``scheduled_at``; nothing was written.
+        """
+        for change in changes:
+            _check_change(change)
+        if not changes:
+            return []
+
+        async def work(
+            conn: Connection, pending: _Pending
+        ) -> list[ChangeOutcome]:
+            ids = sorted({change.job_id for change in changes})
+            cursor = await conn.execute(query("lock_jobs"), {"ids": ids})
+            jobs = {
+                int(job_id): _Current(state, queue, version, state)
+                for job_id, state, queue, version in await cursor.fetchall()
+            }
+            outcomes = [
+                _decide(jobs, index, change, pending)
+                for index, change in enumerate(changes)
+            ]
+            await _write_changes(conn, jobs, changes, outcomes)
+            return outcomes
+
+        return await self._write(work)
+
+    async def fetch(
+        self,
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> list[JobRecord]:
+        """Hand up to ``limit`` enqueued jobs to ``server``.
+
+        One statement per queue, in the order given, until ``limit`` jobs
+        are taken; all in one transaction. Returns nothing when
+        ``server`` is not registered; otherwise also counts as a
+        heartbeat.
+        """
+        if limit < 1 or not queues:
+            return []
+        params: dict[str, object] = {
+            "server": server,
+            "now": now,
+            "reason": _storable(f"fetched by {server}"),
+            "data": json.dumps({"server": server}),
+            "shard": random.randrange(_COUNTER_SHARDS),
+        }
+
+        async def work(conn: Connection, pending: _Pending) -> list[TupleRow]:
+            rows: list[TupleRow] = []
+            for queue in dict.fromkeys(queues):
+                if len(rows) >= limit:
+                    break
+                cursor = await conn.execute(
+                    query("fetch"),
+                    {**params, "queue": queue, "limit": limit - len(rows)},
+                )
+                rows.extend(await cursor.fetchall())
+            return rows
+
+        return [_record(row) for row in await self._write(work)]
+
+    async def promote_scheduled(self, now: datetime, limit: int) -> int:
+        """Enqueue due scheduled jobs (see the base class)."""
+        if limit < 1:
+            return 0
+
+        async def work(conn: Connection, pending: _Pending) -> int:
+            cursor = await conn.execute(
+                query("promote"),
+                {
+                    "now": now,
+                    "limit": limit,
+                    "reason": "scheduled time reached",
+                },
+            )
+            moved = 0
+            for queue, count in await cursor.fetchall():
+                pending.counters[(JobState.SCHEDULED.value, queue)] -= count
+                pending.counters[(_ENQUEUED, queue)] += count
+                pending.enqueued.add(queue)
+                moved += count
+            return moved
+
+        return await self._write(work)
+
+    async def get_job(self, job_id: JobId) -> JobRecord | None:
+        """Return the job or ``None``; see :meth:`Storage.get_job`."""
+        rows = await self._read(query("get_job"), {"id": job_id})
+        return _record(rows[0]) if rows else None
+
+    async def get_history(self, job_id: JobId) -> list[HistoryEntry]:
+        """Return the job's history, oldest first."""
+        rows = await self._read(query("get_history"), {"id": job_id})
+        entries = []
+        for state, reason, at, data in rows:
+            try:
+                entries.append(
+                    HistoryEntry(JobState(state), reason, at, json.loads(data))
+                )
+            except (TypeError, ValueError) as error:
+                raise CorruptedJobError(job_id, f"history: {error}") from error
+        return entries
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        queue: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Return a page of jobs, newest first (see the base class).
+
+        The filters are spelled out rather than made optional inside one
+        statement, so that each combination is planned on its index.
+        """
+        conditions: list[sql.Composable] = []
+        params: dict[str, object] = {"limit": limit}
+        if state is not None:
+            conditions.append(sql.SQL("state = %(state)s"))
+            params["state"] = state.value
+        if queue is not None:
+            conditions.append(sql.SQL("queue = %(queue)s"))
+            params["queue"] = queue
+        if before is not None:
+            conditions.append(sql.SQL("id < %(before)s"))
+            params["before"] = before
+        where = (
+            sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+            if conditions
+            else sql.SQL("")
+        )
+        statement = sql.SQL(
+            "SELECT {} FROM jobs{} ORDER BY id DESC LIMIT %(limit)s"
+        ).format(_JOB_COLUMNS, where)
+        async with self._connection() as conn:
+            cursor = await conn.execute(statement, params)
+            rows = await cursor.fetchall()
+        return [_record(row) for row in rows]
+
+    async def counts(self) -> list[StateCount]:
+        """Return the counters per state and queue (no zero rows)."""
+        counts = []
+        for state, queue, count in await self._read(query("counts"), {}):
+            try:
+                counts.append(StateCount(JobState(state), queue, int(count)))
+            except ValueError as error:
+                raise StorageError(f"corrupted counter: {error}") from error
+        return counts
+
+    async def job_states(
+        self, job_ids: Sequence[JobId]
+    ) -> dict[JobId, tuple[JobState, int]]:
+        """Return the state and version of each existing job."""
+        if not job_ids:
+            return {}
+        rows = await self._read(query("job_states"), {"ids": list(job_ids)})
+        found = {}
+        for job_id, state, version in rows:
+            try:
+                found[int(job_id)] = (JobState(state), int(version))
+            except ValueError as error:
+                raise CorruptedJobError(job_id, str(error)) from error
+        return found
+
+    async def expire(self, now: datetime, limit: int) -> int:
+        """Remove up to ``limit`` expired jobs; see :meth:`Storage.expire`.
+
+        One batch per call, so that a backlog of millions of expired jobs
+        is removed in short transactions rather than one long one.
+        """
+        if limit < 1:
+            return 0
+
+        async def work(conn: Connection, pending: _Pending) -> int:
+            cursor = await conn.execute(
+                query("expire"), {"now": now, "limit": limit}
+            )
+            removed = 0
+            for state, queue, count in await cursor.fetchall():
+                pending.counters[(state, queue)] -= count
+                removed += count
+            return removed
+
+        return await self._write(work)
+
+    async def set_parameter(
+        self, job_id: JobId, name: str, value: str
+    ) -> bool:
+        """Set a job parameter; ``False`` if there is no such job.
+
+        Raises:
+            StorageError: the name or value holds text PostgreSQL cannot
+                store; nothing was written.
+        """
+        _refuse_unstorable(name, "parameter name")
+        _refuse_unstorable(value, f"parameter {name!r}")
+
+        async def work(conn: Connection, pending: _Pending) -> bool:
+            cursor = await conn.execute(
+                query("set_parameter"),
+                {"id": job_id, "name": name, "value": value},
+            )
+            return await cursor.fetchone() is not None
+
+        return await self._write(work)
+
+    async def get_parameters(self, job_id: JobId) -> dict[str, str]:
+        """Return the job's parameters."""
+        rows = await self._read(query("get_parameters"), {"id": job_id})
+        return {name: value for name, value in rows}
+
+    async def announce_server(self, info: ServerInfo) -> None:
+        """Register (or re-register) a server as alive."""
+        _refuse_unstorable(info.name, "server name")
+        params = {
+            "name": info.name,
+            "queues": list(info.queues),
+            "workers": info.workers,
+            "started": info.started_at,
+            "heartbeat": info.heartbeat_at,
+        }
+
+        async def work(conn: Connection, pending: _Pending) -> None:
+            await conn.execute(query("announce_server"), params)
+
+        await self._write(work)
+
+    async def heartbeat(self, name: str, now: datetime) -> bool:
+        """Record a heartbeat; ``False`` if the server was declared dead."""
+        rows = await self._read(query("heartbeat"), {"name": name, "now": now})
+        return bool(rows)
+
+    async def remove_server(self, name: str) -> None:
+        """Unregister a server (its jobs stay as they are)."""
+        await self._read_nothing(query("remove_server"), {"name": name})
+
+    async def _read_nothing(
+        self, statement: bytes, params: Mapping[str, object]
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(statement, params)
+
+    async def list_servers(self) -> list[ServerInfo]:
+        """Return the registered servers, by name."""
+        rows = await self._read(query("list_servers"), {})
+        return [
+            ServerInfo(
+                name=name,
+                queues=tuple(queues),
+                workers=workers,
+                started_at=started,
+                heartbeat_at=beat,
+            )
+            for name, queues, workers, started, beat in rows
+        ]
+
+    async def recover_dead_servers(
+        self, now: datetime, silence: float, reason: str
+    ) -> list[JobId]:
+        """Requeue jobs of silent servers; see the base class.
+
+        Any number of servers may run this at once: a silent server is
+        deleted by one of them, and each orphaned job is locked (SKIP
+        LOCKED) and requeued by exactly one.
+        """
+        cutoff = now - timedelta(seconds=silence)
+        params = {"now": now, "reason": _storable(reason)}
+
+        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
+            await conn.execute(
+                query("delete_silent_servers"), {"limit": cutoff}
+            )
+            cursor = await conn.execute(query("recover"), params)
+            recovered = []
+            for job_id, queue in await cursor.fetchall():
+                pending.move(queue, _PROCESSING, _ENQUEUED)
+                pending.aborted.add(int(job_id))
+                recovered.append(int(job_id))
+            return recovered
+
+        return await self._write(work)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Hear about changes made by any process on this schema.
+
+        Changes made through this storage are told at once after commit;
+        those of other processes arrive through LISTEN/NOTIFY on a
+        dedicated connection, opened now if an event loop is running (or
+        on the storage's next call otherwise).
+        """
+        remove = self._hub.add(listener)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return remove
+        if not self._closed:
+            self._hub.start()
+        return remove
+
+
+def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
+    for index, job in enumerate(jobs):
+        where = f"job #{index} ({job.function})"
+        if job.state not in _CREATABLE:
+            raise StorageError(f"{where}: cannot create a job in {job.state}")
+        if job.state is JobState.SCHEDULED and job.scheduled_at is None:
+            raise StorageError(f"{where}: a scheduled job needs scheduled_at")
+        _refuse_unstorable(job.function, f"job #{index}: function")
+        _refuse_unstorable(job.arguments, f"{where}: arguments")
+        _refuse_unstorable(job.queue, f"{where}: queue")
+        _refuse_unstorable(job.reason, f"{where}: reason")
+        for name, value in job.parameters.items():
+            _refuse_unstorable(name, f"{where}: parameter name")
+            _refuse_unstorable(value, f"{where}: parameter {name!r}")
+
+
+def _new_job_params(
+    ids: Sequence[JobId], jobs: Sequence[NewJob]
+) -> dict[str, object]:
+    parameters = [
+        (job_id, name, value)
+        for job_id, job in zip(ids, jobs, strict=True)
+        for name, value in job.parameters.items()
+    ]
+    return {
+        "ids": list(ids),
+        "functions": [job.function for job in jobs],
+        "arguments": [job.arguments for job in jobs],
+        "queues": [job.queue for job in jobs],
+        "states": [job.state.value for job in jobs],
+        "reasons": [job.reason for job in jobs],
+        "created": [job.created_at for job in jobs],
+        "scheduled": [job.scheduled_at for job in jobs],
+        "timeouts": [job.timeout for job in jobs],
+        "parameter_jobs": [row[0] for row in parameters],
+        "parameter_names": [row[1] for row in parameters],
+        "parameter_values": [row[2] for row in parameters],
+    }
+
+
+def _check_change(change: StateChange) -> None:
+    if change.to_state is JobState.PROCESSING:
+        raise StorageError("only fetch() moves a job to processing")
+    if change.to_state is JobState.SCHEDULED and change.scheduled_at is None:
+        raise StorageError("a change to scheduled needs scheduled_at")
+
+
+def _decide(
+    jobs: dict[JobId, _Current],
+    index: int,
+    change: StateChange,
+    pending: _Pending,
+) -> ChangeOutcome:
+    """Apply ``change`` to the locked job in memory (compare-and-set).
+
+    A batch may change one job several times; each change sees the
+    state the previous ones left.
+    """
+    current = jobs.get(change.job_id)
+    if current is None:
+        return ChangeOutcome(change.job_id, False, None)
+    try:
+        previous = JobState(current.state)
+    except ValueError as error:
+        raise CorruptedJobError(change.job_id, str(error)) from error
+    if previous not in change.from_states or (
+        change.expected_version is not None
+        and current.version != change.expected_version
+    ):
+        return ChangeOutcome(change.job_id, False, previous)
+
+    target = change.to_state.value
+    pending.move(current.queue, current.state, target)
+    if previous is JobState.PROCESSING and not change.from_worker:
+        pending.aborted.add(change.job_id)
+    current.state = target
+    current.version += 1
+    current.steps += 1
+    current.last_change = index
+    current.reason = _storable(change.reason)
+    current.at = change.at
+    current.scheduled_at = change.scheduled_at
+    current.expires_at = change.expires_at
+    current.reset_attempt = current.reset_attempt or change.reset_attempt
+    return ChangeOutcome(change.job_id, True, previous)
+
+
+async def _write_changes(
+    conn: Connection,
+    jobs: Mapping[JobId, _Current],
+    changes: Sequence[StateChange],
+    outcomes: Sequence[ChangeOutcome],
+) -> None:
+    """Write what :func:`_decide` settled: rows, history, queue entries."""
+    applied = [c for c, o in zip(changes, outcomes, strict=True) if o.applied]
+    if not applied:
+        return
+    moved = {
+        job_id: current for job_id, current in jobs.items() if current.steps
+    }
+    await conn.execute(
+        query("update_jobs"),
+        {
+            "ids": list(moved),
+            "states": [c.state for c in moved.values()],
+            "reasons": [c.reason for c in moved.values()],
+            "steps": [c.steps for c in moved.values()],
+            "at": [c.at for c in moved.values()],
+            "scheduled": [c.scheduled_at for c in moved.values()],
+            "expires": [c.expires_at for c in moved.values()],
+            "resets": [c.reset_attempt for c in moved.values()],
+        },
+    )
+    await conn.execute(
+        query("add_history"),
+        {
+            "ids": [c.job_id for c in applied],
+            "states": [c.to_state.value for c in applied],
+            "reasons": [_storable(c.reason) for c in applied],
+            "at": [c.at for c in applied],
+            "data": [json.dumps(c.data) for c in applied],
+        },
+    )
+    # The old queue entry goes whenever the job was enqueued; a job that
+    # ends the batch enqueued gets a new one at the back of its queue.
+    dequeued = [
+        job_id
+        for job_id, current in moved.items()
+        if current.initial_state == _ENQUEUED
+    ]
+    if dequeued:
+        await conn.execute(query("dequeue"), {"ids": dequeued})
+    requeued = sorted(
+        (current.last_change, job_id, current.queue)
+        for job_id, current in moved.items()
+        if current.state == _ENQUEUED
+    )
+    if requeued:
+        await conn.execute(
+            query("enqueue"),
+            {
+                "ids": [job_id for _, job_id, _ in requeued],
+                "queues": [queue for _, _, queue in requeued],
+            },
+        )
