@@ -1,0 +1,240 @@
+"""SQLAlchemy 2 (asyncio): database work stops when its token fires.
+
+Two pieces, usable alone or together:
+
+- :func:`install_cancellation` makes an interrupted ``await`` stop in the
+  database as well. Call it once per engine.
+- :func:`cancellable_session` ties an ``AsyncSession`` to a cancellation
+  token: the block is interrupted when the token fires, its statement
+  stops in the database, the session rolls back and returns its
+  connection to the pool, and the block ends with
+  :class:`~backburner.cancellation.OperationCancelled` carrying the
+  token's reason. It installs the engine hook itself.
+
+::
+
+    Session = async_sessionmaker(engine)
+
+    @app.get("/products")
+    async def products(token: RequestCancellation) -> list[str]:
+        async with cancellable_session(Session, token) as session:
+            rows = await session.scalars(select(Product.name))
+            return list(rows)
+
+A request cancelled by :class:`~backburner.web.CancellationMiddleware`
+and a job function holding a token use the same helper.
+
+What happens to a statement whose task is cancelled, per driver
+(measured with ``pg_stat_activity``, see ``docs/database.md``):
+
+- asyncpg and psycopg 3 send PostgreSQL a cancel request by themselves,
+  and SQLAlchemy then discards the connection (its protocol state is
+  unknown after a cancelled ``await``), so the server-side backend ends
+  too. Nothing more is needed from us.
+- aiosqlite runs the statement in a thread that a task cancellation does
+  not reach: the statement runs to its end, and so does the cancelled
+  task, because SQLAlchemy's cleanup waits behind it. The hook calls
+  SQLite's ``interrupt()`` (thread-safe) when the connection is
+  discarded, so the statement stops at its next step.
+
+Known limits: a connection whose statement was interrupted is discarded
+rather than reused (SQLAlchemy's choice for any cancelled ``await``), so
+each cancelled statement costs a reconnect. Only the asyncio drivers are
+covered; synchronous sessions in threads are not interrupted. The
+interruption is a task cancellation, so the rules of
+:func:`~backburner.cancellation.cancellable` apply: an outside
+``task.cancel()`` (the middleware interrupting the handler, a server
+shutting down) wins and surfaces as :class:`asyncio.CancelledError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
+
+from backburner.cancellation import (
+    CancellationToken,
+    OperationCancelled,
+    cancellable,
+)
+from backburner.web.request import current_request_token
+
+S = TypeVar("S", bound=AsyncSession)
+
+# How often a discarded SQLite connection is interrupted again, in
+# seconds: a statement handed to aiosqlite's thread just before the
+# interrupt had not started yet, and SQLite only interrupts statements
+# that are running. The first interrupt is immediate.
+_REINTERRUPT_DELAYS = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+# Interrupters still running; a task the loop only references weakly
+# could be collected before it ends.
+_interrupters: set[asyncio.Task[None]] = set()
+
+
+def install_cancellation(engine: AsyncEngine | Engine) -> None:
+    """Make a cancelled ``await`` stop the statement in the database.
+
+    Calling it again for the same engine does nothing. Engines whose
+    driver cancels server-side by itself (asyncpg, psycopg) get no hook.
+
+    Args:
+        engine: the engine (async, or its ``sync_engine``).
+    """
+    sync_engine = (
+        engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    )
+    listener = _STOPPERS.get(sync_engine.dialect.driver)
+    if listener is None:
+        return
+    # SQLAlchemy discards (invalidates) a connection whose ``await`` was
+    # cancelled, then closes it; the close waits behind the statement
+    # unless the statement is stopped first, here.
+    if not event.contains(sync_engine, "invalidate", listener):
+        event.listen(sync_engine, "invalidate", listener)
+
+
+def _interrupt_aiosqlite(
+    dbapi_connection: Any, record: Any, exception: BaseException | None
+) -> None:
+    connection = getattr(dbapi_connection, "driver_connection", None)
+    if connection is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    task = loop.create_task(_interrupt_until_closed(connection))
+    _interrupters.add(task)
+    task.add_done_callback(_interrupters.discard)
+
+
+async def _interrupt_until_closed(connection: Any) -> None:
+    for delay in (0.0, *_REINTERRUPT_DELAYS):
+        await asyncio.sleep(delay)
+        try:
+            await connection.interrupt()
+        except (ValueError, sqlite3.ProgrammingError):
+            # aiosqlite says ValueError once closed, sqlite3 says
+            # ProgrammingError: either way nothing runs any more.
+            return
+
+
+_STOPPERS: dict[str, Callable[[Any, Any, BaseException | None], None]] = {
+    "aiosqlite": _interrupt_aiosqlite,
+}
+
+
+class _CancellableSession(Generic[S]):
+    """The context manager behind :func:`cancellable_session`."""
+
+    __slots__ = ("_factory", "_scope", "_session", "_token")
+
+    def __init__(
+        self, factory: Callable[[], S], token: CancellationToken
+    ) -> None:
+        self._factory = factory
+        self._token = token
+        self._scope: cancellable | None = None
+        self._session: S | None = None
+
+    async def __aenter__(self) -> S:
+        self._token.raise_if_cancellation_requested()
+        session = self._factory()
+        if isinstance(session.bind, AsyncEngine):
+            install_cancellation(session.bind)
+        scope = cancellable(self._token)
+        await scope.__aenter__()
+        self._scope = scope
+        self._session = session
+        return session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        session, self._session = self._session, None
+        scope, self._scope = self._scope, None
+        if session is None or scope is None:
+            raise RuntimeError("cancellable_session exited but never entered")
+        try:
+            # The scope ends first, so that the cleanup below cannot be
+            # interrupted by the token any more.
+            suppressed = await scope.__aexit__(exc_type, exc, tb)
+        finally:
+            # Rolls back and returns the connection; SQLAlchemy runs it
+            # in a task of its own, so a second cancellation of this task
+            # cannot cut it short.
+            await session.__aexit__(exc_type, exc, tb)
+        if (
+            isinstance(exc, DBAPIError)
+            and self._token.is_cancellation_requested
+        ):
+            # A driver error after the token fired is its consequence (a
+            # statement cancelled on the server, an interrupted SQLite
+            # query): report the cancellation, not a database failure.
+            reason = self._token.reason or "cancelled"
+            raise OperationCancelled(reason, self._token) from exc
+        return suppressed
+
+
+@overload
+def cancellable_session(
+    factory: async_sessionmaker[S],
+    token: CancellationToken | None = None,
+) -> _CancellableSession[S]: ...
+
+
+@overload
+def cancellable_session(
+    factory: AsyncEngine,
+    token: CancellationToken | None = None,
+) -> _CancellableSession[AsyncSession]: ...
+
+
+def cancellable_session(
+    factory: async_sessionmaker[Any] | AsyncEngine,
+    token: CancellationToken | None = None,
+) -> _CancellableSession[Any]:
+    """A session whose work stops when ``token`` fires.
+
+    Use it as ``async with cancellable_session(Session, token) as s:``.
+    When the token fires the block is interrupted at the ``await`` it is
+    blocked on and the running statement stops in the database; the
+    session then rolls back and returns its connection to the pool, even
+    if the task is cancelled again meanwhile.
+
+    Args:
+        factory: an ``async_sessionmaker`` or an ``AsyncEngine`` (a plain
+            ``AsyncSession`` bound to it is made).
+        token: the token to obey; by default the current request's
+            (:func:`~backburner.web.current_request_token`), which
+            outside a request never fires.
+
+    Raises:
+        OperationCancelled: on entry if the token has already fired; on
+            exit if it fired during the block, also when the block ended
+            with a driver error caused by the cancellation.
+    """
+    if token is None:
+        token = current_request_token()
+    if isinstance(factory, AsyncEngine):
+        engine = factory
+        return _CancellableSession(lambda: AsyncSession(engine), token)
+    return _CancellableSession(factory, token)
+
+
+__all__ = ["cancellable_session", "install_cancellation"]
