@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -73,3 +75,9 @@ def one_error_line(result: Result) -> str:
     assert len(lines) == 1, result.err
     assert lines[0].startswith("backburner: error: "), lines[0]
     return lines[0]
+
+
+@pytest.fixture
+def samples(cli: Run) -> ModuleType:
+    """``tests.jobs.job_samples``, importable once ``cli`` set the path."""
+    return importlib.import_module(SAMPLES)

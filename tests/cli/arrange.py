@@ -1,0 +1,59 @@
+"""Put jobs in the states a worker would, through the storage interface.
+
+The command-line tests need failed jobs and live servers without running
+a job server: these helpers make the same state changes a worker makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from backburner.jobs import states
+from backburner.storage import open_storage
+from backburner.storage.base import JobId, ServerInfo
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "job_samples.py", line 1, in flaky\n'
+    "RuntimeError: boom 1\n"
+)
+
+
+def announce(url: str, name: str, queues: tuple[str, ...]) -> None:
+    """Register a live server called ``name``."""
+
+    async def work() -> None:
+        async with open_storage(url) as storage:
+            now = datetime.now(UTC)
+            await storage.announce_server(
+                ServerInfo(name, queues, 3, now, now)
+            )
+
+    asyncio.run(work())
+
+
+def fail(url: str, job_id: JobId, queue: str = "default") -> None:
+    """Fetch ``job_id`` and record it as failed, as a worker would.
+
+    ``job_id`` must be the oldest enqueued job on ``queue``.
+    """
+
+    async def work() -> None:
+        async with open_storage(url) as storage:
+            now = datetime.now(UTC)
+            info = ServerInfo("test:1", (queue,), 1, now, now)
+            await storage.announce_server(info)
+            (record,) = await storage.fetch("test:1", [queue], 1, now)
+            assert record.id == job_id
+            data = {
+                "exception_type": "builtins.RuntimeError",
+                "message": "boom 1",
+                "traceback": TRACEBACK,
+            }
+            change = states.fail(job_id, record.version, now, "failed", data)
+            outcome = await storage.apply_change(change)
+            assert outcome.applied
+            await storage.remove_server("test:1")
+
+    asyncio.run(work())
