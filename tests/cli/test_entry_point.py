@@ -1,0 +1,121 @@
+"""The installed ``backburner`` script and ``python -m backburner``.
+
+These run real processes, to prove the entry points and the exit codes
+a shell sees; the other test modules call ``main()`` in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backburner import __version__
+
+from .conftest import REPO_ROOT, SAMPLES
+
+SCRIPT = str(Path(sys.executable).with_name("backburner"))
+COMMANDS = {
+    "script": [SCRIPT],
+    "module": [sys.executable, "-m", "backburner"],
+}
+
+
+@pytest.fixture(params=sorted(COMMANDS))
+def command(request: pytest.FixtureRequest) -> list[str]:
+    return COMMANDS[request.param]
+
+
+def _run(
+    argv: list[str], storage_url: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "BACKBURNER_STORAGE": storage_url}
+    return subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version(command: list[str], storage_url: str) -> None:
+    done = _run([*command, "--version"], storage_url)
+
+    assert (done.returncode, done.stdout) == (0, f"backburner {__version__}\n")
+
+
+def test_enqueue_then_show(command: list[str], storage_url: str) -> None:
+    enqueued = _run(
+        [*command, "enqueue", f"{SAMPLES}:record", "[1, 2]"], storage_url
+    )
+    job_id = int(enqueued.stdout)
+    shown = _run(
+        [*command, "jobs", "show", str(job_id), "--json"], storage_url
+    )
+
+    assert enqueued.returncode == 0, enqueued.stderr
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["state"] == "enqueued"
+    assert document["arguments"] == {"args": [[1, 2]], "kwargs": {}}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (["jobs", "list", "--state", "done"], 2, "invalid state 'done'"),
+        (["enqueue", f"{SAMPLES}:record", "{"], 2, "is not valid JSON"),
+        (["--storage", "nowhere", "stats"], 2, "storage URL must look"),
+        (["enqueue", "no_such_module_xyz:f"], 1, "No module named"),
+        (["jobs", "show", "77"], 1, "job 77 does not exist"),
+    ],
+)
+def test_mistakes_are_one_line_and_an_exit_code(
+    command: list[str],
+    storage_url: str,
+    argv: list[str],
+    code: int,
+    expected: str,
+) -> None:
+    done = _run([*command, *argv], storage_url)
+
+    assert done.returncode == code
+    assert done.stdout == ""
+    assert done.stderr.startswith("backburner: error: ")
+    assert expected in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_worker_runs_a_job_enqueued_from_the_command_line(
+    storage_url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.txt"
+    enqueued = _run(
+        [
+            SCRIPT,
+            "enqueue",
+            f"{SAMPLES}:append_line",
+            json.dumps(str(target)),
+            '"hi"',
+        ],
+        storage_url,
+    )
+    job_id = enqueued.stdout.strip()
+
+    worker = _run(
+        [SCRIPT, "worker", "--import", SAMPLES, "--until-empty"],
+        storage_url,
+        timeout=90,
+    )
+    shown = _run([SCRIPT, "jobs", "show", job_id, "--json"], storage_url)
+
+    assert worker.returncode == 0, worker.stderr
+    assert json.loads(shown.stdout)["state"] == "succeeded"
+    assert target.read_text(encoding="utf-8") == "hi\n"
