@@ -1,6 +1,6 @@
 -- The statements of PostgresStorage, one per "-- name:" block.
 -- They run with search_path set to the storage's schema; placeholders
--- are psycopg's %(name)s. Every statement that moves jobs between
+-- are psycopg's named ones. Every statement that moves jobs between
 -- states keeps the four things together: the job row, a history row,
 -- the queue entry and the counters.
 
@@ -121,9 +121,8 @@ WITH alive AS (
     LIMIT %(limit)s
     FOR UPDATE OF q, j SKIP LOCKED
 ), dequeued AS (
-    DELETE FROM job_queue AS q
-    USING picked
-    WHERE q.job_id = picked.job_id
+    DELETE FROM job_queue
+    WHERE job_id = ANY(ARRAY(SELECT job_id FROM picked))
 ), moved AS (
     UPDATE jobs AS j
     SET state = 'processing',
@@ -134,15 +133,12 @@ WITH alive AS (
         scheduled_at = NULL,
         server = %(server)s,
         expires_at = NULL
-    FROM picked
-    WHERE j.id = picked.job_id
-    RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
-              j.version, j.attempt, j.created_at, j.state_changed_at,
-              j.scheduled_at, j.server, j.expires_at, j.timeout, picked.seq
+    WHERE j.id = ANY(ARRAY(SELECT job_id FROM picked))
+    RETURNING j.*
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
-    SELECT id, 'processing', %(reason)s, %(now)s, %(data)s
-    FROM moved
+    SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
+    FROM picked
     ORDER BY seq
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
@@ -154,11 +150,12 @@ WITH alive AS (
     ON CONFLICT (state, queue, shard)
     DO UPDATE SET count = job_counters.count + excluded.count
 )
-SELECT id, function, arguments, queue, state, reason, version, attempt,
-       created_at, state_changed_at, scheduled_at, server, expires_at,
-       timeout
-FROM moved
-ORDER BY seq;
+SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
+       m.version, m.attempt, m.created_at, m.state_changed_at,
+       m.scheduled_at, m.server, m.expires_at, m.timeout
+FROM moved AS m
+JOIN picked AS p ON p.job_id = m.id
+ORDER BY p.seq;
 
 -- name: promote
 -- Due scheduled jobs, oldest due first; SKIP LOCKED lets every server
@@ -179,17 +176,19 @@ WITH due AS (
         scheduled_at = NULL,
         server = NULL,
         expires_at = NULL
-    FROM due
-    WHERE j.id = due.id
-    RETURNING j.id, j.queue, due.scheduled_at AS due_at
+    WHERE j.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING j.id, j.queue
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at)
     SELECT id, 'enqueued', %(reason)s, %(now)s
-    FROM moved
-    ORDER BY due_at, id
+    FROM due
+    ORDER BY scheduled_at, id
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
-    SELECT id, queue FROM moved ORDER BY due_at, id
+    SELECT m.id, m.queue
+    FROM moved AS m
+    JOIN due AS d ON d.id = m.id
+    ORDER BY d.scheduled_at, m.id
 )
 SELECT queue, count(*) FROM moved GROUP BY queue;
 
@@ -216,14 +215,13 @@ WITH orphans AS (
         scheduled_at = NULL,
         server = NULL,
         expires_at = NULL
-    FROM orphans
-    WHERE j.id = orphans.id
-    RETURNING j.id, j.queue, orphans.server
+    WHERE j.id = ANY(ARRAY(SELECT id FROM orphans))
+    RETURNING j.id, j.queue
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT id, 'enqueued', %(reason)s, %(now)s,
            json_build_object('server', server)::text
-    FROM moved
+    FROM orphans
     ORDER BY id
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
@@ -242,16 +240,18 @@ WITH doomed AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
-    DELETE FROM jobs AS j
-    USING doomed
-    WHERE j.id = doomed.id
-    RETURNING j.id, j.state, j.queue
+    DELETE FROM jobs
+    WHERE id = ANY(ARRAY(SELECT id FROM doomed))
+    RETURNING id, state, queue
 ), history AS (
-    DELETE FROM job_history AS h USING gone WHERE h.job_id = gone.id
+    DELETE FROM job_history
+    WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
 ), parameters AS (
-    DELETE FROM job_parameters AS p USING gone WHERE p.job_id = gone.id
+    DELETE FROM job_parameters
+    WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
 ), queue AS (
-    DELETE FROM job_queue AS q USING gone WHERE q.job_id = gone.id
+    DELETE FROM job_queue
+    WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
 )
 SELECT state, queue, count(*) FROM gone GROUP BY state, queue;
 

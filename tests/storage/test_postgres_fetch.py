@@ -1,0 +1,247 @@
+"""PostgreSQL only: fetching under contention, and the query plans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backburner.storage import (
+    JobState,
+    NewJob,
+    ServerInfo,
+    StateChange,
+    open_storage,
+)
+from backburner.storage.postgres import PostgresStorage
+from backburner.storage.postgres.queries import query
+
+pytestmark = pytest.mark.postgres
+
+Admin = Callable[..., list[tuple[object, ...]]]
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def new_job(queue: str = "default") -> NewJob:
+    return NewJob(
+        function="app.jobs:send",
+        arguments='{"args":[],"kwargs":{}}',
+        queue=queue,
+        state=JobState.ENQUEUED,
+        reason="enqueued",
+        created_at=T0,
+    )
+
+
+async def announce(storage: PostgresStorage, name: str) -> None:
+    await storage.announce_server(ServerInfo(name, ("default",), 4, T0, T0))
+
+
+@pytest.fixture
+async def storages(
+    postgres_storage_url: str,
+) -> AsyncIterator[list[PostgresStorage]]:
+    """Four storages on one schema: four pools, as four servers have."""
+    opened = [open_storage(postgres_storage_url) for _ in range(4)]
+    assert all(isinstance(s, PostgresStorage) for s in opened)
+    typed = [s for s in opened if isinstance(s, PostgresStorage)]
+    await typed[0].migrate()
+    try:
+        yield typed
+    finally:
+        for storage in typed:
+            await storage.close()
+
+
+async def test_concurrent_fetches_from_many_connections_hand_out_each_job_once(
+    storages: list[PostgresStorage],
+) -> None:
+    ids = await storages[0].create_jobs([new_job() for _ in range(400)])
+    for index, storage in enumerate(storages):
+        await announce(storage, f"server:{index}")
+
+    async def drain(storage: PostgresStorage, name: str) -> list[int]:
+        taken: list[int] = []
+        while batch := await storage.fetch(name, ["default"], 5, T0):
+            taken.extend(record.id for record in batch)
+        return taken
+
+    # Three fetch loops per storage: twelve connections competing.
+    results = await asyncio.gather(
+        *(
+            drain(storage, f"server:{index}")
+            for index, storage in enumerate(storages)
+            for _ in range(3)
+        )
+    )
+
+    taken = [job_id for result in results for job_id in result]
+    assert sorted(taken) == ids
+    counts = {(c.state, c.queue): c.count for c in await storages[0].counts()}
+    assert counts == {(JobState.PROCESSING, "default"): 400}
+    histories = await asyncio.gather(
+        *(storages[0].get_history(job_id) for job_id in ids[:20])
+    )
+    for history in histories:
+        assert [h.state for h in history] == [
+            JobState.ENQUEUED,
+            JobState.PROCESSING,
+        ]
+
+
+async def test_fetches_racing_deletes_never_hand_out_a_deleted_job(
+    storages: list[PostgresStorage],
+) -> None:
+    ids = await storages[0].create_jobs([new_job() for _ in range(200)])
+    await announce(storages[1], "server:1")
+    doomed = ids[::2]
+
+    async def delete_all() -> None:
+        for start in range(0, len(doomed), 10):
+            await storages[0].apply_changes(
+                [
+                    StateChange(
+                        job_id=job_id,
+                        to_state=JobState.DELETED,
+                        from_states=frozenset({JobState.ENQUEUED}),
+                        reason="deleted",
+                        at=T0,
+                    )
+                    for job_id in doomed[start : start + 10]
+                ]
+            )
+
+    async def drain() -> list[int]:
+        taken: list[int] = []
+        while batch := await storages[1].fetch("server:1", ["default"], 3, T0):
+            taken.extend(record.id for record in batch)
+        return taken
+
+    taken, _ = await asyncio.gather(drain(), delete_all())
+
+    states = await storages[0].job_states(ids)
+    for job_id in taken:
+        assert states[job_id][0] is JobState.PROCESSING
+    for job_id in set(ids) - set(taken):
+        assert states[job_id][0] is JobState.DELETED
+    assert len(set(taken)) == len(taken)
+
+
+# -- plans -------------------------------------------------------------------
+
+ROWS = 20_000
+
+
+@pytest.fixture
+def big_schema(admin: Admin, storages: list[PostgresStorage]) -> Admin:
+    """20,000 jobs: most finished, a tenth enqueued, some scheduled."""
+    admin(
+        """
+        INSERT INTO jobs (function, arguments, queue, state, reason,
+                          created_at, state_changed_at, scheduled_at,
+                          expires_at)
+        SELECT 'app.jobs:send', '{}', 'q' || (i %% 3),
+               CASE WHEN i %% 10 = 0 THEN 'enqueued'
+                    WHEN i %% 10 = 1 THEN 'scheduled'
+                    ELSE 'succeeded' END,
+               '', now(), now(),
+               CASE WHEN i %% 10 = 1 THEN now() + interval '1 day' END,
+               CASE WHEN i %% 10 > 1 THEN now() + interval '1 day' END
+        FROM generate_series(1, %s) AS i
+        """,
+        ROWS,
+    )
+    admin(
+        "INSERT INTO job_history (job_id, state, reason, created_at)"
+        " SELECT id, state, '', now() FROM jobs"
+    )
+    admin(
+        "INSERT INTO job_queue (job_id, queue)"
+        " SELECT id, queue FROM jobs WHERE state = 'enqueued' ORDER BY id"
+    )
+    admin("INSERT INTO servers VALUES ('s:1', '{q1}', 1, now(), now())")
+    admin("ANALYZE")
+    return admin
+
+
+def _plan(admin: Admin, name: str, params: dict[str, object]) -> str:
+    """EXPLAIN ANALYZE a statement of queries.sql, then roll it back."""
+    values: list[object] = []
+
+    def positional(match: re.Match[str]) -> str:
+        values.append(params[match.group(1)])
+        return "%s"
+
+    statement = re.sub(r"%\((\w+)\)s", positional, query(name).decode())
+    admin("BEGIN")
+    try:
+        (row,) = admin("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *values)
+    finally:
+        admin("ROLLBACK")
+    return json.dumps(row[0])
+
+
+def scanned_relations(plan_json: str) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "Relation Name" in node:
+                found.add((node["Node Type"], node["Relation Name"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(plan_json))
+    return found
+
+
+async def test_fetch_uses_indexes_on_a_big_table(big_schema: Admin) -> None:
+    scans = scanned_relations(
+        _plan(
+            big_schema,
+            "fetch",
+            {
+                "server": "s:1",
+                "now": T0,
+                "reason": "fetched",
+                "data": "{}",
+                "shard": 0,
+                "queue": "q1",
+                "limit": 10,
+            },
+        )
+    )
+
+    assert ("Index Scan", "job_queue") in scans
+    assert ("Seq Scan", "jobs") not in scans
+    assert ("Seq Scan", "job_queue") not in scans
+
+
+async def test_promotion_and_expiry_use_their_partial_indexes(
+    big_schema: Admin,
+) -> None:
+    later = datetime.now(UTC) + timedelta(days=2)
+
+    promote = scanned_relations(
+        _plan(
+            big_schema,
+            "promote",
+            {"now": later, "limit": 100, "reason": "due"},
+        )
+    )
+    expire = scanned_relations(
+        _plan(big_schema, "expire", {"now": later, "limit": 100})
+    )
+
+    assert ("Index Scan", "jobs") in promote
+    assert ("Seq Scan", "jobs") not in promote
+    for table in ("jobs", "job_history", "job_queue"):
+        assert ("Seq Scan", table) not in expire
