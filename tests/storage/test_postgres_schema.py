@@ -1,0 +1,200 @@
+"""PostgreSQL only: the URL, the schema and its migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from backburner.storage import (
+    InvalidStorageURLError,
+    JobState,
+    NewJob,
+    SchemaError,
+    open_storage,
+)
+from backburner.storage.postgres import PostgresStorage, schema
+from backburner.storage.postgres.config import parse_url
+
+pytestmark = pytest.mark.postgres
+
+Admin = Callable[..., list[tuple[object, ...]]]
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+JOB = NewJob(
+    function="app.jobs:send",
+    arguments='{"args":[],"kwargs":{}}',
+    queue="default",
+    state=JobState.ENQUEUED,
+    reason="enqueued",
+    created_at=T0,
+)
+
+
+def opened(url: str) -> PostgresStorage:
+    storage = open_storage(url)
+    assert isinstance(storage, PostgresStorage)
+    return storage
+
+
+# -- URLs ------------------------------------------------------------------
+
+
+def test_the_default_schema_is_jobs() -> None:
+    settings = parse_url("postgresql://app@db.internal:5432/shop")
+
+    assert settings.schema == "jobs"
+    assert settings.channel == "backburner_jobs"
+
+
+def test_backburner_options_are_taken_out_of_the_connection_string() -> None:
+    settings = parse_url(
+        "postgres://app@db/shop?schema=queue_2&pool_max_size=20"
+        "&sslmode=require"
+    )
+
+    assert settings.schema == "queue_2"
+    assert settings.pool_max_size == 20
+    assert settings.conninfo == "postgresql://app@db/shop?sslmode=require"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "schema=Jobs",
+        "schema=jobs;drop",
+        "schema=1jobs",
+        "pool_max_size=0",
+        "pool_min_size=5&pool_max_size=2",
+        "auto_migrate=perhaps",
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_error(query: str) -> None:
+    with pytest.raises(InvalidStorageURLError):
+        open_storage(f"postgresql://app@db/shop?{query}")
+
+
+def test_a_password_never_shows_in_the_storage_repr() -> None:
+    storage = opened("postgresql://app:s3cret@db/shop")
+
+    assert "s3cret" not in repr(storage)
+    assert "***" in repr(storage)
+
+
+# -- migrations ------------------------------------------------------------
+
+
+async def test_migrate_creates_the_tables_in_the_named_schema(
+    postgres_storage_url: str, postgres_schema: str, admin: Admin
+) -> None:
+    storage = opened(postgres_storage_url)
+    try:
+        applied = await storage.migrate()
+        again = await storage.migrate()
+    finally:
+        await storage.close()
+
+    tables = admin(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = %s ORDER BY table_name",
+        postgres_schema,
+    )
+    assert applied == [schema.latest()]
+    assert again == []
+    assert {name for (name,) in tables} >= {
+        "jobs",
+        "job_history",
+        "job_queue",
+        "job_parameters",
+        "job_counters",
+        "servers",
+        "schema_version",
+    }
+
+
+async def test_concurrent_migrations_apply_each_version_once(
+    postgres_storage_url: str, admin: Admin
+) -> None:
+    storages = [opened(postgres_storage_url) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(s.migrate() for s in storages))
+    finally:
+        for storage in storages:
+            await storage.close()
+
+    assert sorted(results) == [[]] * 5 + [[schema.latest()]]
+    assert admin("SELECT version FROM schema_version") == [(schema.latest(),)]
+
+
+async def test_first_use_migrates_when_auto_migrate_is_on(
+    postgres_storage_url: str,
+) -> None:
+    storage = opened(postgres_storage_url)
+    try:
+        job_id = await storage.create_job(JOB)
+        record = await storage.get_job(job_id)
+    finally:
+        await storage.close()
+
+    assert record is not None
+
+
+async def test_without_auto_migrate_a_missing_schema_is_a_schema_error(
+    postgres_storage_url: str,
+) -> None:
+    storage = opened(f"{postgres_storage_url}&auto_migrate=false")
+    try:
+        with pytest.raises(SchemaError, match="migrate"):
+            await storage.create_job(JOB)
+    finally:
+        await storage.close()
+
+
+async def test_a_newer_schema_refuses_migrate_but_keeps_serving(
+    postgres_storage_url: str, admin: Admin
+) -> None:
+    first = opened(postgres_storage_url)
+    await first.migrate()
+    await first.close()
+    admin("INSERT INTO schema_version (version) VALUES (9999)")
+
+    storage = opened(postgres_storage_url)
+    try:
+        with pytest.raises(SchemaError, match="9999"):
+            await storage.migrate()
+        # An older server keeps working while a newer release migrates:
+        # migrations only ever add.
+        job_id = await storage.create_job(JOB)
+    finally:
+        await storage.close()
+
+    assert job_id > 0
+
+
+async def test_a_no_transaction_migration_can_build_an_index_concurrently(
+    postgres_storage_url: str,
+    admin: Admin,
+    postgres_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = opened(postgres_storage_url)
+    await storage.migrate()
+    extra = (
+        "-- backburner: no transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS jobs_by_function"
+        " ON jobs (function);\n"
+    )
+    shipped = schema.available()
+    monkeypatch.setattr(schema, "available", lambda: [*shipped, (9000, extra)])
+    try:
+        applied = await storage.migrate()
+    finally:
+        await storage.close()
+
+    assert applied == [9000]
+    assert admin(
+        "SELECT indexname FROM pg_indexes"
+        " WHERE schemaname = %s AND indexname = 'jobs_by_function'",
+        postgres_schema,
+    ) == [("jobs_by_function",)]
