@@ -1,0 +1,187 @@
+"""PostgreSQL only: dropped connections, unstorable text, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from backburner.jobs import Client
+from backburner.jobs.errors import JobArgumentError
+from backburner.storage import (
+    JobState,
+    NewJob,
+    StateChange,
+    StorageError,
+    open_storage,
+)
+from backburner.storage.postgres import PostgresStorage
+from backburner.storage.postgres.config import parse_url
+
+pytestmark = pytest.mark.postgres
+
+Admin = Callable[..., list[tuple[object, ...]]]
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def new_job(
+    arguments: str = '{"args":[],"kwargs":{}}',
+    parameters: dict[str, str] | None = None,
+) -> NewJob:
+    return NewJob(
+        function="app.jobs:send",
+        arguments=arguments,
+        queue="default",
+        state=JobState.ENQUEUED,
+        reason="enqueued",
+        created_at=T0,
+        parameters=parameters or {},
+    )
+
+
+def delete(job_id: int, reason: str = "deleted") -> StateChange:
+    return StateChange(
+        job_id=job_id,
+        to_state=JobState.DELETED,
+        from_states=frozenset(JobState),
+        reason=reason,
+        at=T0,
+    )
+
+
+@pytest.fixture
+async def storage(postgres_storage_url: str) -> AsyncIterator[PostgresStorage]:
+    opened = open_storage(postgres_storage_url)
+    assert isinstance(opened, PostgresStorage)
+    await opened.migrate()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def kill_pool_connections(admin: Admin, application_name: str) -> int:
+    rows = admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %s AND query NOT LIKE 'LISTEN%%'",
+        application_name,
+    )
+    return len(rows)
+
+
+# -- dropped connections ---------------------------------------------------
+
+
+async def test_the_next_call_survives_killed_pool_connections(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    job_id = await storage.create_job(new_job())
+
+    assert kill_pool_connections(admin, postgres_schema) >= 1
+
+    record = await storage.get_job(job_id)
+    second = await storage.create_job(new_job())
+    assert record is not None
+    assert second > job_id
+
+
+async def test_a_connection_killed_mid_call_is_a_storage_error(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    job_id = await storage.create_job(new_job())
+    # Hold the job's row so that the storage's change waits on it.
+    admin("BEGIN")
+    admin("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", job_id)
+    change = asyncio.create_task(storage.apply_change(delete(job_id)))
+    try:
+        async with asyncio.timeout(60):
+            # PostgreSQL offers no event for "that backend now waits on
+            # a lock": poll pg_stat_activity, bounded by the timeout.
+            while not admin(  # noqa: ASYNC110 (nothing to wait on)
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+                " AND wait_event_type = 'Lock'",
+                postgres_schema,
+            ):
+                await asyncio.sleep(0.02)
+        kill_pool_connections(admin, postgres_schema)
+
+        with pytest.raises(StorageError) as raised:
+            await change
+    finally:
+        admin("ROLLBACK")
+
+    assert isinstance(raised.value.__cause__, psycopg.Error)
+    record = await storage.get_job(job_id)
+    assert record is not None
+    assert record.state is JobState.ENQUEUED
+
+
+async def test_an_unreachable_database_is_a_storage_error(
+    postgres_url: str,
+) -> None:
+    settings = parse_url(
+        f"{postgres_url.rsplit('/', 1)[0]}/backburner_no_such_database"
+    )
+    storage = PostgresStorage(settings, pool_timeout=1.0)
+    try:
+        with pytest.raises(StorageError):
+            await storage.get_job(1)
+    finally:
+        await storage.close()
+
+
+# -- text PostgreSQL cannot store --------------------------------------------
+
+
+async def test_a_nul_in_arguments_refuses_the_whole_batch_unwritten(
+    storage: PostgresStorage,
+) -> None:
+    with pytest.raises(StorageError, match=r"job #1 .*arguments.*NUL"):
+        await storage.create_jobs([new_job(), new_job('{"a":"x\x00"}')])
+
+    assert await storage.list_jobs() == []
+    assert await storage.counts() == []
+
+
+async def test_a_nul_in_a_parameter_names_the_parameter(
+    storage: PostgresStorage,
+) -> None:
+    with pytest.raises(StorageError, match="parameter 'tenant'"):
+        await storage.create_job(new_job(parameters={"tenant": "a\x00"}))
+    job_id = await storage.create_job(new_job())
+
+    with pytest.raises(StorageError, match="parameter 'tenant'"):
+        await storage.set_parameter(job_id, "tenant", "b\x00")
+
+    assert await storage.get_parameters(job_id) == {}
+
+
+async def test_enqueueing_a_nul_argument_names_it_and_writes_nothing(
+    storage: PostgresStorage,
+) -> None:
+    client = Client(storage)
+
+    with pytest.raises(JobArgumentError) as raised:
+        await client.enqueue(json.dumps, "ok", {"note": "a\x00b"})
+
+    assert raised.value.argument.startswith("args[1]")
+    assert await storage.list_jobs() == []
+
+
+async def test_a_nul_in_a_change_reason_is_replaced_not_refused(
+    storage: PostgresStorage,
+) -> None:
+    job_id = await storage.create_job(new_job())
+
+    outcome = await storage.apply_change(delete(job_id, "boom\x00: bad"))
+
+    assert outcome.applied
+    record = await storage.get_job(job_id)
+    assert record is not None
+    assert record.reason == "boom\ufffd: bad"
+    history = await storage.get_history(job_id)
+    assert history[-1].reason == "boom\ufffd: bad"
