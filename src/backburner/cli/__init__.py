@@ -18,11 +18,17 @@ bug.
 The working directory is put first on the import path, as ``python -m``
 does, so ``backburner enqueue myapp.jobs:send`` finds ``myapp`` from the
 project folder when run as an installed script too.
+
+Commands other than ``worker`` print no log records: a database driver
+retrying a connection would otherwise bury the one line that says what
+went wrong. ``worker`` leaves logging to the server, which logs its
+lifecycle at INFO.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +36,7 @@ from collections.abc import Callable, Sequence
 from backburner import __version__
 from backburner.cli import enqueue, jobs, migrate, stats, worker
 from backburner.cli.failures import (
+    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXPECTED,
     CommandError,
@@ -66,6 +73,14 @@ def _put_working_directory_on_path() -> None:
         sys.path.insert(0, here)
 
 
+def _silence_logs() -> None:
+    # Only when the application has not configured logging itself (an
+    # embedding program, or pytest, already has handlers on the root).
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``).
 
@@ -81,12 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(error)
 
     _put_working_directory_on_path()
+    if args.command != "worker":
+        _silence_logs()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("backburner: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``backburner jobs list | head``): not an
+        # error worth a traceback. Python would complain again when it
+        # flushes stdout at exit, so point stdout at nothing first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
     except EXPECTED as error:
         return _report(error)
 
