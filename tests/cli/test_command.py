@@ -36,6 +36,7 @@ def test_help_lists_every_command(cli: Run) -> None:
         (["launch"], "invalid choice: 'launch'"),
         (["stats", "--colour"], "unrecognized arguments: --colour"),
         (["--storage"], "argument --storage: expected one argument"),
+        (["--storage", "", "stats"], "storage URL must look like"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(

@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from backburner import __version__
+from backburner.jobs import Call, SyncClient
 
 from .conftest import REPO_ROOT, SAMPLES
 
@@ -119,3 +121,33 @@ def test_a_worker_runs_a_job_enqueued_from_the_command_line(
     assert worker.returncode == 0, worker.stderr
     assert json.loads(shown.stdout)["state"] == "succeeded"
     assert target.read_text(encoding="utf-8") == "hi\n"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(
+    storage_url: str, samples: ModuleType
+) -> None:
+    with SyncClient(storage_url) as client:
+        client.enqueue_many([Call(samples.noop) for _ in range(1000)])
+    environment = {**os.environ, "BACKBURNER_STORAGE": storage_url}
+    # Unbuffered, Python drops the rest of a partial write silently and
+    # the closed pipe would go unnoticed: test the usual, buffered case.
+    environment.pop("PYTHONUNBUFFERED", None)
+
+    # Far more than a pipe holds: the command is still writing when the
+    # reader closes its end after the first line, like `| head -1`.
+    with subprocess.Popen(
+        [SCRIPT, "jobs", "list", "--limit", "1000"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline().split()[0] == "ID"
+        process.stdout.close()
+        stderr = process.stderr.read()
+        code = process.wait(timeout=60)
+
+    assert (code, stderr) == (1, "")

@@ -41,8 +41,6 @@ def postgres_storage(
 def test_enqueue_list_show_requeue_delete_and_stats(
     cli: Run, postgres_storage: str, samples: ModuleType
 ) -> None:
-    assert cli("migrate").code == 0
-
     job_id = int(cli("enqueue", f"{SAMPLES}:record", '"x"').out)
     listed = cli("jobs", "list", "--json").json()["jobs"]
     shown = cli("jobs", "show", str(job_id), "--json").json()
@@ -75,6 +73,16 @@ def test_enqueue_list_show_requeue_delete_and_stats(
             "deleted": 0,
         }
     }
+
+
+def test_migrate_says_which_versions_it_applied(
+    cli: Run, postgres_storage: str
+) -> None:
+    first = cli("migrate")
+    again = cli("migrate")
+
+    assert (first.code, first.out) == (0, "applied schema versions 1\n")
+    assert again.out == "storage schema is up to date\n"
 
 
 def test_an_unknown_job_fails_the_same_way(

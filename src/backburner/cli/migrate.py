@@ -1,9 +1,10 @@
 """``backburner migrate``: install or upgrade the storage's schema.
 
 Storage also migrates itself on first use; this command is for doing it
-on purpose, before the first server starts (a deployment step). An
-SQLite storage migrates as it connects, so on SQLite this command
-reports the schema as up to date even when it just installed it.
+on purpose, before the first server starts (a deployment step). It
+prints the schema versions it applied. An SQLite storage migrates as it
+connects, before this command asks, so on SQLite it reports the schema
+as up to date even when it has just installed it.
 """
 
 from __future__ import annotations

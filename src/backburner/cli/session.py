@@ -27,8 +27,8 @@ DEFAULT_STORAGE = "sqlite:///backburner.db"
 def storage_url(args: argparse.Namespace) -> str:
     """The storage URL this invocation names (flag, environment, default)."""
     given: str | None = getattr(args, "storage", None)
-    if given:
-        return given
+    if given is not None:
+        return given  # Even empty: a mistake the storage reports.
     return os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
 
 
