@@ -4,6 +4,7 @@ See ``docs/jobs.md`` for the guide and ``docs/guarantees.md`` for what
 the engine promises (at-least-once delivery) and what it does not.
 """
 
+from backburner.jobs.activator import Activator
 from backburner.jobs.client import (
     Call,
     Client,
@@ -20,11 +21,13 @@ from backburner.jobs.errors import (
     JobNotFoundError,
 )
 from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, retry
+from backburner.jobs.server import Server, ServerTuning, run_server
 from backburner.jobs.sync import SyncClient
 from backburner.storage.base import HistoryEntry, JobId, JobState
 
 __all__ = [
     "DEFAULT_RETRY",
+    "Activator",
     "Call",
     "Client",
     "Counts",
@@ -40,6 +43,9 @@ __all__ = [
     "JobPage",
     "JobState",
     "RetryPolicy",
+    "Server",
+    "ServerTuning",
     "SyncClient",
     "retry",
+    "run_server",
 ]

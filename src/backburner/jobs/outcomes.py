@@ -1,0 +1,137 @@
+"""Batched outcome writes: many finished jobs, one transaction.
+
+Writing each finished job's state change in its own transaction caps a
+server at a few hundred jobs a second on SQLite. The writer collects the
+changes that arrive within a few milliseconds (and while the previous
+batch is being written) and hands them to
+:meth:`~backburner.storage.Storage.apply_changes` together. Each change
+is still its own compare-and-set, so one refused change does not affect
+the others.
+
+A submitted change is written even if the job's task is cancelled: the
+caller awaits the returned future through :func:`asyncio.shield`, and
+:meth:`OutcomeWriter.close` writes whatever is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from backburner.storage.base import (
+    ChangeOutcome,
+    StateChange,
+    Storage,
+    StorageError,
+)
+
+_log = logging.getLogger("backburner.server")
+
+_Pending = tuple[StateChange, "asyncio.Future[ChangeOutcome | None]"]
+_MAX_BATCH = 500
+_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+_RETRIES_WHEN_CLOSING = 3
+
+
+class OutcomeWriter:
+    """Writes state changes in batches on a background task.
+
+    Args:
+        storage: where to write.
+        window: seconds to wait for more changes before writing a batch.
+    """
+
+    def __init__(self, storage: Storage, window: float) -> None:
+        self._storage = storage
+        self._window = window
+        self._pending: list[_Pending] = []
+        self._kick = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task (from a running event loop)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._write_forever(), name="backburner-outcomes"
+        )
+
+    def submit(
+        self, change: StateChange
+    ) -> asyncio.Future[ChangeOutcome | None]:
+        """Queue ``change``; the future gives its outcome once written.
+
+        The outcome is ``None`` when the write failed for good (logged).
+        """
+        future: asyncio.Future[ChangeOutcome | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        if self._task is None or self._task.done():
+            future.set_result(None)
+            _log.error(
+                "outcome of job %s dropped: the writer is stopped",
+                change.job_id,
+                extra={
+                    "event": "job.outcome_dropped",
+                    "job_id": change.job_id,
+                },
+            )
+            return future
+        self._pending.append((change, future))
+        self._kick.set()
+        return future
+
+    async def close(self) -> None:
+        """Write what is pending, then stop."""
+        self._closing = True
+        self._kick.set()
+        if self._task is not None:
+            await self._task
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            if (
+                self._window > 0
+                and not self._closing
+                and len(self._pending) < _MAX_BATCH
+            ):
+                await asyncio.sleep(self._window)
+            while self._pending:
+                batch = self._pending[:_MAX_BATCH]
+                del self._pending[:_MAX_BATCH]
+                await self._write(batch)
+            if self._closing:
+                return
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        changes = [change for change, _ in batch]
+        attempt = 0
+        while True:
+            try:
+                outcomes = await self._storage.apply_changes(changes)
+                break
+            except StorageError as error:
+                give_up = self._closing and attempt >= _RETRIES_WHEN_CLOSING
+                level = logging.ERROR if give_up else logging.WARNING
+                _log.log(
+                    level,
+                    "writing %d job outcomes failed: %s",
+                    len(changes),
+                    error,
+                    extra={"event": "server.outcome_write_failed"},
+                )
+                if give_up:
+                    # The jobs stay in processing; once this server is
+                    # gone the surviving servers put them back on their
+                    # queues.
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+                    return
+            delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
+            attempt += 1
+            await asyncio.sleep(delay)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)

@@ -1,0 +1,1005 @@
+"""The job server: workers that run jobs, plus the maintenance loops.
+
+One :class:`Server` is one process's share of the work. It registers
+itself in storage under its name (``host:pid`` unless named), then:
+
+- **fetches** ready jobs from its queues, in the order given, in batches
+  sized to its free workers, and runs each on a worker (``async def``
+  job functions on the event loop, plain ones on a job thread);
+- **wakes up** at once when a job is enqueued in this process (storage
+  notifications), and polls every ``poll_interval`` seconds for jobs
+  enqueued elsewhere (PostgreSQL storage may notify across processes);
+- **writes outcomes** in batches (:mod:`backburner.jobs.outcomes`),
+  shielded from cancellation;
+- **aborts** a running job whose state changed under it (deleted,
+  requeued, recovered): its cancellation token fires within
+  ``abort_check_interval`` seconds, at once when the change was made in
+  this process; a job's own ``timeout`` fires it with reason
+  ``timeout``;
+- runs the maintenance loops: heartbeat and recovery of dead servers'
+  jobs (:mod:`~backburner.jobs.heartbeat`), promotion of scheduled jobs
+  (:mod:`~backburner.jobs.promotion`) and expiry of old jobs
+  (:mod:`~backburner.jobs.expiry`).
+
+Shutdown (:meth:`Server.shutdown`, or SIGTERM/SIGINT under
+:func:`run_server`) stops fetching at once, lets running jobs finish for
+``shutdown_grace`` seconds, then fires their tokens with reason
+``shutdown`` and waits up to ``shutdown_timeout`` seconds. A job that
+stops because of its token, or is still running at the end, goes back
+to its queue: it is neither succeeded nor failed. A second shutdown
+request skips the waiting. A synchronous job that ignores its token
+cannot be stopped: the server puts it back on its queue and exits
+without it, so it may run twice (see ``docs/guarantees.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType, TracebackType
+from typing import Any
+
+from backburner.cancellation import (
+    CancellationReason,
+    CancellationTokenSource,
+)
+from backburner.jobs import states
+from backburner.jobs.activator import Activator
+from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
+from backburner.jobs.expiry import Expirer
+from backburner.jobs.heartbeat import Heartbeat
+from backburner.jobs.outcomes import OutcomeWriter
+from backburner.jobs.promotion import Promoter
+from backburner.jobs.retry import DEFAULT_RETRY
+from backburner.jobs.thread_pool import JobThreads
+from backburner.jobs.worker import Ending, outcome_of, perform
+from backburner.storage import open_storage
+from backburner.storage.base import (
+    ChangeOutcome,
+    JobId,
+    JobRecord,
+    JobsAborted,
+    JobsEnqueued,
+    JobState,
+    JSONValue,
+    Notification,
+    ServerInfo,
+    StateChange,
+    Storage,
+    StorageError,
+)
+
+__all__ = ["Server", "ServerTuning", "run_server"]
+
+_log = logging.getLogger("backburner.server")
+
+DECLARED_DEAD = "server declared dead"
+"""Token reason when the server finds its jobs were recovered."""
+_ABORT_REASONS = {
+    None: CancellationReason.JOB_DELETED.value,
+    JobState.DELETED: CancellationReason.JOB_DELETED.value,
+    JobState.ENQUEUED: "job requeued",
+    JobState.PROCESSING: "job recovered by another server",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTuning:
+    """The knobs of a server, all in seconds unless said otherwise.
+
+    Attributes:
+        poll_interval: how often to look for jobs when no notification
+            says there are any (jobs enqueued by other processes).
+        heartbeat_interval: how often to record that the server lives
+            and to recover the jobs of dead servers.
+        dead_after: silence after which a server is declared dead and
+            its jobs go back on their queues; several heartbeats long.
+        abort_check_interval: how often to look whether running jobs
+            were deleted or requeued by another process.
+        shutdown_grace: how long running jobs may finish on their own
+            after a shutdown request before their tokens fire.
+        shutdown_timeout: how long to wait, after the tokens fired, for
+            jobs to stop before putting them back on their queues anyway.
+        interrupt_delay: how long an ``async def`` job whose token fired
+            may go on before it is interrupted at what it awaits.
+        retention: how long succeeded and deleted jobs are kept.
+        promote_interval: how often scheduled jobs are promoted.
+        expire_interval: how often expired jobs are removed.
+        outcome_window: how long outcomes are collected before a write.
+        maintenance_batch: jobs per promotion or expiry transaction.
+    """
+
+    poll_interval: float = 0.5
+    heartbeat_interval: float = 2.0
+    dead_after: float = 15.0
+    abort_check_interval: float = 0.5
+    shutdown_grace: float = 1.0
+    shutdown_timeout: float = 20.0
+    interrupt_delay: float = 0.5
+    retention: timedelta = DEFAULT_RETENTION
+    promote_interval: float = 1.0
+    expire_interval: float = 60.0
+    outcome_window: float = 0.002
+    maintenance_batch: int = 1000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            seconds = (
+                value.total_seconds()
+                if isinstance(value, timedelta)
+                else value
+            )
+            if not isinstance(seconds, int | float) or seconds < 0:
+                raise ValueError(
+                    f"{field.name} must be a non-negative number, "
+                    f"got {value!r}"
+                )
+        if self.dead_after <= self.heartbeat_interval:
+            raise ValueError(
+                "dead_after must be longer than heartbeat_interval (a few "
+                "heartbeats), or live servers would be declared dead"
+            )
+        for name in ("poll_interval", "heartbeat_interval"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"{name} must be above zero")
+        if self.maintenance_batch < 1:
+            raise ValueError("maintenance_batch must be at least 1")
+
+
+def _tuning(options: dict[str, Any]) -> ServerTuning:
+    known = {field.name for field in dataclasses.fields(ServerTuning)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(
+            f"unknown server tuning option(s): {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return ServerTuning(**options)
+
+
+@dataclass(slots=True, eq=False)
+class _Execution:
+    """A job running on one of this server's workers."""
+
+    job: JobRecord
+    source: CancellationTokenSource
+    worker: int
+    task: asyncio.Task[None] | None = None
+    abandoned: bool = False
+
+    @property
+    def key(self) -> tuple[JobId, int]:
+        # A job may be fetched again (after a requeue) while an older
+        # execution of it still winds down: the version tells them apart.
+        return (self.job.id, self.job.version)
+
+
+class Server:
+    """Runs jobs from ``queues`` on ``concurrency`` workers.
+
+    Args:
+        storage: the storage to take jobs from (not closed by the server).
+        queues: queue names, drained in this order.
+        concurrency: workers; defaults to twice the CPU count.
+        name: the server's name; defaults to ``host:pid``.
+        activator: builds runner-class instances; defaults to
+            :class:`~backburner.jobs.activator.Activator`.
+        **tuning: any field of :class:`ServerTuning`.
+
+    Raises:
+        ValueError: no queues, an invalid queue name, a concurrency below
+            one, or an invalid tuning value.
+        TypeError: an unknown tuning option.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        queues: Sequence[str] = ("default",),
+        concurrency: int | None = None,
+        name: str | None = None,
+        activator: Activator | None = None,
+        **tuning: Any,
+    ) -> None:
+        if isinstance(queues, str):
+            queues = (queues,)
+        if not queues:
+            raise ValueError("a server needs at least one queue")
+        self.queues = tuple(check_queue_name(q) for q in queues)
+        if concurrency is None:
+            concurrency = 2 * (os.cpu_count() or 1)
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1: {concurrency}")
+        self.concurrency = concurrency
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.storage = storage
+        self.activator = activator or Activator()
+        self.tuning = _tuning(tuning)
+
+        self._lock = threading.Lock()
+        self._stop_requests = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- control ----------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Ask the server to stop; callable from any thread or a signal.
+
+        The first call stops gracefully (see the module docstring); a
+        second call stops harder: tokens fire and unfinished jobs go
+        back on their queues without waiting.
+        """
+        with self._lock:
+            self._stop_requests += 1
+            loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            # RuntimeError: the loop closed meanwhile; nothing to stop.
+            loop.call_soon_threadsafe(self._stop_requested)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown was requested."""
+        return self._stop_requests > 0
+
+    def _stop_level(self) -> int:
+        # A call, not an attribute: the value changes across awaits.
+        return self._stop_requests
+
+    async def __aenter__(self) -> Server:
+        self._task = asyncio.get_running_loop().create_task(
+            self.run(), name=f"backburner-server {self.name}"
+        )
+        started = asyncio.ensure_future(self._started.wait())
+        await asyncio.wait(
+            {started, self._task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        started.cancel()
+        if self._task.done():
+            self._task.result()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+        if self._task is not None:
+            await self._task
+
+    # -- the main loop ------------------------------------------------------
+
+    async def run(self, *, until_empty: bool = False) -> None:
+        """Run jobs until :meth:`shutdown` (or until there is no work).
+
+        With ``until_empty`` the server stops once no job is ready on
+        its queues (due scheduled jobs count as ready) and none of its
+        own is running.
+
+        Raises:
+            RuntimeError: the server is running already.
+            StorageError: the server could not register itself.
+        """
+        with self._lock:
+            if self._loop is not None:
+                raise RuntimeError(f"server {self.name} is running already")
+            self._loop = asyncio.get_running_loop()
+        try:
+            await self._serve(until_empty)
+        finally:
+            with self._lock:
+                self._loop = None
+
+    async def _serve(self, until_empty: bool) -> None:
+        tuning = self.tuning
+        self._running: dict[tuple[JobId, int], _Execution] = {}
+        self._latest: dict[JobId, _Execution] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._free_workers = list(range(self.concurrency, 0, -1))
+        self._saturated = False
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._abort_check = asyncio.Event()
+        self._threads = JobThreads(self.concurrency)
+        self._writer = OutcomeWriter(self.storage, tuning.outcome_window)
+        self._promoter = Promoter(
+            self.storage, tuning.promote_interval, tuning.maintenance_batch
+        )
+        heartbeat = Heartbeat(
+            self.storage,
+            self.name,
+            tuning.heartbeat_interval,
+            tuning.dead_after,
+            self._declared_dead,
+        )
+        expirer = Expirer(
+            self.storage, tuning.expire_interval, tuning.maintenance_batch
+        )
+
+        await self._announce()
+        unsubscribe = self.storage.subscribe(self._hear)
+        self._writer.start()
+        loops = [
+            self._background(heartbeat.run(), "heartbeat"),
+            self._background(self._promoter.run(), "promotion"),
+            self._background(expirer.run(), "expiry"),
+            self._background(self._watch_aborts(), "abort watch"),
+        ]
+        _log.info(
+            "server %s started: %d workers on queues %s",
+            self.name,
+            self.concurrency,
+            ", ".join(self.queues),
+            extra={"event": "server.started", "server": self.name},
+        )
+        self._started.set()
+        try:
+            try:
+                await self._fetch_loop(until_empty)
+            except asyncio.CancelledError:
+                # Cancelled from outside: stop as hard as a second
+                # shutdown request, but still put the jobs back.
+                self._stop_requests += 2
+                await self._stop_jobs()
+                raise
+            await self._stop_jobs()
+        finally:
+            unsubscribe()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._writer.close()
+            self._threads.close()
+            try:
+                await self.storage.remove_server(self.name)
+            except StorageError as error:
+                _log.warning(
+                    "could not unregister server %s: %s",
+                    self.name,
+                    error,
+                    extra={"event": "server.remove_failed"},
+                )
+            self._started.clear()
+            _log.info(
+                "server %s stopped",
+                self.name,
+                extra={"event": "server.stopped", "server": self.name},
+            )
+
+    async def _announce(self) -> None:
+        now = datetime.now(UTC)
+        await self.storage.announce_server(
+            ServerInfo(
+                name=self.name,
+                queues=self.queues,
+                workers=self.concurrency,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+
+    def _background(self, work: Any, what: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            work, name=f"backburner-{what}"
+        )
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or task.exception() is None:
+                return
+            # A maintenance loop died of a bug: without it the server is
+            # not safe to keep (no heartbeat, no aborts), so it stops.
+            _log.error(
+                "server %s: %s loop failed; stopping",
+                self.name,
+                what,
+                exc_info=task.exception(),
+                extra={"event": "server.loop_failed"},
+            )
+            self.shutdown()
+
+        task.add_done_callback(ended)
+        return task
+
+    async def _fetch_loop(self, until_empty: bool) -> None:
+        while not self._stop_level():
+            free = len(self._free_workers)
+            self._wake.clear()
+            if free == 0:
+                await self._wake.wait()
+                continue
+            try:
+                jobs = await self.storage.fetch(
+                    self.name, self.queues, free, datetime.now(UTC)
+                )
+            except StorageError as error:
+                _log.warning(
+                    "fetching jobs failed: %s",
+                    error,
+                    extra={"event": "server.fetch_failed"},
+                )
+                await self._nap(self.tuning.poll_interval)
+                continue
+            if self._stop_level():
+                # A stop was requested while this fetch ran.
+                await self._put_back(jobs)
+                return
+            for job in jobs:
+                self._start(job)
+            self._saturated = len(jobs) == free
+            if self._saturated:
+                continue
+            if until_empty and not jobs and not self._tasks:
+                if await self._promoter.promote():
+                    continue
+                return
+            await self._nap(self.tuning.poll_interval)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until woken (work, a finished job, a stop) or timed out."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    # -- one job ------------------------------------------------------------
+
+    def _start(self, job: JobRecord) -> None:
+        source = CancellationTokenSource()
+        if job.timeout is not None:
+            source.cancel_after(job.timeout, CancellationReason.TIMEOUT)
+        execution = _Execution(job, source, self._free_workers.pop())
+        previous = self._latest.get(job.id)
+        self._running[execution.key] = execution
+        self._latest[job.id] = execution
+        task = asyncio.get_running_loop().create_task(
+            self._run(execution, previous)
+        )
+        execution.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            _log.error(
+                "server %s: a job task failed",
+                self.name,
+                exc_info=task.exception(),
+                extra={"event": "server.job_task_failed"},
+            )
+
+    async def _run(
+        self, execution: _Execution, previous: _Execution | None
+    ) -> None:
+        job = execution.job
+        token = execution.source.token
+        _log.info(
+            "job %s started: %s on %s (attempt %d)",
+            job.id,
+            job.function,
+            job.queue,
+            job.attempt,
+            extra=self._facts(execution, "job.started"),
+        )
+        started = time.monotonic()
+        try:
+            if previous is not None:
+                await self._outlive(previous)
+            ending = await perform(
+                job,
+                token,
+                self.activator,
+                self._threads,
+                self.tuning.interrupt_delay,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # noqa: BLE001 - recorded as failure
+            # SystemExit or KeyboardInterrupt raised by a job function on
+            # its thread: a failure of that job, not of the server.
+            duration = time.monotonic() - started
+            ending = Ending(error, True, DEFAULT_RETRY, duration)
+        finally:
+            self._release(execution)
+        if execution.abandoned:
+            return
+
+        data: dict[str, JSONValue] = {
+            "server": self.name,
+            "worker": execution.worker,
+            "duration": round(ending.duration, 6),
+        }
+        change = outcome_of(
+            job,
+            ending,
+            token,
+            datetime.now(UTC),
+            data,
+            self.tuning.retention,
+        )
+        if change is None:
+            _log.info(
+                "job %s stopped: %s",
+                job.id,
+                token.reason,
+                extra=self._facts(execution, "job.aborted", ending),
+            )
+            return
+        outcome = await asyncio.shield(self._writer.submit(change))
+        self._log_end(execution, ending, change, outcome)
+        if change.scheduled_at is not None:
+            self._promoter.due_at(change.scheduled_at)
+
+    async def _outlive(self, previous: _Execution) -> None:
+        """Wait for an older execution of the same job to end.
+
+        The job was requeued while it ran here and fetched again before
+        the older execution noticed: one server never runs a job twice
+        at once.
+        """
+        task = previous.task
+        if task is None or task.done():
+            return
+        previous.source.cancel(_ABORT_REASONS[JobState.ENQUEUED])
+        await asyncio.wait({task})
+
+    def _release(self, execution: _Execution) -> None:
+        if self._running.get(execution.key) is execution:
+            del self._running[execution.key]
+        if self._latest.get(execution.job.id) is execution:
+            del self._latest[execution.job.id]
+        self._free_workers.append(execution.worker)
+        execution.source.close()
+        self._changed.set()
+        if self._saturated:
+            self._wake.set()
+
+    def _facts(
+        self,
+        execution: _Execution,
+        event: str,
+        ending: Ending | None = None,
+    ) -> dict[str, object]:
+        job = execution.job
+        facts: dict[str, object] = {
+            "event": event,
+            "job_id": job.id,
+            "function": job.function,
+            "queue": job.queue,
+            "attempt": job.attempt,
+            "server": self.name,
+            "worker": execution.worker,
+        }
+        if ending is not None:
+            facts["duration"] = round(ending.duration, 6)
+        return facts
+
+    def _log_end(
+        self,
+        execution: _Execution,
+        ending: Ending,
+        change: StateChange,
+        outcome: ChangeOutcome | None,
+    ) -> None:
+        job = execution.job
+        if outcome is None or not outcome.applied:
+            _log.info(
+                "job %s ended but had left processing meanwhile; its "
+                "outcome (%s) was not recorded",
+                job.id,
+                change.to_state.value,
+                extra=self._facts(execution, "job.outcome_refused", ending),
+            )
+            return
+        target = change.to_state
+        if target is JobState.SUCCEEDED:
+            level, event, exc_info = logging.INFO, "job.succeeded", None
+        elif target is JobState.ENQUEUED:
+            level, event, exc_info = logging.INFO, "job.interrupted", None
+        elif target is JobState.SCHEDULED:
+            level, event, exc_info = logging.WARNING, "job.retried", None
+        else:
+            level, event = logging.ERROR, "job.failed"
+            exc_info = ending.error
+        _log.log(
+            level,
+            "job %s %s in %.3f s: %s",
+            job.id,
+            target.value,
+            ending.duration,
+            change.reason,
+            exc_info=exc_info,
+            extra=self._facts(execution, event, ending),
+        )
+
+    async def _put_back(self, jobs: Sequence[JobRecord]) -> None:
+        """Requeue jobs fetched just as the server began to stop."""
+        now = datetime.now(UTC)
+        changes = [
+            states.interrupted(job.id, job.version, now, "server stopping", {})
+            for job in jobs
+        ]
+        if changes:
+            await asyncio.gather(
+                *(self._writer.submit(change) for change in changes)
+            )
+
+    # -- aborting running jobs ---------------------------------------------
+
+    def _hear(self, notification: Notification) -> None:
+        # Called from any thread (the storage's, another client's).
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._heard, notification)
+
+    def _heard(self, notification: Notification) -> None:
+        if isinstance(notification, JobsEnqueued):
+            if not notification.queues.isdisjoint(self.queues):
+                self._wake.set()
+        elif isinstance(notification, JobsAborted):
+            ids = notification.job_ids
+            if not ids.isdisjoint(self._latest):
+                self._abort_check.set()
+
+    async def _watch_aborts(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.tuning.abort_check_interval):
+                    await self._abort_check.wait()
+            self._abort_check.clear()
+            if self._running:
+                await self._check_aborts()
+
+    async def _check_aborts(self) -> None:
+        """Fire the tokens of running jobs that left *processing*."""
+        watched = [
+            e
+            for e in self._running.values()
+            if not e.source.is_cancellation_requested
+        ]
+        if not watched:
+            return
+        try:
+            found = await self.storage.job_states(
+                list({e.job.id for e in watched})
+            )
+        except StorageError as error:
+            _log.warning(
+                "checking running jobs failed: %s",
+                error,
+                extra={"event": "server.abort_check_failed"},
+            )
+            return
+        for execution in watched:
+            current = found.get(execution.job.id)
+            if current == (JobState.PROCESSING, execution.job.version):
+                continue
+            state = None if current is None else current[0]
+            reason = _ABORT_REASONS.get(state, f"job moved to {state}")
+            if execution.source.cancel(reason):
+                _log.info(
+                    "job %s aborted: %s",
+                    execution.job.id,
+                    reason,
+                    extra=self._facts(execution, "job.aborting"),
+                )
+
+    async def _declared_dead(self) -> None:
+        _log.warning(
+            "server %s was declared dead by another server; its %d "
+            "running jobs were recovered elsewhere and are stopped",
+            self.name,
+            len(self._running),
+            extra={"event": "server.declared_dead", "server": self.name},
+        )
+        for execution in list(self._running.values()):
+            execution.source.cancel(DECLARED_DEAD)
+        await self._announce()
+
+    # -- stopping -------------------------------------------------------------
+
+    def _stop_requested(self) -> None:
+        self._wake.set()
+        self._changed.set()
+
+    async def _stop_jobs(self) -> None:
+        """Wind down running jobs: grace, tokens, timeout, put back."""
+        tuning = self.tuning
+        if self._running and self._stop_requests < 2:
+            await self._wait_idle(tuning.shutdown_grace)
+        if self._running:
+            for execution in list(self._running.values()):
+                execution.source.cancel(CancellationReason.SHUTDOWN)
+            if self._stop_requests < 2:
+                await self._wait_idle(tuning.shutdown_timeout)
+        left = list(self._running.values())
+        if left:
+            await self._abandon(left)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+
+    async def _wait_idle(self, seconds: float) -> None:
+        """Wait until no job runs, ``seconds`` pass, or a harder stop."""
+        level = self._stop_requests
+        deadline = time.monotonic() + seconds
+        while self._running and self._stop_requests == level:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
+
+    async def _abandon(self, executions: Sequence[_Execution]) -> None:
+        """Put jobs that did not stop back on their queues, and leave them."""
+        now = datetime.now(UTC)
+        changes = []
+        for execution in executions:
+            execution.abandoned = True
+            job = execution.job
+            changes.append(
+                states.interrupted(
+                    job.id,
+                    job.version,
+                    now,
+                    "interrupted by shutdown (the job did not stop in time)",
+                    {"server": self.name, "worker": execution.worker},
+                )
+            )
+            if execution.task is not None:
+                execution.task.cancel()
+        outcomes = await asyncio.gather(
+            *(self._writer.submit(change) for change in changes)
+        )
+        for execution, outcome in zip(executions, outcomes, strict=True):
+            _log.warning(
+                "job %s did not stop in time; %s",
+                execution.job.id,
+                "put back on its queue"
+                if outcome is not None and outcome.applied
+                else "it had left processing already",
+                extra=self._facts(execution, "job.abandoned"),
+            )
+
+
+# -- the command-line entry point ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    storage_url: str
+    imports: tuple[str, ...]
+    queues: tuple[str, ...]
+    concurrency: int | None
+    name: str | None
+    until_empty: bool
+
+
+def run_server(
+    storage_url: str,
+    *,
+    imports: Sequence[str] = (),
+    queues: Sequence[str] = ("default",),
+    concurrency: int | None = None,
+    processes: int = 1,
+    name: str | None = None,
+    until_empty: bool = False,
+) -> int:
+    """Run a server (or several server processes) until stopped.
+
+    Imports ``imports`` (the modules that define the job functions),
+    opens and migrates the storage, and runs one :class:`Server`, or
+    ``processes`` of them in child processes (for CPU-bound jobs), each
+    named ``host:pid``, or ``name-1``, ``name-2``... when named. SIGTERM
+    and SIGINT stop gracefully; a second signal stops harder.
+
+    Returns:
+        The exit code: 0 after a clean stop, 1 when the server failed
+        (storage unreachable...), 2 for bad arguments (a module that does
+        not import, an invalid storage URL or queue name).
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    plan = _Plan(
+        storage_url,
+        tuple(imports),
+        tuple(queues),
+        concurrency,
+        name,
+        until_empty,
+    )
+    if processes < 1:
+        _log.error("processes must be at least 1, got %d", processes)
+        return 2
+    if processes == 1:
+        return _run_process(plan, (signal.SIGTERM, signal.SIGINT))
+    return _run_processes(plan, processes)
+
+
+def _run_process(plan: _Plan, signals: Sequence[signal.Signals]) -> int:
+    for module in plan.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001 - reported, exit code 2
+            _log.error(
+                "cannot import %s: %s: %s",
+                module,
+                type(error).__name__,
+                error,
+                extra={"event": "server.import_failed"},
+            )
+            return 2
+    try:
+        storage = open_storage(plan.storage_url)
+        server = Server(
+            storage,
+            queues=plan.queues,
+            concurrency=plan.concurrency,
+            name=plan.name,
+        )
+    except (ValueError, TypeError) as error:
+        _log.error("%s", error, extra={"event": "server.bad_arguments"})
+        return 2
+    try:
+        asyncio.run(_serve_with_signals(server, storage, plan, signals))
+    except StorageError as error:
+        _log.error(
+            "server %s failed: %s",
+            server.name,
+            error,
+            extra={"event": "server.failed"},
+        )
+        return 1
+    return 0
+
+
+async def _serve_with_signals(
+    server: Server,
+    storage: Storage,
+    plan: _Plan,
+    signals: Sequence[signal.Signals],
+) -> None:
+    loop = asyncio.get_running_loop()
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in signals:
+            try:
+                loop.add_signal_handler(signum, _on_signal, server, signum)
+            except NotImplementedError:  # Windows: no loop signal handlers
+                signal.signal(
+                    signum,
+                    lambda s, f: loop.call_soon_threadsafe(
+                        _on_signal, server, signal.Signals(s)
+                    ),
+                )
+            installed.append(signum)
+    try:
+        await storage.migrate()
+        await server.run(until_empty=plan.until_empty)
+    finally:
+        for signum in installed:
+            with contextlib.suppress(NotImplementedError, ValueError):
+                loop.remove_signal_handler(signum)
+        await storage.close()
+
+
+def _on_signal(server: Server, signum: signal.Signals) -> None:
+    harder = server.stopping
+    _log.info(
+        "%s: %s",
+        signum.name,
+        "stopping harder" if harder else "stopping gracefully",
+        extra={"event": "server.signal", "signal": signum.name},
+    )
+    server.shutdown()
+
+
+def _child_main(plan: _Plan) -> None:
+    # The parent forwards SIGINT as SIGTERM: a terminal's Ctrl-C, which
+    # reaches every process of the group, must count once, not twice.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(_run_process(plan, (signal.SIGTERM,)))
+
+
+def _run_processes(plan: _Plan, processes: int) -> int:
+    try:
+        storage = open_storage(plan.storage_url)
+        asyncio.run(_migrate(storage))
+    except (ValueError, StorageError) as error:
+        _log.error("%s", error, extra={"event": "server.bad_arguments"})
+        return 2 if isinstance(error, ValueError) else 1
+    context = multiprocessing.get_context("spawn")
+    children = []
+    for index in range(1, processes + 1):
+        child_plan = dataclasses.replace(
+            plan, name=None if plan.name is None else f"{plan.name}-{index}"
+        )
+        children.append(
+            context.Process(
+                target=_child_main,
+                args=(child_plan,),
+                name=f"backburner-server-{index}",
+            )
+        )
+    for child in children:
+        child.start()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        _log.info(
+            "%s: stopping the server processes",
+            signal.Signals(signum).name,
+            extra={"event": "server.signal"},
+        )
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+
+    previous = _install(forward)
+    try:
+        waiting = list(children)
+        while waiting:
+            multiprocessing.connection.wait(
+                [child.sentinel for child in waiting], timeout=1.0
+            )
+            waiting = [child for child in waiting if child.is_alive()]
+    finally:
+        for child in children:
+            child.join()
+        _restore(previous)
+    codes = [child.exitcode or 0 for child in children]
+    return max((code if code > 0 else 1) if code else 0 for code in codes)
+
+
+async def _migrate(storage: Storage) -> None:
+    try:
+        await storage.migrate()
+    finally:
+        await storage.close()
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _install(
+    handler: Callable[[int, FrameType | None], None],
+) -> dict[int, _Handler]:
+    previous: dict[int, _Handler] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _restore(previous: dict[int, _Handler]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

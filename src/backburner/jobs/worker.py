@@ -1,0 +1,300 @@
+"""Running one job: find its function, call it, and decide its outcome.
+
+:func:`perform` is the heart of a worker: it resolves the job function,
+decodes the arguments, hands the job's cancellation token to the
+parameters that ask for it, builds a runner through the activator when
+the function is a runner method, and calls it (``async def`` functions
+on the event loop, under the token; plain ones on a job thread).
+:func:`outcome_of` turns how the call ended into the state change the
+server writes; the write itself is batched by the server.
+
+How an ending maps to a state change:
+
+========================================  =================================
+ending                                    change
+========================================  =================================
+returned                                  succeeded (expires later)
+raised, policy allows another attempt     scheduled for the retry
+raised, attempts exhausted / never retry  failed, or deleted (policy)
+function cannot be imported or arguments  failed at once, no retry
+cannot be decoded
+token fired: timeout                      counts as a failure (as raised)
+token fired: shutdown                     interrupted: back on its queue
+token fired: anything else (deleted,      nothing: the job already left
+requeued, server declared dead)           *processing* without us
+========================================  =================================
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from backburner.cancellation import (
+    CancellationReason,
+    CancellationToken,
+    CancellationTokenSource,
+    OperationCancelled,
+    cancellable,
+)
+from backburner.jobs import states
+from backburner.jobs.activator import Activator
+from backburner.jobs.errors import JobFunctionError
+from backburner.jobs.functions import ResolvedFunction, resolve
+from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, policy_of
+from backburner.jobs.serializer import decode_arguments
+from backburner.jobs.thread_pool import JobThreads
+from backburner.storage.base import JobRecord, JSONValue, StateChange
+
+__all__ = ["Ending", "outcome_of", "perform"]
+
+_MAX_TRACEBACK = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How one execution of a job ended.
+
+    Attributes:
+        error: what the job raised, or ``None`` when it returned.
+        runnable: ``False`` when the job could not even start (its
+            function does not import, its arguments do not decode).
+        policy: the job function's retry policy.
+        duration: seconds from the start of :func:`perform` to the end.
+    """
+
+    error: BaseException | None
+    runnable: bool
+    policy: RetryPolicy
+    duration: float
+
+
+async def perform(
+    job: JobRecord,
+    token: CancellationToken,
+    activator: Activator,
+    threads: JobThreads,
+    interrupt_delay: float = 0.0,
+) -> Ending:
+    """Run ``job`` once and report how it ended; never raises for the job.
+
+    An ``async def`` job is interrupted at whatever it awaits
+    ``interrupt_delay`` seconds after its token fired, unless it ended by
+    itself meanwhile: a job that watches its token gets to stop its own
+    way (note its progress, raise its own error) first.
+
+    Raises:
+        asyncio.CancelledError: the task running the job was cancelled
+            (the server gave up waiting for it).
+    """
+    started = time.monotonic()
+
+    def ending(
+        error: BaseException | None,
+        policy: RetryPolicy = DEFAULT_RETRY,
+        *,
+        runnable: bool = True,
+    ) -> Ending:
+        duration = time.monotonic() - started
+        return Ending(error, runnable, policy, duration)
+
+    # 1. Find the function and its arguments; failing here is final.
+    try:
+        function = resolve(job.function)
+        args, kwargs = decode_arguments(job.arguments)
+    except JobFunctionError as error:
+        return ending(error, runnable=False)
+    except ValueError as error:
+        refused = JobFunctionError(
+            f"the stored arguments of job {job.id} cannot be decoded: {error}"
+        )
+        return ending(refused, runnable=False)
+    policy = policy_of(function.target)
+    interrupter = _Interrupter(token, interrupt_delay)
+    call = _Call(function, args, kwargs, token, interrupter.token, threads)
+
+    # 2. Call it, inside the activator's scope for a runner method.
+    try:
+        if function.runner_class is None:
+            await call(function.target)
+        else:
+            runner_class: type[Any] = function.runner_class
+            async with activator.scope(runner_class) as runner:
+                assert function.method_name is not None
+                await call(getattr(runner, function.method_name))
+    except (Exception, OperationCancelled) as error:  # noqa: BLE001
+        # Any failure of the job function is the job's outcome.
+        return ending(error, policy)
+    finally:
+        interrupter.close()
+    return ending(None, policy)
+
+
+class _Interrupter:
+    """A token that fires ``delay`` seconds after ``token``, same reason."""
+
+    def __init__(self, token: CancellationToken, delay: float) -> None:
+        self._source = CancellationTokenSource()
+        self._token = token
+        self._delay = delay
+        self.token = token if delay <= 0 else self._source.token
+        # Registered from the loop: ``_arm`` runs on it, so the deadline
+        # is a loop timer.
+        self._registration = None if delay <= 0 else token.register(self._arm)
+
+    def _arm(self) -> None:
+        reason = self._token.reason or CancellationReason.REQUESTED
+        self._source.cancel_after(self._delay, reason)
+
+    def close(self) -> None:
+        if self._registration is not None:
+            self._registration.unregister()
+        self._source.close()
+
+
+class _Call:
+    """Calls the job function with its arguments and the job's token."""
+
+    def __init__(
+        self,
+        function: ResolvedFunction,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        token: CancellationToken,
+        interrupt: CancellationToken,
+        threads: JobThreads,
+    ) -> None:
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self.token = token
+        self.interrupt = interrupt
+        self.threads = threads
+
+    async def __call__(self, target: Callable[..., Any]) -> None:
+        args, kwargs = _with_token(
+            self.function, target, self.args, self.kwargs, self.token
+        )
+        if self.function.is_async:
+            # The interrupt token stops the coroutine at what it awaits.
+            async with cancellable(self.interrupt):
+                await target(*args, **kwargs)
+        else:
+            # A thread cannot be interrupted: synchronous jobs cooperate
+            # by looking at their token.
+            await self.threads.run(functools.partial(target, *args, **kwargs))
+
+
+def _with_token(
+    function: ResolvedFunction,
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    token: CancellationToken,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Put the job's token in every token parameter, whatever was stored."""
+    if not function.token_parameters:
+        return args, kwargs
+    positions = _positions(target)
+    replaced = list(args)
+    kwargs = dict(kwargs)
+    for name in function.token_parameters:
+        position = positions.get(name)
+        if position is not None and position < len(replaced):
+            replaced[position] = token
+        else:
+            kwargs[name] = token
+    return tuple(replaced), kwargs
+
+
+def _positions(target: Callable[..., Any]) -> Mapping[str, int]:
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    positional = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+    names = [p.name for p in parameters if p.kind in positional]
+    return {name: index for index, name in enumerate(names)}
+
+
+def describe(error: BaseException) -> str:
+    """One line naming an error: ``Type: message``."""
+    if isinstance(error, OperationCancelled):
+        return f"cancelled: {error.reason}"
+    message = str(error)
+    name = type(error).__name__
+    return f"{name}: {message}" if message else name
+
+
+def failure_data(error: BaseException) -> dict[str, JSONValue]:
+    """The facts about a failure kept in the job's history."""
+    kind = type(error)
+    text = "".join(traceback.format_exception(error))
+    return {
+        "exception_type": f"{kind.__module__}.{kind.__qualname__}",
+        "message": str(error),
+        "traceback": text[-_MAX_TRACEBACK:],
+    }
+
+
+def outcome_of(
+    job: JobRecord,
+    ending: Ending,
+    token: CancellationToken,
+    now: datetime,
+    data: Mapping[str, JSONValue],
+    retention: timedelta,
+) -> StateChange | None:
+    """The state change that records ``ending``, or ``None`` for none.
+
+    ``data`` (server, worker, duration) goes into the history row.
+    """
+    error = ending.error
+    cancelled_by = token.reason
+    if error is None:
+        return states.succeed(job.id, job.version, now, data, retention)
+    if cancelled_by == CancellationReason.SHUTDOWN:
+        # Whatever the job raised, it raised while being stopped.
+        return states.interrupted(
+            job.id, job.version, now, "interrupted by shutdown", data
+        )
+    if cancelled_by is not None and cancelled_by != CancellationReason.TIMEOUT:
+        # Deleted, requeued or recovered meanwhile: storage moved the job
+        # already and would refuse any outcome of ours.
+        return None
+
+    facts = {**data, **failure_data(error)}
+    if cancelled_by == CancellationReason.TIMEOUT:
+        facts["cancelled"] = cancelled_by
+        message = f"timed out after {job.timeout or 0:g} s"
+    elif not ending.runnable:
+        message = str(error)
+    else:
+        message = describe(error)
+    policy = ending.policy
+    if not ending.runnable:
+        return states.fail(job.id, job.version, now, message, facts)
+    if policy.should_retry(error, job.attempt):
+        next_attempt = job.attempt + 1
+        at = now + timedelta(seconds=policy.delay_before(next_attempt))
+        reason = f"retry {next_attempt} of {policy.attempts}: {message}"
+        return states.retry_later(job.id, job.version, now, at, reason, facts)
+    if isinstance(error, policy.never_retry):
+        summary = f"not retried ({message})"
+    else:
+        tried = "attempt" if job.attempt == 1 else "attempts"
+        summary = f"gave up after {job.attempt} {tried} ({message})"
+    if policy.on_exhausted == "delete":
+        return states.give_up_deleted(
+            job.id, job.version, now, f"deleted: {summary}", facts, retention
+        )
+    return states.fail(job.id, job.version, now, f"failed: {summary}", facts)
