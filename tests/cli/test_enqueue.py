@@ -192,3 +192,13 @@ def test_a_storage_that_cannot_be_opened_fails(
 
     assert result.code == 1
     assert "unable to open database file" in one_error_line(result)
+
+
+def test_the_refusal_shows_the_signature_to_call(cli: Run) -> None:
+    result = cli("enqueue", f"{SAMPLES}:record", "1", "2")
+
+    assert one_error_line(result) == (
+        f"backburner: error: {SAMPLES}:record(value, *, queue='', "
+        "func='') cannot take these arguments: too many positional "
+        "arguments"
+    )

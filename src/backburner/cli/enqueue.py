@@ -147,8 +147,21 @@ def check_call(
         signature.bind(*args, **tokens, **kwargs)
     except TypeError as error:
         raise CommandError(
-            f"{reference}{signature} cannot take these arguments: {error}"
+            f"{reference}{_plain(signature)} cannot take these "
+            f"arguments: {error}"
         ) from None
+
+
+def _plain(signature: inspect.Signature) -> inspect.Signature:
+    # Names and defaults say what to pass; annotations (strings under
+    # ``from __future__ import annotations``) only add noise.
+    return signature.replace(
+        parameters=[
+            parameter.replace(annotation=inspect.Parameter.empty)
+            for parameter in signature.parameters.values()
+        ],
+        return_annotation=inspect.Signature.empty,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
