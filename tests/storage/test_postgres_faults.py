@@ -89,7 +89,27 @@ async def test_the_next_call_survives_killed_pool_connections(
     assert second > job_id
 
 
-async def test_a_connection_killed_mid_call_is_a_storage_error(
+async def waiting_on_a_lock(
+    admin: Admin, application_name: str, not_pid: object = None
+) -> object:
+    """Return the pid of the storage's backend once it waits on a lock."""
+    async with asyncio.timeout(60):
+        # PostgreSQL offers no event for "that backend now waits on a
+        # lock": poll pg_stat_activity, bounded by the timeout.
+        while True:
+            rows = admin(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE application_name = %s AND wait_event_type = 'Lock'"
+                " AND pid IS DISTINCT FROM %s",
+                application_name,
+                not_pid,
+            )
+            if rows:
+                return rows[0][0]
+            await asyncio.sleep(0.02)
+
+
+async def test_a_call_whose_connection_is_killed_mid_way_runs_again(
     storage: PostgresStorage, admin: Admin, postgres_schema: str
 ) -> None:
     job_id = await storage.create_job(new_job())
@@ -98,23 +118,37 @@ async def test_a_connection_killed_mid_call_is_a_storage_error(
     admin("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", job_id)
     change = asyncio.create_task(storage.apply_change(delete(job_id)))
     try:
-        async with asyncio.timeout(60):
-            # PostgreSQL offers no event for "that backend now waits on
-            # a lock": poll pg_stat_activity, bounded by the timeout.
-            while not admin(  # noqa: ASYNC110 (nothing to wait on)
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
-                " AND wait_event_type = 'Lock'",
-                postgres_schema,
-            ):
-                await asyncio.sleep(0.02)
-        kill_pool_connections(admin, postgres_schema)
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        await waiting_on_a_lock(admin, postgres_schema, not_pid=first)
+    finally:
+        admin("ROLLBACK")
+
+    outcome = await change
+    assert outcome.applied
+    history = await storage.get_history(job_id)
+    assert [h.state for h in history] == [JobState.ENQUEUED, JobState.DELETED]
+
+
+async def test_a_call_that_loses_its_connection_twice_is_a_storage_error(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    job_id = await storage.create_job(new_job())
+    admin("BEGIN")
+    admin("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", job_id)
+    change = asyncio.create_task(storage.apply_change(delete(job_id)))
+    try:
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        second = await waiting_on_a_lock(admin, postgres_schema, first)
+        admin("SELECT pg_terminate_backend(%s)", second)
 
         with pytest.raises(StorageError) as raised:
             await change
     finally:
         admin("ROLLBACK")
 
-    assert isinstance(raised.value.__cause__, psycopg.Error)
+    assert isinstance(raised.value.__cause__, psycopg.OperationalError)
     record = await storage.get_job(job_id)
     assert record is not None
     assert record.state is JobState.ENQUEUED

@@ -17,13 +17,11 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
@@ -231,11 +229,6 @@ class PostgresStorage(Storage):
                     # transaction explicitly (see _write).
                     kwargs={"autocommit": True},
                     configure=self._configure,
-                    # A connection the server dropped (restart, failover,
-                    # pg_terminate_backend) is found out and replaced
-                    # when it is taken from the pool, not by a failing
-                    # call.
-                    check=AsyncConnectionPool.check_connection,
                     timeout=self._pool_timeout,
                     name=f"backburner-{self.settings.schema}",
                 )
@@ -244,33 +237,80 @@ class PostgresStorage(Storage):
         assert self._pool is not None
         return self._pool
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; database errors become StorageError."""
+    async def _run(
+        self, work: Callable[[Connection], Awaitable[T]], *, write: bool
+    ) -> T:
+        """Run ``work`` on a pooled connection (in a transaction if
+        ``write``); database errors become :class:`StorageError`.
+
+        A connection that the server dropped while it sat in the pool
+        (restart, failover, ``pg_terminate_backend``) fails on its first
+        statement. Such a failure, or any before COMMIT was sent, rolled
+        the transaction back, so the work is run once more on a fresh
+        connection after the pool has weeded out its other dead ones.
+        Checking every connection as it leaves the pool would cost a
+        round trip on every call instead.
+        """
         pool = await self._ready()
         if self._auto_migrate and not self._migrated:
             await self._migrate_if_behind(pool)
-        try:
-            async with pool.connection() as conn:
-                yield conn
-        except psycopg.errors.UndefinedTable as error:
-            raise SchemaError(
+        for retry in (True, False):
+            committing = False
+            conn: Connection | None = None
+            try:
+                async with pool.connection() as conn:
+                    if not write:
+                        return await work(conn)
+                    async with conn.transaction():
+                        result = await work(conn)
+                        committing = True
+                    return result
+            except psycopg.OperationalError as error:
+                if (
+                    retry
+                    and not committing
+                    and conn is not None
+                    and (conn.broken)
+                ):
+                    logger.debug(
+                        "connection lost, running the call again",
+                        extra={"event": "storage.connection_lost"},
+                    )
+                    await pool.check()
+                    continue
+                raise self._storage_error(error, committing) from error
+            except psycopg.Error as error:
+                raise self._storage_error(error, committing) from error
+            except UnicodeEncodeError as error:
+                raise StorageError(
+                    f"text is not valid UTF-8: {error}"
+                ) from error
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _storage_error(
+        self, error: psycopg.Error, committing: bool
+    ) -> StorageError:
+        if isinstance(error, psycopg.errors.UndefinedTable):
+            return SchemaError(
                 f"schema {self.settings.schema!r} is not installed; "
                 "run migrate() (or `backburner migrate`)"
-            ) from error
-        except psycopg.Error as error:
-            raise StorageError(
-                f"PostgreSQL error: {type(error).__name__}: {error}"
-            ) from error
-        except UnicodeEncodeError as error:
-            raise StorageError(f"text is not valid UTF-8: {error}") from error
+            )
+        detail = f"{type(error).__name__}: {error}".strip()
+        if committing:
+            return StorageError(
+                f"PostgreSQL connection lost during COMMIT; the change "
+                f"may or may not have been saved ({detail})"
+            )
+        return StorageError(f"PostgreSQL error: {detail}")
 
     async def _read(
-        self, statement: bytes, params: Mapping[str, object]
+        self, statement: bytes | sql.Composed, params: Mapping[str, object]
     ) -> list[TupleRow]:
-        async with self._connection() as conn:
+        async def work(conn: Connection) -> list[TupleRow]:
             cursor = await conn.execute(statement, params)
-            return await cursor.fetchall()
+            return await cursor.fetchall() if cursor.description else []
+
+        return await self._run(work, write=False)
 
     async def _write(
         self, work: Callable[[Connection, _Pending], Awaitable[T]]
@@ -281,11 +321,15 @@ class PostgresStorage(Storage):
         that PostgreSQL delivers the notifications only once the change
         is committed.
         """
-        pending = _Pending()
-        async with self._connection() as conn, conn.transaction():
+
+        async def attempt(conn: Connection) -> tuple[T, _Pending]:
+            pending = _Pending()
             result = await work(conn, pending)
             await self._write_counters(conn, pending)
             await self._send(conn, pending)
+            return result, pending
+
+        result, pending = await self._run(attempt, write=True)
         for notification in pending.notifications():
             self._hub.publish(notification)
         return result
@@ -566,10 +610,7 @@ class PostgresStorage(Storage):
         statement = sql.SQL(
             "SELECT {} FROM jobs{} ORDER BY id DESC LIMIT %(limit)s"
         ).format(_JOB_COLUMNS, where)
-        async with self._connection() as conn:
-            cursor = await conn.execute(statement, params)
-            rows = await cursor.fetchall()
-        return [_record(row) for row in rows]
+        return [_record(row) for row in await self._read(statement, params)]
 
     async def counts(self) -> list[StateCount]:
         """Return the counters per state and queue (no zero rows)."""
@@ -666,13 +707,7 @@ class PostgresStorage(Storage):
 
     async def remove_server(self, name: str) -> None:
         """Unregister a server (its jobs stay as they are)."""
-        await self._read_nothing(query("remove_server"), {"name": name})
-
-    async def _read_nothing(
-        self, statement: bytes, params: Mapping[str, object]
-    ) -> None:
-        async with self._connection() as conn:
-            await conn.execute(statement, params)
+        await self._read(query("remove_server"), {"name": name})
 
     async def list_servers(self) -> list[ServerInfo]:
         """Return the registered servers, by name."""
