@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -202,3 +203,29 @@ def test_the_refusal_shows_the_signature_to_call(cli: Run) -> None:
         "func='') cannot take these arguments: too many positional "
         "arguments"
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("x = (\n", "SyntaxError: '(' was never closed"),
+        ("raise RuntimeError('no SETTINGS')\n", "RuntimeError: no SETTINGS"),
+    ],
+)
+def test_a_module_that_fails_to_import_is_one_line(
+    cli: Run,
+    client: SyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    expected: str,
+) -> None:
+    name = f"cli_broken_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    result = cli("enqueue", f"{name}:run")
+
+    assert result.code == 1
+    assert expected in one_error_line(result)
+    assert client.list_jobs().jobs == []

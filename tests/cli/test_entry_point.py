@@ -95,6 +95,32 @@ def test_mistakes_are_one_line_and_an_exit_code(
     assert done.stderr.count("\n") == 1, done.stderr
 
 
+def test_job_functions_are_found_from_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    # The installed script's own folder is first on its path, not the
+    # working directory: the command puts the latter there itself.
+    (tmp_path / "cli_project_jobs.py").write_text(
+        "def send(to):\n    return to\n", encoding="utf-8"
+    )
+    storage_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    environment = {**os.environ, "BACKBURNER_STORAGE": storage_url}
+    environment.pop("PYTHONPATH", None)
+
+    done = subprocess.run(
+        [SCRIPT, "enqueue", "cli_project_jobs:send", '"ann"'],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert int(done.stdout) == 1
+
+
 def test_a_worker_runs_a_job_enqueued_from_the_command_line(
     storage_url: str, tmp_path: Path
 ) -> None:

@@ -93,7 +93,8 @@ def find_function(reference: str) -> Callable[..., Any]:
 
     Raises:
         UsageError: ``reference`` is not of the form ``module:qualname``.
-        CommandError: it does not import, or is not callable.
+        CommandError: it does not import (for any reason), or is not
+            callable.
     """
     module, sep, qualname = reference.partition(":")
     if not (sep and module and qualname):
@@ -102,7 +103,10 @@ def find_function(reference: str) -> Callable[..., Any]:
         )
     try:
         found = import_reference(reference)
-    except (ImportError, AttributeError) as error:
+    # The module is application code: whatever its import raises (a
+    # SyntaxError, a missing setting...) is reported as one line naming
+    # the error, like a missing module.
+    except Exception as error:  # noqa: BLE001 - reported, not swallowed
         raise CommandError(
             f"cannot import job function {reference}: "
             f"{type(error).__name__}: {error}"

@@ -69,9 +69,12 @@ def _import_all(modules: list[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as error:
+        # Application code: any error of its import is reported as one
+        # line, as the server would (it exits with 2 for the same).
+        except Exception as error:  # noqa: BLE001 - reported, not swallowed
             raise CommandError(
-                f"cannot import module {module!r}: {error}"
+                f"cannot import module {module!r}: "
+                f"{type(error).__name__}: {error}"
             ) from None
 
 
