@@ -49,13 +49,13 @@ shutting down) wins and surfaces as :class:`asyncio.CancelledError`.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -72,22 +72,13 @@ from backburner.web.request import current_request_token
 
 S = TypeVar("S", bound=AsyncSession)
 
-# How often a discarded SQLite connection is interrupted again, in
-# seconds: a statement handed to aiosqlite's thread just before the
-# interrupt had not started yet, and SQLite only interrupts statements
-# that are running. The first interrupt is immediate.
-_REINTERRUPT_DELAYS = (0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-# Interrupters still running; a task the loop only references weakly
-# could be collected before it ends.
-_interrupters: set[asyncio.Task[None]] = set()
-
 
 def install_cancellation(engine: AsyncEngine | Engine) -> None:
     """Make a cancelled ``await`` stop the statement in the database.
 
-    Calling it again for the same engine does nothing. Engines whose
-    driver cancels server-side by itself (asyncpg, psycopg) get no hook.
+    Calling it again for the same engine does nothing. Install it before
+    the engine's first connection: the PostgreSQL part applies to new
+    connections only.
 
     Args:
         engine: the engine (async, or its ``sync_engine``).
@@ -95,44 +86,99 @@ def install_cancellation(engine: AsyncEngine | Engine) -> None:
     sync_engine = (
         engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     )
-    listener = _STOPPERS.get(sync_engine.dialect.driver)
-    if listener is None:
+    listeners = _LISTENERS.get(sync_engine.dialect.driver, ())
+    for name, listener in listeners:
+        if not event.contains(sync_engine, name, listener):
+            event.listen(sync_engine, name, listener)
+
+
+def _aiosqlite_statement_cancelled(context: ExceptionContext) -> None:
+    """A statement's ``await`` was cancelled: stop it, keep the connection.
+
+    aiosqlite runs the statement in its own thread, which goes on after
+    the ``await`` is cancelled, and queues every later call on the same
+    connection behind it: closing the cursor, the rollback, the close.
+    """
+    if isinstance(context.original_exception, Exception):
+        return  # a database error, not an interrupted await
+    if context.connection is None:
         return
-    # SQLAlchemy discards (invalidates) a connection whose ``await`` was
-    # cancelled, then closes it; the close waits behind the statement
-    # unless the statement is stopped first, here.
-    if not event.contains(sync_engine, "invalidate", listener):
-        event.listen(sync_engine, "invalidate", listener)
+    _interrupt(context.connection.connection.dbapi_connection)
+    # SQLAlchemy would discard the connection, as for any cancelled
+    # ``await``. Here nothing is lost: aiosqlite keeps its calls in
+    # order, so the connection is in a known state once the statement
+    # stops. Keeping it lets SQLAlchemy close the cursor, which resets
+    # the interrupted statement; a discarded connection whose statement
+    # was never reset stays open (holding its locks) until the garbage
+    # collector finds the cursor.
+    context.is_disconnect = False
 
 
-def _interrupt_aiosqlite(
+def _aiosqlite_invalidated(
     dbapi_connection: Any, record: Any, exception: BaseException | None
 ) -> None:
+    # Discarded for another reason: the close waits behind a running
+    # statement unless it stops first.
+    _interrupt(dbapi_connection)
+
+
+def _interrupt(dbapi_connection: Any) -> None:
     connection = getattr(dbapi_connection, "driver_connection", None)
     if connection is None:
         return
+    # aiosqlite's interrupt() is a coroutine that never suspends: it
+    # calls sqlite3's interrupt(), which is thread-safe, in the caller's
+    # thread. Run it to its end here, synchronously, so that it lands
+    # before anything else is queued on the connection.
+    coroutine = connection.interrupt()
     try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+        coroutine.send(None)
+    except StopIteration:
         return
-    task = loop.create_task(_interrupt_until_closed(connection))
-    _interrupters.add(task)
-    task.add_done_callback(_interrupters.discard)
+    except (ValueError, sqlite3.ProgrammingError):
+        # Already closed (aiosqlite says ValueError, sqlite3
+        # ProgrammingError): nothing runs any more.
+        return
+    coroutine.close()
+    raise RuntimeError("aiosqlite's interrupt() suspended")
 
 
-async def _interrupt_until_closed(connection: Any) -> None:
-    for delay in (0.0, *_REINTERRUPT_DELAYS):
-        await asyncio.sleep(delay)
-        try:
-            await connection.interrupt()
-        except (ValueError, sqlite3.ProgrammingError):
-            # aiosqlite says ValueError once closed, sqlite3 says
-            # ProgrammingError: either way nothing runs any more.
-            return
+# Milliseconds between the PostgreSQL server's checks, during a long
+# statement, that the client is still connected.
+CLIENT_CHECK_INTERVAL_MS = 250
 
 
-_STOPPERS: dict[str, Callable[[Any, Any, BaseException | None], None]] = {
-    "aiosqlite": _interrupt_aiosqlite,
+def _postgres_connected(dbapi_connection: Any, record: Any) -> None:
+    """Have the server stop a statement whose client has gone.
+
+    The drivers' cancel request can arrive before the statement it is
+    meant for has started (the server then ignores it); the driver gives
+    up after a while and closes the connection, and without this
+    setting the server would run the statement to its end regardless.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            "SET client_connection_check_interval = "
+            f"{CLIENT_CHECK_INTERVAL_MS}"
+        )
+    except Exception:  # noqa: BLE001 - a backstop only
+        # PostgreSQL before 14 does not have the setting; cancellation
+        # still works, only without this backstop.
+        dbapi_connection.rollback()
+        return
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
+_LISTENERS: dict[str, tuple[tuple[str, Callable[..., None]], ...]] = {
+    "aiosqlite": (
+        ("handle_error", _aiosqlite_statement_cancelled),
+        ("invalidate", _aiosqlite_invalidated),
+    ),
+    "asyncpg": (("connect", _postgres_connected),),
+    "psycopg": (("connect", _postgres_connected),),
 }
 
 
