@@ -1,0 +1,201 @@
+"""Servers in child processes: kill -9, signals, several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import job_samples
+import pytest
+from server_helpers import (
+    FAST,
+    TESTS_JOBS,
+    client,
+    eventually,
+    fresh_samples,
+    storage,
+)
+
+from backburner.jobs import Call, Client, JobState, Server
+from backburner.jobs.heartbeat import RECOVERY_REASON
+from backburner.storage import Storage
+
+__all__ = ["client", "fresh_samples", "storage"]
+
+S = JobState
+pytestmark = pytest.mark.timeout(90)
+
+
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``server_process.py`` children; kill leftovers at the end."""
+    children: list[subprocess.Popen[bytes]] = []
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+
+    def start(*options: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(TESTS_JOBS)}
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                str(TESTS_JOBS / "server_process.py"),
+                url,
+                *options,
+            ],
+            env=env,
+            stderr=(tmp_path / f"child{len(children)}.log").open("wb"),
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+async def exited(child: subprocess.Popen[bytes], within: float = 60) -> int:
+    return await asyncio.to_thread(child.wait, within)
+
+
+async def test_jobs_of_a_killed_server_are_recovered_and_none_is_lost(
+    storage: Storage, client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    out = tmp_path / "out.txt"
+    ids = await client.enqueue_many(
+        [
+            Call(job_samples.slow_line, str(out), f"j{i}", 0.4)
+            for i in range(12)
+        ]
+    )
+    text_of = {job_id: f"j{i}" for i, job_id in enumerate(ids)}
+    victim = spawn("--tuned")
+
+    def victim_is_busy() -> bool:
+        seen = lines(out)
+        started = sum(line.startswith("start") for line in seen)
+        ended = sum(line.startswith("end") for line in seen)
+        return started >= 6 and ended >= 2
+
+    await eventually(victim_is_busy, what="the victim to run jobs")
+    victim.send_signal(signal.SIGKILL)
+    await exited(victim)
+    running = await storage.list_jobs(state=S.PROCESSING)
+    running_at_kill = {text_of[job.id] for job in running}
+    assert running_at_kill, "the kill should hit running jobs"
+
+    async with Server(storage, concurrency=4, **FAST):
+
+        async def all_succeeded() -> bool:
+            counts = await client.counts()
+            return counts.by_state[S.SUCCEEDED] == len(ids)
+
+        await eventually(all_succeeded, what="every job to succeed")
+
+    seen = lines(out)
+    starts = Counter(
+        line.split()[1] for line in seen if line.startswith("start")
+    )
+    ends = {line.split()[1] for line in seen if line.startswith("end")}
+    assert ends == set(text_of.values()), "no job may be lost"
+    twice = {text for text, count in starts.items() if count > 1}
+    assert twice <= running_at_kill
+    for job in running:
+        reasons = [e.reason for e in (await client.get(job.id)).history]
+        assert RECOVERY_REASON in reasons
+
+
+async def test_sigterm_puts_the_running_job_back_and_it_later_succeeds_once(
+    client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    marker = tmp_path / "marker"
+    log = Path(f"{marker}.log")
+    job_id = await client.enqueue(job_samples.honour_token_once, str(marker))
+    child = spawn()
+    await eventually(log.exists, what="the job to start")
+
+    child.send_signal(signal.SIGTERM)
+
+    assert await exited(child) == 0
+    job = await client.get(job_id)
+    assert job.state is S.ENQUEUED
+    assert job.reason == "interrupted by shutdown"
+
+    again = spawn("--until-empty")
+    assert await exited(again) == 0
+    assert (await client.get(job_id)).state is S.SUCCEEDED
+    assert lines(log) == ["started", "succeeded"]
+
+
+async def test_a_second_signal_stops_without_waiting_for_the_job(
+    client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    out = tmp_path / "out.txt"
+    # Sleeps 60 s on a thread, ignoring every token: only a harder stop
+    # ends the server before its 20 s shutdown timeout.
+    job_id = await client.enqueue(job_samples.slow_line, str(out), "x", 60)
+    child = spawn()
+    await eventually(lambda: bool(lines(out)), what="the job to start")
+
+    child.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    child.send_signal(signal.SIGTERM)
+
+    assert await exited(child, within=15) == 0
+    job = await client.get(job_id)
+    assert job.state is S.ENQUEUED
+    assert "did not stop in time" in job.reason
+
+
+async def test_several_server_processes_share_the_queue(
+    client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    out = tmp_path / "out.txt"
+    ids = await client.enqueue_many(
+        [Call(job_samples.append_line, str(out), f"l{i}") for i in range(30)]
+    )
+
+    options = ("--until-empty", "--processes", "2", "--name", "w")
+    child = spawn(*options)
+
+    assert await exited(child) == 0
+    assert sorted(lines(out)) == sorted(f"l{i}" for i in range(30))
+    servers = set()
+    for job_id in ids:
+        job = await client.get(job_id)
+        assert job.state is S.SUCCEEDED
+        servers.add(job.history[-1].data["server"])
+    assert servers <= {"w-1", "w-2"}
+
+
+async def test_run_server_refuses_a_module_that_does_not_import(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys; from backburner.jobs import run_server; "
+        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
+        "imports=['no_such_module_here']))"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert b"no_such_module_here" in done.stderr
