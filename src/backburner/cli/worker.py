@@ -88,18 +88,11 @@ def run(args: argparse.Namespace) -> int:
     url = session.storage_url(args)
     session.open_checked(args)  # A bad URL is reported before any import.
     _import_all(args.imports)
-    # Imported here so that the other commands work in an installation
-    # (or a checkout) without the server.
-    try:
-        from backburner.jobs.server import (  # type: ignore[import-not-found, unused-ignore]  # may be absent
-            run_server,
-        )
-    except ModuleNotFoundError as error:
-        if error.name != "backburner.jobs.server":
-            raise
-        raise CommandError("the job server is not available") from None
+    # Imported here: the server pulls in the whole job engine, which the
+    # other commands do not need.
+    from backburner.jobs.server import run_server
 
-    code: int = run_server(
+    return run_server(
         url,
         imports=args.imports,
         queues=args.queues,
@@ -108,4 +101,3 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         until_empty=args.until_empty,
     )
-    return code
