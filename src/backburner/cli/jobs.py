@@ -42,12 +42,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
 
     listing = add_command(group, "list", help="list jobs, newest first")
-    listing.add_argument("--state", type=arguments.state)
-    listing.add_argument("--queue", type=arguments.queue)
+    listing.add_argument(
+        "--state",
+        type=arguments.state,
+        help=f"only jobs in this state ({arguments.STATE_NAMES})",
+    )
+    listing.add_argument(
+        "--queue", type=arguments.queue, help="only jobs on this queue"
+    )
     listing.add_argument(
         "--limit",
         type=arguments.page_size,
         default=50,
+        metavar="N",
         help="jobs per page, 1-1000 (default 50)",
     )
     listing.add_argument(
@@ -56,12 +63,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="ID",
         help="start below this id (the next page)",
     )
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--json", action="store_true", help="print JSON (docs/cli.md)"
+    )
     listing.set_defaults(handler=run_list)
 
     show = add_command(group, "show", help="show one job and its history")
     show.add_argument("id", type=arguments.job_id)
-    show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--json", action="store_true", help="print JSON (docs/cli.md)"
+    )
     show.set_defaults(handler=run_show)
 
     requeue = add_command(group, "requeue", help="put a job back on its queue")

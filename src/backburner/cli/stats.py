@@ -31,7 +31,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "stats",
         help="job counts per state and queue, and live servers",
     )
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (docs/cli.md)"
+    )
     parser.set_defaults(handler=run)
 
 
