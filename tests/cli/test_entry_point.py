@@ -121,6 +121,39 @@ def test_job_functions_are_found_from_the_working_directory(
     assert int(done.stdout) == 1
 
 
+def test_commands_other_than_worker_print_no_log_records(
+    tmp_path: Path,
+) -> None:
+    # Stands for a driver logging its retries: without care, Python's
+    # last-resort handler prints each WARNING around the one error line.
+    (tmp_path / "cli_noisy_jobs.py").write_text(
+        "import logging\n"
+        "logging.getLogger('driver').warning('retrying connection')\n"
+        "def send(to):\n    return to\n",
+        encoding="utf-8",
+    )
+    environment = {
+        **os.environ,
+        "BACKBURNER_STORAGE": f"sqlite:///{tmp_path / 'jobs.db'}",
+    }
+
+    done = subprocess.run(
+        [sys.executable, "-m", "backburner", "enqueue", "cli_noisy_jobs:send"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "backburner: error: cli_noisy_jobs:send(to) cannot take these "
+        "arguments: missing a required argument: 'to'"
+    ]
+
+
 def test_a_worker_runs_a_job_enqueued_from_the_command_line(
     storage_url: str, tmp_path: Path
 ) -> None:
