@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 # Well under PostgreSQL's 8000-byte limit on a payload.
 _MAX_PAYLOAD = 7000
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+# Seconds of silence after which the listening connection is pinged.
+_PING_AFTER = 30.0
 
 
 def _chunked(
@@ -152,6 +154,10 @@ class Hub:
             try:
                 await self._listen_once()
             except (psycopg.Error, OSError) as error:
+                if self._listening.is_set():
+                    # It was up: this is a new outage, start the
+                    # backoff again.
+                    failures = 0
                 self._listening.clear()
                 delay = _RECONNECT_DELAYS[
                     min(failures, len(_RECONNECT_DELAYS) - 1)
@@ -166,8 +172,6 @@ class Hub:
                     },
                 )
                 await asyncio.sleep(delay)
-            else:
-                failures = 0
 
     async def _listen_once(self) -> None:
         conn = await psycopg.AsyncConnection.connect(
@@ -177,10 +181,26 @@ class Hub:
             listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
             await conn.execute(listen)
             self._listening.set()
-            async for notify in conn.notifies():
-                decoded = decode(notify.payload)
-                if decoded is None:
-                    continue
-                origin, notification = decoded
-                if origin != self._origin:
-                    self.publish(notification)
+            while True:
+                async for notify in conn.notifies(timeout=_PING_AFTER):
+                    self._deliver(notify.payload)
+                # A quiet channel cannot tell a live connection from one
+                # whose network path died without a word: ask.
+                await conn.execute("SELECT 1")
+
+    def _deliver(self, payload: str) -> None:
+        decoded = decode(payload)
+        if decoded is None:
+            return
+        origin, notification = decoded
+        if origin == self._origin:
+            return
+        try:
+            self.publish(notification)
+        except Exception:
+            # A faulty listener must not stop this storage from hearing
+            # the next notification.
+            logger.exception(
+                "notification listener failed",
+                extra={"event": "storage.listener_failed"},
+            )
