@@ -29,26 +29,37 @@ What happens to a statement whose task is cancelled, per driver
 
 - asyncpg and psycopg 3 send PostgreSQL a cancel request by themselves,
   and SQLAlchemy then discards the connection (its protocol state is
-  unknown after a cancelled ``await``), so the server-side backend ends
-  too. Nothing more is needed from us.
+  unknown after a cancelled ``await``), so the backend ends too. The
+  hook adds a backstop: each connection asks the server to check its
+  client every :data:`CLIENT_CHECK_INTERVAL_MS` during long statements
+  (``client_connection_check_interval``, PostgreSQL 14+), for the cancel
+  request that arrives before its statement does and is ignored.
 - aiosqlite runs the statement in a thread that a task cancellation does
   not reach: the statement runs to its end, and so does the cancelled
-  task, because SQLAlchemy's cleanup waits behind it. The hook calls
-  SQLite's ``interrupt()`` (thread-safe) when the connection is
-  discarded, so the statement stops at its next step.
+  task, since SQLAlchemy's cleanup queues behind it. The hook calls
+  SQLite's ``interrupt()`` (thread-safe) at once and keeps the
+  connection, which aiosqlite leaves in a known state.
 
-Known limits: a connection whose statement was interrupted is discarded
-rather than reused (SQLAlchemy's choice for any cancelled ``await``), so
-each cancelled statement costs a reconnect. Only the asyncio drivers are
-covered; synchronous sessions in threads are not interrupted. The
-interruption is a task cancellation, so the rules of
-:func:`~backburner.cancellation.cancellable` apply: an outside
-``task.cancel()`` (the middleware interrupting the handler, a server
-shutting down) wins and surfaces as :class:`asyncio.CancelledError`.
+Known limits:
+
+- A cancelled PostgreSQL statement costs its connection (SQLAlchemy's
+  choice for any cancelled ``await``): the next checkout reconnects.
+- When the cancel request beats its statement to the server, the
+  cancelled task waits for the driver to give up on the connection
+  (asyncpg 2 s, psycopg 5 s, with a warning from psycopg), and the
+  statement runs until the server's next client check.
+- Only the asyncio drivers are covered; synchronous sessions in threads
+  are not interrupted.
+- The interruption is a task cancellation, so the rules of
+  :func:`~backburner.cancellation.cancellable` apply: an outside
+  ``task.cancel()`` (the middleware interrupting the handler, a server
+  shutting down) wins and surfaces as :class:`asyncio.CancelledError`;
+  the middleware reports it as a cancelled request with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from types import TracebackType
@@ -103,7 +114,8 @@ def _aiosqlite_statement_cancelled(context: ExceptionContext) -> None:
         return  # a database error, not an interrupted await
     if context.connection is None:
         return
-    _interrupt(context.connection.connection.dbapi_connection)
+    dbapi_connection = context.connection.connection.dbapi_connection
+    _interrupt(dbapi_connection)
     # SQLAlchemy would discard the connection, as for any cancelled
     # ``await``. Here nothing is lost: aiosqlite keeps its calls in
     # order, so the connection is in a known state once the statement
@@ -112,6 +124,20 @@ def _aiosqlite_statement_cancelled(context: ExceptionContext) -> None:
     # was never reset stays open (holding its locks) until the garbage
     # collector finds the cursor.
     context.is_disconnect = False
+    # ExceptionContext documents ``cursor``, but SQLAlchemy 2.1 does not
+    # set it; the execution context has it.
+    cursor = getattr(context.execution_context, "cursor", None)
+    if cursor is None:
+        return
+    # SQLite ignores an interrupt that comes before the statement has
+    # started in aiosqlite's thread. Closing the cursor is queued behind
+    # the statement, so until it returns the statement may still be
+    # running, and is interrupted again now and then.
+    again = _Reinterrupter(dbapi_connection)
+    try:
+        cursor.close()
+    finally:
+        again.stop()
 
 
 def _aiosqlite_invalidated(
@@ -120,6 +146,26 @@ def _aiosqlite_invalidated(
     # Discarded for another reason: the close waits behind a running
     # statement unless it stops first.
     _interrupt(dbapi_connection)
+
+
+class _Reinterrupter:
+    """Interrupts a connection at growing intervals until stopped."""
+
+    __slots__ = ("_connection", "_delay", "_handle", "_loop")
+
+    def __init__(self, dbapi_connection: Any) -> None:
+        self._connection = dbapi_connection
+        self._delay = 0.001
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(self._delay, self._fire)
+
+    def _fire(self) -> None:
+        _interrupt(self._connection)
+        self._delay = min(self._delay * 4, 0.25)
+        self._handle = self._loop.call_later(self._delay, self._fire)
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 
 def _interrupt(dbapi_connection: Any) -> None:
