@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,24 @@ def test_a_reader_that_goes_away_gets_no_traceback(
         code = process.wait(timeout=60)
 
     assert (code, stderr) == (1, "")
+
+
+def test_a_worker_stops_cleanly_on_sigterm(storage_url: str) -> None:
+    environment = {**os.environ, "BACKBURNER_STORAGE": storage_url}
+    with subprocess.Popen(
+        [SCRIPT, "worker", "--import", SAMPLES, "--name", "cli-test"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        # The server logs its start once it is registered: wait for it.
+        for line in process.stderr:
+            if "started" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+
+    assert code == 0
