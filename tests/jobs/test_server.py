@@ -533,6 +533,66 @@ async def test_until_empty_returns_at_once_when_there_is_nothing(
     await asyncio.wait_for(server(storage).run(until_empty=True), 10)
 
 
+# -- maintenance -------------------------------------------------------------
+
+
+async def test_scheduled_jobs_are_promoted_once_across_two_servers(
+    storage: Storage, client: Client, tmp_path: Path
+) -> None:
+    from backburner.jobs import Call
+    from backburner.storage import open_storage
+
+    ids = await client.enqueue_many(
+        [Call(job_samples.async_noop) for _ in range(40)],
+        JobOptions(delay=0.3),
+    )
+    other = open_storage(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        async with server(storage, name="one"), server(other, name="two"):
+
+            async def all_done() -> bool:
+                counts = await client.counts()
+                return counts.by_state[S.SUCCEEDED] == len(ids)
+
+            await eventually(all_done, what="the scheduled jobs to run")
+    finally:
+        await other.close()
+
+    for job_id in ids:
+        assert states_of(await client.get(job_id)) == [
+            "scheduled",
+            "enqueued",
+            "processing",
+            "succeeded",
+        ]
+
+
+async def test_succeeded_jobs_expire_after_retention_and_failed_ones_stay(
+    storage: Storage, client: Client
+) -> None:
+    from datetime import timedelta
+
+    from backburner.jobs import JobNotFoundError
+
+    done = await client.enqueue(job_samples.noop)
+    failed = await client.enqueue(server_samples.refuses, "x")
+
+    async with server(
+        storage, retention=timedelta(seconds=0.2), expire_interval=0.1
+    ):
+
+        async def expired() -> bool:
+            try:
+                await client.get(done)
+            except JobNotFoundError:
+                return True
+            return False
+
+        await eventually(expired, what="the succeeded job to expire")
+
+    assert (await client.get(failed)).state is S.FAILED
+
+
 # -- configuration -----------------------------------------------------------
 
 
