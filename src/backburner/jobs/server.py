@@ -97,6 +97,16 @@ _ABORT_REASONS = {
 }
 
 
+# How each outcome is logged: level, event name, words.
+_ENDINGS = {
+    JobState.SUCCEEDED: (logging.INFO, "job.succeeded", "succeeded"),
+    JobState.ENQUEUED: (logging.INFO, "job.interrupted", "was interrupted"),
+    JobState.SCHEDULED: (logging.WARNING, "job.retried", "failed"),
+    JobState.FAILED: (logging.ERROR, "job.failed", "failed for good"),
+    JobState.DELETED: (logging.ERROR, "job.failed", "failed for good"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ServerTuning:
     """The knobs of a server, all in seconds unless said otherwise.
@@ -604,7 +614,15 @@ class Server:
         outcome: ChangeOutcome | None,
     ) -> None:
         job = execution.job
-        if outcome is None or not outcome.applied:
+        if outcome is None:
+            _log.error(
+                "job %s ended but its outcome (%s) could not be written",
+                job.id,
+                change.to_state.value,
+                extra=self._facts(execution, "job.outcome_lost", ending),
+            )
+            return
+        if not outcome.applied:
             _log.info(
                 "job %s ended but had left processing meanwhile; its "
                 "outcome (%s) was not recorded",
@@ -613,24 +631,15 @@ class Server:
                 extra=self._facts(execution, "job.outcome_refused", ending),
             )
             return
-        target = change.to_state
-        if target is JobState.SUCCEEDED:
-            level, event, exc_info = logging.INFO, "job.succeeded", None
-        elif target is JobState.ENQUEUED:
-            level, event, exc_info = logging.INFO, "job.interrupted", None
-        elif target is JobState.SCHEDULED:
-            level, event, exc_info = logging.WARNING, "job.retried", None
-        else:
-            level, event = logging.ERROR, "job.failed"
-            exc_info = ending.error
+        level, event, words = _ENDINGS[change.to_state]
         _log.log(
             level,
-            "job %s %s in %.3f s: %s",
+            "job %s %s after %.3f s: %s",
             job.id,
-            target.value,
+            words,
             ending.duration,
             change.reason,
-            exc_info=exc_info,
+            exc_info=ending.error if level >= logging.ERROR else None,
             extra=self._facts(execution, event, ending),
         )
 
