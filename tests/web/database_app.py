@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from backburner.cancellation import OperationCancelled
 from backburner.web import (
@@ -99,6 +104,30 @@ def build_app(
                 async with sessions() as session:
                     await session.execute(insert, {"id": row})
                     result = await session.execute(text(slow_sql))
+        except BaseException as exc:
+            probe.outcomes.append(_describe(exc))
+            raise
+        probe.outcomes.append("completed")
+        return {"result": str(result.scalar())}
+
+    async def session_dependency(
+        token: RequestCancellation,
+    ) -> AsyncIterator[AsyncSession]:
+        async with cancellable_session(sessions, token) as session:
+            yield session
+
+    # A default, not Annotated: the dependency is local to this function,
+    # where postponed annotations cannot see it.
+    request_session = Depends(session_dependency)
+
+    @app.get("/slow-dependency")
+    async def slow_dependency(
+        row: int,
+        session: AsyncSession = request_session,
+    ) -> dict[str, str]:
+        try:
+            await session.execute(insert, {"id": row})
+            result = await session.execute(text(slow_sql))
         except BaseException as exc:
             probe.outcomes.append(_describe(exc))
             raise

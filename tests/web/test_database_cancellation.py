@@ -282,6 +282,24 @@ async def test_a_long_sqlite_query_is_interrupted(
     assert sqlite_database.no_sqlite_lock_is_held()
 
 
+async def test_a_session_from_a_dependency_is_rolled_back_and_returned(
+    database: Database,
+) -> None:
+    probe = DatabaseProbe()
+    app = build_app(database.engine, probe, database.table)
+
+    async with run_uvicorn(app) as (_, port):
+        await cancel_one(port, probe, "/slow-dependency?row=1")
+        rows = await get_json(port, "/count")
+
+    assert probe.outcomes == ["CancelledError"]
+    assert probe.cancelled_requests[0].reason == "client disconnected"
+    assert rows == '{"rows":0}'
+    assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    if database.admin_url is not None:
+        await until(idle(database))
+
+
 # -- a handler the middleware leaves running, obeying its token ----------
 
 
