@@ -4,22 +4,20 @@
 -- states keeps the four things together: the job row, a history row,
 -- the queue entry and the counters.
 
--- name: reserve_ids
--- Ids for a batch of new jobs, taken before the insert so that history,
--- queue entries and parameters can refer to them in the same statement.
-SELECT nextval(pg_get_serial_sequence('jobs', 'id'))
-FROM generate_series(1, %(count)s);
-
 -- name: create_jobs
+-- Ids are drawn in the order the jobs were given (ordinality), so that
+-- history, queue entries and parameters can refer to them in this same
+-- statement, and the ids come back in that order.
 WITH new AS (
-    SELECT *
+    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*
     FROM unnest(
-        %(ids)s::bigint[], %(functions)s::text[], %(arguments)s::text[],
-        %(queues)s::text[], %(states)s::text[], %(reasons)s::text[],
+        %(functions)s::text[], %(arguments)s::text[], %(queues)s::text[],
+        %(states)s::text[], %(reasons)s::text[],
         %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
         %(timeouts)s::float8[]
-    ) AS t (id, function, arguments, queue, state, reason, created_at,
-            scheduled_at, timeout)
+    ) WITH ORDINALITY AS t (function, arguments, queue, state, reason,
+                           created_at, scheduled_at, timeout, position)
+    ORDER BY t.position
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout)
@@ -32,12 +30,16 @@ WITH new AS (
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
     SELECT id, queue FROM new WHERE state = 'enqueued' ORDER BY id
+), parameters AS (
+    INSERT INTO job_parameters (job_id, name, value)
+    SELECT new.id, p.name, p.value
+    FROM unnest(
+        %(parameter_positions)s::bigint[], %(parameter_names)s::text[],
+        %(parameter_values)s::text[]
+    ) AS p (position, name, value)
+    JOIN new ON new.position = p.position
 )
-INSERT INTO job_parameters (job_id, name, value)
-SELECT * FROM unnest(
-    %(parameter_jobs)s::bigint[], %(parameter_names)s::text[],
-    %(parameter_values)s::text[]
-);
+SELECT id FROM new ORDER BY position;
 
 -- name: lock_jobs
 -- Locked in id order so that two batches touching the same jobs queue

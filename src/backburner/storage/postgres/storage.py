@@ -325,8 +325,10 @@ class PostgresStorage(Storage):
         async def attempt(conn: Connection) -> tuple[T, _Pending]:
             pending = _Pending()
             result = await work(conn, pending)
-            await self._write_counters(conn, pending)
-            await self._send(conn, pending)
+            # Neither needs an answer: one round trip for both.
+            async with conn.pipeline():
+                await self._write_counters(conn, pending)
+                await self._send(conn, pending)
             return result, pending
 
         result, pending = await self._run(attempt, write=True)
@@ -454,12 +456,9 @@ class PostgresStorage(Storage):
 
         async def work(conn: Connection, pending: _Pending) -> list[JobId]:
             cursor = await conn.execute(
-                query("reserve_ids"), {"count": len(jobs)}
+                query("create_jobs"), _new_job_params(jobs)
             )
-            ids = sorted(int(row[0]) for row in await cursor.fetchall())
-            await conn.execute(
-                query("create_jobs"), _new_job_params(ids, jobs)
-            )
+            ids = [int(row[0]) for row in await cursor.fetchall()]
             for job in jobs:
                 pending.move(job.queue, None, job.state.value)
             return ids
@@ -783,16 +782,14 @@ def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
             _refuse_unstorable(value, f"{where}: parameter {name!r}")
 
 
-def _new_job_params(
-    ids: Sequence[JobId], jobs: Sequence[NewJob]
-) -> dict[str, object]:
+def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
+    # Parameters refer to their job by its 1-based position in ``jobs``.
     parameters = [
-        (job_id, name, value)
-        for job_id, job in zip(ids, jobs, strict=True)
+        (position, name, value)
+        for position, job in enumerate(jobs, start=1)
         for name, value in job.parameters.items()
     ]
     return {
-        "ids": list(ids),
         "functions": [job.function for job in jobs],
         "arguments": [job.arguments for job in jobs],
         "queues": [job.queue for job in jobs],
@@ -801,7 +798,7 @@ def _new_job_params(
         "created": [job.created_at for job in jobs],
         "scheduled": [job.scheduled_at for job in jobs],
         "timeouts": [job.timeout for job in jobs],
-        "parameter_jobs": [row[0] for row in parameters],
+        "parameter_positions": [row[0] for row in parameters],
         "parameter_names": [row[1] for row in parameters],
         "parameter_values": [row[2] for row in parameters],
     }
