@@ -182,12 +182,19 @@ async def test_outcomes_of_many_jobs_are_written_in_batches(
     )
     writes: list[int] = []
     apply_changes = storage.apply_changes
+    apply_changes_and_fetch = storage.apply_changes_and_fetch
 
     async def counting(changes: Any) -> Any:
         writes.append(len(changes))
         return await apply_changes(changes)
 
+    async def counting_with_fetch(changes: Any, *rest: Any) -> Any:
+        if changes:
+            writes.append(len(changes))
+        return await apply_changes_and_fetch(changes, *rest)
+
     storage.apply_changes = counting  # type: ignore[method-assign]
+    storage.apply_changes_and_fetch = counting_with_fetch  # type: ignore[method-assign]
 
     await server(storage, concurrency=16).run(until_empty=True)
 

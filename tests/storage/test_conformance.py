@@ -237,6 +237,87 @@ async def test_concurrent_fetches_hand_each_job_to_one_server(
     assert sorted(a + b) == ids
 
 
+async def test_apply_changes_and_fetch_writes_outcomes_then_fetches(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    first, second, waiting = await storage.create_jobs(
+        [new_job(), new_job(), new_job()]
+    )
+    one, two = await storage.fetch("host:1", ["default"], 2, T0)
+    done = change(
+        one.id,
+        S.SUCCEEDED,
+        frozenset({S.PROCESSING}),
+        expected_version=one.version,
+        from_worker=True,
+    )
+    back = change(
+        two.id,
+        S.ENQUEUED,
+        frozenset({S.PROCESSING}),
+        expected_version=two.version,
+        from_worker=True,
+    )
+    stale = change(
+        one.id, S.FAILED, frozenset({S.PROCESSING}), expected_version=1
+    )
+
+    outcomes, fetched = await storage.apply_changes_and_fetch(
+        [done, back, stale], "host:1", ["default"], 5, T0
+    )
+
+    assert [o.applied for o in outcomes] == [True, True, False]
+    # The job put back by the changes is fetched by the same call.
+    assert [job.id for job in fetched] == [waiting, second]
+    assert (await storage.get_job(first)).state is S.SUCCEEDED  # type: ignore[union-attr]
+    assert {job.state for job in fetched} == {S.PROCESSING}
+
+
+async def test_apply_changes_and_fetch_with_no_changes_is_a_fetch(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    job_id = await storage.create_job(new_job())
+
+    outcomes, fetched = await storage.apply_changes_and_fetch(
+        [], "host:1", ["default"], 5, T0
+    )
+
+    assert outcomes == []
+    assert [job.id for job in fetched] == [job_id]
+
+
+async def test_apply_changes_and_fetch_refuses_bad_changes_unwritten(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    first, second = await storage.create_jobs([new_job(), new_job()])
+    bad = change(first, S.PROCESSING)
+
+    with pytest.raises(StorageError):
+        await storage.apply_changes_and_fetch(
+            [change(second, S.DELETED), bad], "host:1", ["default"], 5, T0
+        )
+
+    states = await storage.job_states([first, second])
+    assert {state for state, _ in states.values()} == {S.ENQUEUED}
+
+
+async def test_apply_changes_and_fetch_for_an_unregistered_server_applies(
+    storage: Storage,
+) -> None:
+    first, second = await storage.create_jobs([new_job(), new_job()])
+
+    outcomes, fetched = await storage.apply_changes_and_fetch(
+        [change(first, S.DELETED)], "host:9", ["default"], 5, T0
+    )
+
+    assert [o.applied for o in outcomes] == [True]
+    assert fetched == []
+    assert (await storage.get_job(second)).state is S.ENQUEUED  # type: ignore[union-attr]
+
+
 async def test_requeued_jobs_go_to_the_back_of_their_queue(
     storage: Storage,
 ) -> None:

@@ -4,7 +4,9 @@ Writing each finished job's state change in its own transaction caps a
 server at a few hundred jobs a second on SQLite. The writer collects the
 changes that arrive within a few milliseconds (and while the previous
 batch is being written) and hands them to
-:meth:`~backburner.storage.Storage.apply_changes` together. Each change
+:meth:`~backburner.storage.Storage.apply_changes` together, unless the
+server's next fetch takes them first
+(:meth:`~backburner.storage.Storage.apply_changes_and_fetch`). Each change
 is still its own compare-and-set, so one refused change does not affect
 the others.
 
@@ -80,6 +82,30 @@ class OutcomeWriter:
         self._kick.set()
         return future
 
+    def take(self) -> list[_Pending]:
+        """Take pending changes to write them another way (with a fetch).
+
+        Hand them to :meth:`settle` once written, or back to
+        :meth:`give_back` if the write failed.
+        """
+        batch = self._pending[:_MAX_BATCH]
+        del self._pending[:_MAX_BATCH]
+        return batch
+
+    def settle(
+        self, batch: list[_Pending], outcomes: list[ChangeOutcome]
+    ) -> None:
+        """Report the outcomes of a batch from :meth:`take`."""
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    def give_back(self, batch: list[_Pending]) -> None:
+        """Return an unwritten batch from :meth:`take`; it is written next."""
+        if batch:
+            self._pending[:0] = batch
+            self._kick.set()
+
     async def close(self) -> None:
         """Write what is pending, then stop."""
         self._closing = True
@@ -132,6 +158,4 @@ class OutcomeWriter:
             delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
             attempt += 1
             await asyncio.sleep(delay)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+        self.settle(batch, outcomes)

@@ -438,10 +438,19 @@ class Server:
             if free == 0:
                 await self._wake.wait()
                 continue
+            # Outcomes waiting to be written ride along with the fetch:
+            # one transaction instead of two.
+            batch = self._writer.take()
+            written = False
             try:
-                jobs = await self.storage.fetch(
-                    self.name, self.queues, free, datetime.now(UTC)
+                outcomes, jobs = await self.storage.apply_changes_and_fetch(
+                    [change for change, _ in batch],
+                    self.name,
+                    self.queues,
+                    free,
+                    datetime.now(UTC),
                 )
+                written = True
             except StorageError as error:
                 _log.warning(
                     "fetching jobs failed: %s",
@@ -450,6 +459,11 @@ class Server:
                 )
                 await self._nap(self.tuning.poll_interval)
                 continue
+            finally:
+                if written:
+                    self._writer.settle(batch, outcomes)
+                else:
+                    self._writer.give_back(batch)
             if self._stop_level():
                 # A stop was requested while this fetch ran.
                 await self._put_back(jobs)
@@ -505,14 +519,15 @@ class Server:
     ) -> None:
         job = execution.job
         token = execution.source.token
-        _log.info(
-            "job %s started: %s on %s (attempt %d)",
-            job.id,
-            job.function,
-            job.queue,
-            job.attempt,
-            extra=self._facts(execution, "job.started"),
-        )
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "job %s started: %s on %s (attempt %d)",
+                job.id,
+                job.function,
+                job.queue,
+                job.attempt,
+                extra=self._facts(execution, "job.started"),
+            )
         started = time.monotonic()
         try:
             if previous is not None:
@@ -632,6 +647,8 @@ class Server:
             )
             return
         level, event, words = _ENDINGS[change.to_state]
+        if not _log.isEnabledFor(level):
+            return
         _log.log(
             level,
             "job %s %s after %.3f s: %s",

@@ -116,7 +116,10 @@ async def perform(
         )
         return ending(refused, runnable=False)
     policy = policy_of(function.target)
-    interrupter = _Interrupter(token, interrupt_delay)
+    # Only coroutines can be interrupted; threads never look at it.
+    interrupter = _Interrupter(
+        token, interrupt_delay if function.is_async else 0.0
+    )
     call = _Call(function, args, kwargs, token, interrupter.token, threads)
 
     # 2. Call it, inside the activator's scope for a runner method.

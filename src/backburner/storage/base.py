@@ -397,6 +397,37 @@ class Storage(abc.ABC):
         (outcome,) = await self.apply_changes([change])
         return outcome
 
+    async def apply_changes_and_fetch(
+        self,
+        changes: Sequence[StateChange],
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> tuple[list[ChangeOutcome], list[JobRecord]]:
+        """Apply ``changes``, then :meth:`fetch`; return both results.
+
+        A server calls it to write the outcomes of finished jobs and take
+        new ones in one round trip. The changes are applied first, so a
+        job they put back on its queue can be fetched at once. A backend
+        may do both in one transaction (SQLite does, saving a write
+        transaction per batch); this default makes two calls.
+
+        Raises:
+            StorageError: the changes could not be applied (as
+                :meth:`apply_changes`: none was); nothing was fetched.
+        """
+        outcomes = await self.apply_changes(changes) if changes else []
+        try:
+            fetched = await self.fetch(server, queues, limit, now)
+        except StorageError:
+            if not changes:
+                raise
+            # The changes are written and their outcomes must reach the
+            # caller; the fetch is simply tried again next time.
+            fetched = []
+        return outcomes, fetched
+
     async def __aenter__(self) -> Storage:
         return self
 

@@ -488,55 +488,6 @@ class SQLiteStorage(Storage):
         dead and must announce itself again); otherwise also counts as a
         heartbeat.
         """
-        at = _ts(now)
-        reason = f"fetched by {server}"
-        data = json.dumps({"server": server})
-
-        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
-            alive = conn.execute(
-                "UPDATE servers SET heartbeat_at = ? WHERE name = ?",
-                (at, server),
-            ).rowcount
-            if not alive:
-                return []
-            picked: list[int] = []
-            for queue in queues:
-                if len(picked) >= limit:
-                    break
-                picked.extend(
-                    job_id
-                    for (job_id,) in conn.execute(
-                        "SELECT job_id FROM job_queue WHERE queue = ?"
-                        " ORDER BY seq LIMIT ?",
-                        (queue, limit - len(picked)),
-                    )
-                )
-            rows: list[Any] = []
-            for chunk in _chunks(picked):
-                marks = _marks(len(chunk))
-                conn.execute(
-                    f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
-                )
-                rows.extend(
-                    conn.execute(
-                        "UPDATE jobs SET state = ?, reason = ?,"
-                        " version = version + 1, attempt = attempt + 1,"
-                        " state_changed_at = ?, scheduled_at = NULL,"
-                        " server = ?, expires_at = NULL"
-                        f" WHERE id IN ({marks}) RETURNING {_JOB_COLUMNS}",
-                        (_PROCESSING, reason, at, server, *chunk),
-                    )
-                )
-            conn.executemany(
-                "INSERT INTO job_history (job_id, state, reason,"
-                " created_at, data) VALUES (?, ?, ?, ?, ?)",
-                [(row[0], _PROCESSING, reason, at, data) for row in rows],
-            )
-            for row in rows:
-                changes.move(row[3], _ENQUEUED, _PROCESSING)
-            position = {job_id: index for index, job_id in enumerate(picked)}
-            rows.sort(key=lambda row: position[row[0]])
-            return rows
 
         def run(conn: sqlite3.Connection) -> list[Any]:
             # A read first: polling an empty queue must not take the
@@ -549,9 +500,104 @@ class SQLiteStorage(Storage):
             )
             if not found:
                 return []
-            return self._write(conn, work)
+            return self._write(
+                conn,
+                lambda conn, changes: self._fetch_rows(
+                    conn, changes, server, queues, limit, now
+                ),
+            )
 
         return [_record(row) for row in await self._run(run)]
+
+    async def apply_changes_and_fetch(
+        self,
+        changes: Sequence[StateChange],
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> tuple[list[ChangeOutcome], list[JobRecord]]:
+        """Apply changes, then fetch, in one transaction (see the base).
+
+        Raises:
+            StorageError: as :meth:`apply_changes`; nothing was written.
+        """
+        if not changes:
+            return [], await self.fetch(server, queues, limit, now)
+        for change in changes:
+            _check_change(change)
+
+        def work(
+            conn: sqlite3.Connection, gathered: _Changes
+        ) -> tuple[list[ChangeOutcome], list[Any]]:
+            outcomes = [
+                self._change(
+                    conn, gathered, change, from_worker=change.from_worker
+                )
+                for change in changes
+            ]
+            rows = self._fetch_rows(conn, gathered, server, queues, limit, now)
+            return outcomes, rows
+
+        outcomes, rows = await self._run(lambda conn: self._write(conn, work))
+        return outcomes, [_record(row) for row in rows]
+
+    def _fetch_rows(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> list[Any]:
+        at = _ts(now)
+        reason = f"fetched by {server}"
+        data = json.dumps({"server": server})
+        alive = conn.execute(
+            "UPDATE servers SET heartbeat_at = ? WHERE name = ?",
+            (at, server),
+        ).rowcount
+        if not alive or limit <= 0:
+            return []
+        picked: list[int] = []
+        for queue in queues:
+            if len(picked) >= limit:
+                break
+            picked.extend(
+                job_id
+                for (job_id,) in conn.execute(
+                    "SELECT job_id FROM job_queue WHERE queue = ?"
+                    " ORDER BY seq LIMIT ?",
+                    (queue, limit - len(picked)),
+                )
+            )
+        rows: list[Any] = []
+        for chunk in _chunks(picked):
+            marks = _marks(len(chunk))
+            conn.execute(
+                f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
+            )
+            rows.extend(
+                conn.execute(
+                    "UPDATE jobs SET state = ?, reason = ?,"
+                    " version = version + 1, attempt = attempt + 1,"
+                    " state_changed_at = ?, scheduled_at = NULL,"
+                    " server = ?, expires_at = NULL"
+                    f" WHERE id IN ({marks}) RETURNING {_JOB_COLUMNS}",
+                    (_PROCESSING, reason, at, server, *chunk),
+                )
+            )
+        conn.executemany(
+            "INSERT INTO job_history (job_id, state, reason,"
+            " created_at, data) VALUES (?, ?, ?, ?, ?)",
+            [(row[0], _PROCESSING, reason, at, data) for row in rows],
+        )
+        for row in rows:
+            changes.move(row[3], _ENQUEUED, _PROCESSING)
+        position = {job_id: index for index, job_id in enumerate(picked)}
+        rows.sort(key=lambda row: position[row[0]])
+        return rows
 
     async def promote_scheduled(self, now: datetime, limit: int) -> int:
         """Enqueue due scheduled jobs (see the base class)."""
