@@ -213,7 +213,6 @@ async def test_fetch_uses_indexes_on_a_big_table(big_schema: Admin) -> None:
                 "now": T0,
                 "reason": "fetched",
                 "data": "{}",
-                "shard": 0,
                 "queue": "q1",
                 "limit": 10,
             },

@@ -109,7 +109,9 @@ FROM unnest(%(payloads)s::text[]) AS p (payload);
 -- One statement per queue: heartbeat the server, lock the oldest queue
 -- entries whose job rows are free (SKIP LOCKED: rows another fetch or a
 -- state change holds are passed over, never waited for), move the jobs
--- to processing, log the change, drop the queue entries, count.
+-- to processing, log the change, drop the queue entries. The counters
+-- follow at the end of the transaction, with every other counter delta
+-- of it (see add_counts).
 WITH alive AS (
     UPDATE servers SET heartbeat_at = %(now)s
     WHERE name = %(server)s
@@ -142,15 +144,6 @@ WITH alive AS (
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
     FROM picked
     ORDER BY seq
-), counted AS (
-    INSERT INTO job_counters (state, queue, shard, count)
-    SELECT d.state, %(queue)s::text, %(shard)s, d.sign * m.n
-    FROM (SELECT count(*) AS n FROM moved) AS m
-    CROSS JOIN (VALUES ('enqueued', -1), ('processing', 1)) AS d (state, sign)
-    WHERE m.n > 0
-    ORDER BY d.state
-    ON CONFLICT (state, queue, shard)
-    DO UPDATE SET count = job_counters.count + excluded.count
 )
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,

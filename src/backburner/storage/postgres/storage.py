@@ -482,18 +482,7 @@ class PostgresStorage(Storage):
         async def work(
             conn: Connection, pending: _Pending
         ) -> list[ChangeOutcome]:
-            ids = sorted({change.job_id for change in changes})
-            cursor = await conn.execute(query("lock_jobs"), {"ids": ids})
-            jobs = {
-                int(job_id): _Current(state, queue, version, state)
-                for job_id, state, queue, version in await cursor.fetchall()
-            }
-            outcomes = [
-                _decide(jobs, index, change, pending)
-                for index, change in enumerate(changes)
-            ]
-            await _write_changes(conn, jobs, changes, outcomes)
-            return outcomes
+            return await _apply(conn, pending, changes)
 
         return await self._write(work)
 
@@ -513,27 +502,44 @@ class PostgresStorage(Storage):
         """
         if limit < 1 or not queues:
             return []
-        params: dict[str, object] = {
-            "server": server,
-            "now": now,
-            "reason": _storable(f"fetched by {server}"),
-            "data": json.dumps({"server": server}),
-            "shard": random.randrange(_COUNTER_SHARDS),
-        }
 
         async def work(conn: Connection, pending: _Pending) -> list[TupleRow]:
-            rows: list[TupleRow] = []
-            for queue in dict.fromkeys(queues):
-                if len(rows) >= limit:
-                    break
-                cursor = await conn.execute(
-                    query("fetch"),
-                    {**params, "queue": queue, "limit": limit - len(rows)},
-                )
-                rows.extend(await cursor.fetchall())
-            return rows
+            return await _fetch(conn, pending, server, queues, limit, now)
 
         return [_record(row) for row in await self._write(work)]
+
+    async def apply_changes_and_fetch(
+        self,
+        changes: Sequence[StateChange],
+        server: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+    ) -> tuple[list[ChangeOutcome], list[JobRecord]]:
+        """Apply changes, then fetch, in one transaction (see the base).
+
+        A job the changes put back on its queue can be fetched by the
+        same call: the transaction sees its own queue entries, and row
+        locks it holds itself are not skipped.
+
+        Raises:
+            StorageError: a change is invalid or the transaction failed;
+                nothing was written and nothing fetched.
+        """
+        for change in changes:
+            _check_change(change)
+
+        async def work(
+            conn: Connection, pending: _Pending
+        ) -> tuple[list[ChangeOutcome], list[TupleRow]]:
+            outcomes = await _apply(conn, pending, changes)
+            if limit < 1 or not queues:
+                return outcomes, []
+            rows = await _fetch(conn, pending, server, queues, limit, now)
+            return outcomes, rows
+
+        outcomes, rows = await self._write(work)
+        return outcomes, [_record(row) for row in rows]
 
     async def promote_scheduled(self, now: datetime, limit: int) -> int:
         """Enqueue due scheduled jobs (see the base class)."""
@@ -802,6 +808,57 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
         "parameter_names": [row[1] for row in parameters],
         "parameter_values": [row[2] for row in parameters],
     }
+
+
+async def _apply(
+    conn: Connection, pending: _Pending, changes: Sequence[StateChange]
+) -> list[ChangeOutcome]:
+    """Apply checked changes inside the caller's transaction."""
+    if not changes:
+        return []
+    ids = sorted({change.job_id for change in changes})
+    cursor = await conn.execute(query("lock_jobs"), {"ids": ids})
+    jobs = {
+        int(job_id): _Current(state, queue, version, state)
+        for job_id, state, queue, version in await cursor.fetchall()
+    }
+    outcomes = [
+        _decide(jobs, index, change, pending)
+        for index, change in enumerate(changes)
+    ]
+    await _write_changes(conn, jobs, changes, outcomes)
+    return outcomes
+
+
+async def _fetch(
+    conn: Connection,
+    pending: _Pending,
+    server: str,
+    queues: Sequence[str],
+    limit: int,
+    now: datetime,
+) -> list[TupleRow]:
+    """Move up to ``limit`` jobs to processing inside the caller's
+    transaction, queue by queue in the order given."""
+    params: dict[str, object] = {
+        "server": server,
+        "now": now,
+        "reason": _storable(f"fetched by {server}"),
+        "data": json.dumps({"server": server}),
+    }
+    rows: list[TupleRow] = []
+    for queue in dict.fromkeys(queues):
+        if len(rows) >= limit:
+            break
+        cursor = await conn.execute(
+            query("fetch"),
+            {**params, "queue": queue, "limit": limit - len(rows)},
+        )
+        taken = await cursor.fetchall()
+        pending.counters[(_ENQUEUED, queue)] -= len(taken)
+        pending.counters[(_PROCESSING, queue)] += len(taken)
+        rows.extend(taken)
+    return rows
 
 
 def _check_change(change: StateChange) -> None:
