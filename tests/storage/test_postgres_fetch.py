@@ -132,6 +132,51 @@ async def test_fetches_racing_deletes_never_hand_out_a_deleted_job(
     assert len(set(taken)) == len(taken)
 
 
+async def test_servers_draining_queues_in_opposite_orders_never_deadlock(
+    storages: list[PostgresStorage],
+) -> None:
+    ids = await storages[0].create_jobs(
+        [new_job(queue) for queue in ("a", "b") * 150]
+    )
+    for index, storage in enumerate(storages):
+        await announce(storage, f"server:{index}")
+
+    async def work(index: int) -> list[int]:
+        storage = storages[index]
+        queues = ["a", "b"] if index % 2 else ["b", "a"]
+        done: list[int] = []
+        finished: list[StateChange] = []
+        while True:
+            outcomes, fetched = await storage.apply_changes_and_fetch(
+                finished, f"server:{index}", queues, 4, T0
+            )
+            assert all(outcome.applied for outcome in outcomes)
+            if not fetched:
+                return done
+            done.extend(record.id for record in fetched)
+            finished = [
+                StateChange(
+                    job_id=record.id,
+                    to_state=JobState.SUCCEEDED,
+                    from_states=frozenset({JobState.PROCESSING}),
+                    reason="succeeded",
+                    at=T0,
+                    expected_version=record.version,
+                    from_worker=True,
+                )
+                for record in fetched
+            ]
+
+    results = await asyncio.gather(*(work(i) for i in range(4) for _ in "xy"))
+
+    assert sorted(job_id for r in results for job_id in r) == ids
+    counts = {(c.state, c.queue): c.count for c in await storages[0].counts()}
+    assert counts == {
+        (JobState.SUCCEEDED, "a"): 150,
+        (JobState.SUCCEEDED, "b"): 150,
+    }
+
+
 # -- plans -------------------------------------------------------------------
 
 ROWS = 20_000

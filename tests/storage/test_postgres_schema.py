@@ -13,6 +13,7 @@ from backburner.storage import (
     JobState,
     NewJob,
     SchemaError,
+    ServerInfo,
     open_storage,
 )
 from backburner.storage.postgres import PostgresStorage, schema
@@ -198,3 +199,38 @@ async def test_a_no_transaction_migration_can_build_an_index_concurrently(
         " WHERE schemaname = %s AND indexname = 'jobs_by_function'",
         postgres_schema,
     ) == [("jobs_by_function",)]
+
+
+async def test_a_running_storage_survives_an_additive_migration(
+    postgres_storage_url: str, admin: Admin
+) -> None:
+    storage = opened(postgres_storage_url)
+    await storage.migrate()
+    await storage.announce_server(ServerInfo("old:1", ("default",), 1, T0, T0))
+    ids = await storage.create_jobs([JOB] * 20)
+    # More calls than psycopg's prepare threshold: the statements are
+    # prepared on the server when the schema changes under them.
+    for job_id in ids[:8]:
+        await storage.fetch("old:1", ["default"], 1, T0)
+        await storage.get_job(job_id)
+        await storage.list_jobs(limit=5)
+        await storage.get_history(job_id)
+
+    admin("ALTER TABLE jobs ADD COLUMN priority integer")
+    admin("ALTER TABLE job_history ADD COLUMN note text")
+    admin("ALTER TABLE servers ADD COLUMN version text")
+
+    try:
+        (fetched,) = await storage.fetch("old:1", ["default"], 1, T0)
+        record = await storage.get_job(fetched.id)
+        listed = await storage.list_jobs(limit=5)
+        history = await storage.get_history(fetched.id)
+        servers = await storage.list_servers()
+    finally:
+        await storage.close()
+
+    assert record is not None
+    assert record.state is JobState.PROCESSING
+    assert len(listed) == 5
+    assert len(history) == 2
+    assert [s.name for s in servers] == ["old:1"]

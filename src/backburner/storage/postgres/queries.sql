@@ -138,7 +138,12 @@ WITH alive AS (
         server = %(server)s,
         expires_at = NULL
     WHERE j.id = ANY(ARRAY(SELECT job_id FROM picked))
-    RETURNING j.*
+    -- Columns by name, never *: a prepared statement whose result type
+    -- changes fails, and a later migration may add columns to jobs
+    -- while this release still runs.
+    RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
+              j.version, j.attempt, j.created_at, j.state_changed_at,
+              j.scheduled_at, j.server, j.expires_at, j.timeout
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
