@@ -266,12 +266,8 @@ class PostgresStorage(Storage):
                         committing = True
                     return result
             except psycopg.OperationalError as error:
-                if (
-                    retry
-                    and not committing
-                    and conn is not None
-                    and (conn.broken)
-                ):
+                lost = conn is not None and conn.broken
+                if retry and lost and not committing:
                     logger.debug(
                         "connection lost, running the call again",
                         extra={"event": "storage.connection_lost"},
@@ -325,10 +321,7 @@ class PostgresStorage(Storage):
         async def attempt(conn: Connection) -> tuple[T, _Pending]:
             pending = _Pending()
             result = await work(conn, pending)
-            # Neither needs an answer: one round trip for both.
-            async with conn.pipeline():
-                await self._write_counters(conn, pending)
-                await self._send(conn, pending)
+            await self._finish(conn, pending)
             return result, pending
 
         result, pending = await self._run(attempt, write=True)
@@ -336,38 +329,40 @@ class PostgresStorage(Storage):
             self._hub.publish(notification)
         return result
 
-    async def _write_counters(
-        self, conn: Connection, pending: _Pending
-    ) -> None:
+    async def _finish(self, conn: Connection, pending: _Pending) -> None:
+        """Write the counter deltas and send the notifications."""
+        statements: list[tuple[bytes, dict[str, object]]] = []
         rows = sorted(
             (state, queue, delta)
             for (state, queue), delta in pending.counters.items()
             if delta
         )
-        if not rows:
-            return
-        states, queues, deltas = zip(*rows, strict=True)
-        await conn.execute(
-            query("add_counts"),
-            {
+        if rows:
+            states, queues, deltas = zip(*rows, strict=True)
+            counts = {
                 "shard": random.randrange(_COUNTER_SHARDS),
                 "states": list(states),
                 "queues": list(queues),
                 "deltas": list(deltas),
-            },
-        )
-
-    async def _send(self, conn: Connection, pending: _Pending) -> None:
-        payloads: list[str] = []
-        for notification in pending.notifications():
-            payloads.extend(
-                notifications.encode(self._hub.origin, notification)
-            )
+            }
+            statements.append((query("add_counts"), counts))
+        payloads = [
+            payload
+            for notification in pending.notifications()
+            for payload in notifications.encode(self._hub.origin, notification)
+        ]
         if payloads:
-            await conn.execute(
-                query("notify"),
-                {"channel": self.settings.channel, "payloads": payloads},
-            )
+            notify: dict[str, object] = {
+                "channel": self.settings.channel,
+                "payloads": payloads,
+            }
+            statements.append((query("notify"), notify))
+        if not statements:
+            return
+        # Neither needs an answer: one round trip for both.
+        async with conn.pipeline():
+            for statement, params in statements:
+                await conn.execute(statement, params)
 
     async def _migrate_if_behind(
         self, pool: AsyncConnectionPool[Connection]
@@ -384,6 +379,10 @@ class PostgresStorage(Storage):
                     await schema.migrate(
                         self.settings.conninfo, self.settings.schema
                     )
+            except SchemaError:
+                # A newer release migrated between our look and our
+                # migration: fine (see below).
+                pass
             except psycopg.Error as error:
                 raise StorageError(
                     f"cannot migrate schema {self.settings.schema!r}: {error}"
