@@ -10,21 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import sessionmaker
 
 from backburner.cancellation import (
     CancellationReason,
@@ -34,10 +37,17 @@ from backburner.cancellation import (
 from backburner.web.sqlalchemy import (
     CLIENT_CHECK_INTERVAL_MS,
     cancellable_session,
+    cancellable_sync_session,
     install_cancellation,
 )
 
-from .database_app import DatabaseProbe, build_app, watch_slow_statement
+from .database_app import (
+    POSTGRES_SLOW,
+    SQLITE_SLOW,
+    DatabaseProbe,
+    build_app,
+    watch_slow_statement,
+)
 from .servers import run_uvicorn
 
 pytestmark = pytest.mark.timeout(60)
@@ -491,3 +501,70 @@ async def test_1000_cancelled_requests_leak_nothing(
     database: Database,
 ) -> None:
     await _cancel_many(database, 1000)
+
+
+# -- blocking sessions in a worker thread (a sync job function) ----------
+
+
+def _sync_engine(database: Database) -> Engine:
+    if database.sqlite_path is not None:
+        return create_engine(f"sqlite:///{database.sqlite_path}")
+    assert database.admin_url is not None
+    rest = database.admin_url.split("://", 1)[1]
+    return create_engine(
+        f"postgresql+psycopg://{rest}",
+        connect_args={"application_name": database.application_name},
+    )
+
+
+async def test_a_blocking_session_in_a_thread_stops_its_statement(
+    database: Database,
+) -> None:
+    engine = _sync_engine(database)
+    started = threading.Event()
+    if database.sqlite_path is not None:
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.create_function(
+                "started", 0, lambda: started.set() or 1
+            )
+
+        slow = SQLITE_SLOW
+    else:
+        slow = POSTGRES_SLOW
+    source = CancellationTokenSource()
+    sessions = sessionmaker(engine)
+
+    def job() -> None:
+        with cancellable_sync_session(sessions, source.token) as session:
+            session.execute(
+                text(f"INSERT INTO {database.table} (id) VALUES (3)")
+            )
+            session.execute(text(slow))
+
+    running = asyncio.ensure_future(asyncio.to_thread(job))
+    if database.admin_url is not None:
+
+        async def sleeping() -> bool:
+            rows = await database.server_rows()
+            return ("active", POSTGRES_SLOW) in rows
+
+        await until(sleeping)
+    else:
+        await within(asyncio.to_thread(started.wait, WAIT))
+    source.cancel(CancellationReason.JOB_DELETED)
+
+    with pytest.raises(OperationCancelled) as caught:
+        await asyncio.wait_for(running, WAIT)
+    if database.admin_url is not None:
+        took = await until(idle(database))
+        assert took < 1.0
+
+    assert caught.value.reason == "job deleted"
+    assert isinstance(caught.value.__cause__, DBAPIError)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    with sessions() as session:
+        count = session.scalar(text(f"SELECT count(*) FROM {database.table}"))
+    assert count == 0
+    engine.dispose()

@@ -60,12 +60,14 @@ Known limits:
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import sqlite3
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -73,15 +75,20 @@ from sqlalchemy.ext.asyncio import (
     AsyncSession,
     async_sessionmaker,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 from backburner.cancellation import (
     CancellationToken,
     OperationCancelled,
     cancellable,
 )
+from backburner.web._statement_watch import FIRST_RETRY, StatementWatch
 from backburner.web.request import current_request_token
 
+_log = logging.getLogger("backburner.web")
+
 S = TypeVar("S", bound=AsyncSession)
+SyncS = TypeVar("SyncS", bound=Session)
 
 
 def install_cancellation(engine: AsyncEngine | Engine) -> None:
@@ -97,7 +104,8 @@ def install_cancellation(engine: AsyncEngine | Engine) -> None:
     sync_engine = (
         engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     )
-    listeners = _LISTENERS.get(sync_engine.dialect.driver, ())
+    dialect = sync_engine.dialect
+    listeners = _LISTENERS.get((dialect.driver, dialect.is_async), ())
     for name, listener in listeners:
         if not event.contains(sync_engine, name, listener):
             event.listen(sync_engine, name, listener)
@@ -218,20 +226,132 @@ def _postgres_connected(dbapi_connection: Any, record: Any) -> None:
     dbapi_connection.commit()
 
 
-_LISTENERS: dict[str, tuple[tuple[str, Callable[..., None]], ...]] = {
-    "aiosqlite": (
+# -- statements run under a token (cancellable_session blocks) ----------
+
+_statement_token: contextvars.ContextVar[CancellationToken | None] = (
+    contextvars.ContextVar("backburner_statement_token", default=None)
+)
+
+_WATCH_KEY = "backburner.statement_watch"
+
+# Seconds a PostgreSQL cancel request may take to be delivered.
+_CANCEL_TIMEOUT = 5.0
+
+# Cancel requests in flight; the loop only keeps weak references.
+_cancelling: set[asyncio.Task[None]] = set()
+
+
+def _start_watch(
+    conn: Connection,
+    stop: Callable[[], object],
+    loop: asyncio.AbstractEventLoop | None,
+    first_delay: float = 0.0,
+) -> None:
+    _end_watch(conn)  # a watch left over from a statement that vanished
+    token = _statement_token.get()
+    if token is None or not token.can_be_cancelled:
+        return
+    conn.info[_WATCH_KEY] = StatementWatch(token, stop, loop, first_delay)
+
+
+def _end_watch(conn: Connection | None) -> StatementWatch | None:
+    if conn is None:
+        return None
+    watch: StatementWatch | None = conn.info.pop(_WATCH_KEY, None)
+    if watch is not None:
+        watch.finish()
+    return watch
+
+
+def _driver(conn: Connection) -> Any:
+    raw = conn.connection.driver_connection
+    if raw is None:  # pragma: no cover - executing means connected
+        raise RuntimeError("the connection has no driver connection")
+    return raw
+
+
+def _watch_pysqlite(conn: Connection, *args: Any) -> None:
+    # sqlite3's interrupt() is thread-safe and immediate.
+    _start_watch(conn, _driver(conn).interrupt, None)
+
+
+def _watch_psycopg(conn: Connection, *args: Any) -> None:
+    raw = _driver(conn)
+    _start_watch(conn, lambda: raw.cancel_safe(timeout=_CANCEL_TIMEOUT), None)
+
+
+def _watch_psycopg_async(conn: Connection, *args: Any) -> None:
+    # The task cancellation makes psycopg send a cancel request of its
+    # own; these are the retries, for one that came too early.
+    raw = _driver(conn)
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        task = loop.create_task(raw.cancel_safe(timeout=_CANCEL_TIMEOUT))
+        _cancelling.add(task)
+        task.add_done_callback(_cancel_sent)
+
+    _start_watch(conn, cancel, loop, FIRST_RETRY)
+
+
+def _cancel_sent(task: asyncio.Task[None]) -> None:
+    _cancelling.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # The statement ended, or the connection closed, meanwhile.
+        _log.debug("cancel request failed", exc_info=task.exception())
+
+
+def _statement_done(conn: Connection, *args: Any) -> None:
+    _end_watch(conn)
+
+
+def _statement_failed(context: ExceptionContext) -> None:
+    watch = _end_watch(context.connection)
+    if watch is not None and watch.fired:
+        # A cancel request of ours may still be on its way to the server
+        # and would cancel whatever this connection runs next: it must
+        # not go back to the pool. Only this connection is affected.
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+
+
+def _pysqlite_statement_failed(context: ExceptionContext) -> None:
+    # interrupt() acts at once, so the connection stays usable.
+    _end_watch(context.connection)
+
+
+_LISTENERS: dict[
+    tuple[str, bool], tuple[tuple[str, Callable[..., None]], ...]
+] = {
+    ("aiosqlite", True): (
         ("handle_error", _aiosqlite_statement_cancelled),
         ("invalidate", _aiosqlite_invalidated),
     ),
-    "asyncpg": (("connect", _postgres_connected),),
-    "psycopg": (("connect", _postgres_connected),),
+    ("asyncpg", True): (("connect", _postgres_connected),),
+    ("psycopg", True): (
+        ("connect", _postgres_connected),
+        ("before_cursor_execute", _watch_psycopg_async),
+        ("after_cursor_execute", _statement_done),
+        ("handle_error", _statement_failed),
+    ),
+    ("psycopg", False): (
+        ("connect", _postgres_connected),
+        ("before_cursor_execute", _watch_psycopg),
+        ("after_cursor_execute", _statement_done),
+        ("handle_error", _statement_failed),
+    ),
+    ("pysqlite", False): (
+        ("before_cursor_execute", _watch_pysqlite),
+        ("after_cursor_execute", _statement_done),
+        ("handle_error", _pysqlite_statement_failed),
+    ),
 }
 
 
 class _CancellableSession(Generic[S]):
     """The context manager behind :func:`cancellable_session`."""
 
-    __slots__ = ("_factory", "_scope", "_session", "_token")
+    __slots__ = ("_factory", "_reset", "_scope", "_session", "_token")
 
     def __init__(
         self, factory: Callable[[], S], token: CancellationToken
@@ -240,6 +360,7 @@ class _CancellableSession(Generic[S]):
         self._token = token
         self._scope: cancellable | None = None
         self._session: S | None = None
+        self._reset: contextvars.Token[CancellationToken | None] | None = None
 
     async def __aenter__(self) -> S:
         self._token.raise_if_cancellation_requested()
@@ -250,6 +371,7 @@ class _CancellableSession(Generic[S]):
         await scope.__aenter__()
         self._scope = scope
         self._session = session
+        self._reset = _statement_token.set(self._token)
         return session
 
     async def __aexit__(
@@ -260,8 +382,10 @@ class _CancellableSession(Generic[S]):
     ) -> bool:
         session, self._session = self._session, None
         scope, self._scope = self._scope, None
-        if session is None or scope is None:
+        if session is None or scope is None or self._reset is None:
             raise RuntimeError("cancellable_session exited but never entered")
+        _statement_token.reset(self._reset)
+        self._reset = None
         try:
             # The scope ends first, so that the cleanup below cannot be
             # interrupted by the token any more.
@@ -271,16 +395,19 @@ class _CancellableSession(Generic[S]):
             # in a task of its own, so a second cancellation of this task
             # cannot cut it short.
             await session.__aexit__(exc_type, exc, tb)
-        if (
-            isinstance(exc, DBAPIError)
-            and self._token.is_cancellation_requested
-        ):
-            # A driver error after the token fired is its consequence (a
-            # statement cancelled on the server, an interrupted SQLite
-            # query): report the cancellation, not a database failure.
-            reason = self._token.reason or "cancelled"
-            raise OperationCancelled(reason, self._token) from exc
+        _raise_if_caused_by(self._token, exc)
         return suppressed
+
+
+def _raise_if_caused_by(
+    token: CancellationToken, exc: BaseException | None
+) -> None:
+    """A driver error after the token fired is its consequence (a
+    statement cancelled on the server, an interrupted SQLite query):
+    report the cancellation, not a database failure."""
+    if isinstance(exc, DBAPIError) and token.is_cancellation_requested:
+        reason = token.reason or "cancelled"
+        raise OperationCancelled(reason, token) from exc
 
 
 @overload
@@ -329,4 +456,93 @@ def cancellable_session(
     return _CancellableSession(factory, token)
 
 
-__all__ = ["cancellable_session", "install_cancellation"]
+class _CancellableSyncSession(Generic[SyncS]):
+    """The context manager behind :func:`cancellable_sync_session`."""
+
+    __slots__ = ("_factory", "_reset", "_session", "_token")
+
+    def __init__(
+        self, factory: Callable[[], SyncS], token: CancellationToken
+    ) -> None:
+        self._factory = factory
+        self._token = token
+        self._session: SyncS | None = None
+        self._reset: contextvars.Token[CancellationToken | None] | None = None
+
+    def __enter__(self) -> SyncS:
+        self._token.raise_if_cancellation_requested()
+        session = self._factory()
+        if isinstance(session.bind, Engine):
+            install_cancellation(session.bind)
+        self._session = session
+        self._reset = _statement_token.set(self._token)
+        return session
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is None or self._reset is None:
+            raise RuntimeError(
+                "cancellable_sync_session exited but never entered"
+            )
+        _statement_token.reset(self._reset)
+        self._reset = None
+        session.__exit__(exc_type, exc, tb)
+        _raise_if_caused_by(self._token, exc)
+
+
+@overload
+def cancellable_sync_session(
+    factory: sessionmaker[SyncS],
+    token: CancellationToken | None = None,
+) -> _CancellableSyncSession[SyncS]: ...
+
+
+@overload
+def cancellable_sync_session(
+    factory: Engine,
+    token: CancellationToken | None = None,
+) -> _CancellableSyncSession[Session]: ...
+
+
+def cancellable_sync_session(
+    factory: sessionmaker[Any] | Engine,
+    token: CancellationToken | None = None,
+) -> _CancellableSyncSession[Any]:
+    """The blocking twin of :func:`cancellable_session`, for threads.
+
+    For synchronous code in a worker thread (a ``def`` route, a sync job
+    function), with the pysqlite or psycopg driver. Nothing can
+    interrupt the thread itself, so only the statement stops: when the
+    token fires, SQLite's ``interrupt()`` or a PostgreSQL cancel request
+    reaches the running statement (again, until it has stopped), which
+    then fails, and the block ends with :class:`OperationCancelled`.
+    Code between statements should look at the token itself.
+
+    Args:
+        factory: a ``sessionmaker`` or an ``Engine``.
+        token: the token to obey; by default the current request's.
+
+    Raises:
+        OperationCancelled: on entry if the token has already fired; on
+            exit if the block ended with a driver error after the token
+            fired.
+    """
+    if token is None:
+        token = current_request_token()
+    if isinstance(factory, Engine):
+        engine = factory
+        return _CancellableSyncSession(lambda: Session(engine), token)
+    return _CancellableSyncSession(factory, token)
+
+
+__all__ = [
+    "CLIENT_CHECK_INTERVAL_MS",
+    "cancellable_session",
+    "cancellable_sync_session",
+    "install_cancellation",
+]
