@@ -1,0 +1,592 @@
+"""Jobs benchmark: ``python -m bench.jobs`` (``make bench-jobs``).
+
+backburner's SQLite storage side by side with Huey's (``SqliteHuey``),
+same machine, same run, same job counts, a fresh SQLite file in a
+temporary directory for every measurement of either system. Each system
+runs in its recommended setup for the workload (see
+``docs/benchmarks.md`` for the method and what is fair about it):
+
+1. **Enqueue, one call per job**: a client process (:mod:`bench.
+   jobs_client`) enqueues no-op jobs one call each, as a web application
+   does, into an empty file; jobs per second.
+2. **Enqueue, bulk**: the same through ``Client.enqueue_many`` (a
+   thousand jobs per call) and Huey's ``map``.
+3. **Drain no-op jobs**: the queue filled by (1) is drained by the
+   consumer, started only then; the rate runs from starting the consumer
+   to the last job done, so it includes the consumer's start-up.
+4. **Drain 10 ms jobs**: the same with jobs that wait 10 ms
+   (backburner: ``await asyncio.sleep``; Huey: ``time.sleep`` in a
+   thread).
+5. **Latency**: probe jobs enqueued one at a time into an idle running
+   consumer; from just before the enqueue call to the moment the job
+   starts (``time.time()`` on both sides, one clock), p50 and p99.
+
+Jobs record when they ran through :mod:`bench.jobs_record`. Each
+measurement is repeated ``--repeats`` times, the systems taking turns
+within each repeat; the table shows the median. Target: backburner at
+least twice as good as Huey on every row.
+
+Prints a table and writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import jobs_record
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SYSTEMS = ("backburner", "huey")
+TARGET = 2.0
+STOP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much work each measurement does."""
+
+    enqueue_jobs: int = 10_000
+    bulk_jobs: int = 5_000
+    noop_jobs: int = 10_000
+    sleep_jobs: int = 2_000
+    probes: int = 150
+    probe_pause: float = 0.02
+    repeats: int = 3
+
+
+QUICK = Sizes(
+    enqueue_jobs=200,
+    bulk_jobs=200,
+    noop_jobs=200,
+    sleep_jobs=100,
+    probes=8,
+    probe_pause=0.005,
+    repeats=1,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """How each system's consumer is run, per workload."""
+
+    huey_noop_workers: int = 2  # processes
+    huey_sleep_workers: int = 50  # threads
+    huey_latency_workers: int = 1  # process
+    bb_noop_processes: int = 2
+    bb_noop_concurrency: int = 50
+    bb_sleep_processes: int = 1
+    bb_sleep_concurrency: int = 50
+    bb_latency_processes: int = 1
+    bb_latency_concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    extra: bool = False
+
+
+ROWS = (
+    Row("enqueue_single", "enqueue, one call per job", "jobs/s", True),
+    Row("enqueue_bulk", "enqueue, bulk (extra)", "jobs/s", True, True),
+    Row("drain_noop", "drain no-op jobs", "jobs/s", True),
+    Row("drain_sleep", "drain jobs waiting 10 ms", "jobs/s", True),
+    Row("latency_p50", "enqueue-to-start p50", "ms", False),
+    Row("latency_p99", "enqueue-to-start p99", "ms", False),
+)
+
+
+@dataclass(slots=True)
+class Samples:
+    """Every repeat's value of every row, for one system."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, key: str, value: float) -> None:
+        self.values.setdefault(key, []).append(value)
+
+    def median(self, key: str) -> float | None:
+        found = self.values.get(key)
+        return statistics.median(found) if found else None
+
+
+class Workspace:
+    """Fresh files for one measurement of one system."""
+
+    def __init__(self, root: Path, system: str, name: str) -> None:
+        self.dir = root / f"{system}-{name}"
+        self.dir.mkdir()
+        self.system = system
+        self.db = self.dir / "jobs.db"
+        self.record = self.dir / "record.txt"
+        self.log = self.dir / "consumer.log"
+
+    def env(self) -> dict[str, str]:
+        """The environment that points both sides at these files."""
+        env = dict(os.environ)
+        env[
+            "BENCH_HUEY_DB"
+            if self.system == "huey"
+            else ("BENCH_BACKBURNER_DB")
+        ] = str(self.db)
+        env[jobs_record.RECORD_ENV] = str(self.record)
+        # Job functions are found from the repository root.
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), env.get("PYTHONPATH")])
+        )
+        return env
+
+
+def client(
+    space: Workspace, action: str, *args: object, timeout: float = 300
+) -> dict[str, Any]:
+    """Run one :mod:`bench.jobs_client` action; return its JSON result.
+
+    Raises:
+        RuntimeError: the client failed.
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.jobs_client",
+            space.system,
+            action,
+            *map(str, args),
+        ],
+        cwd=ROOT,
+        env=space.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{space.system} client {action} failed:\n{result.stderr}"
+        )
+    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+def consumer_argv(space: Workspace, workload: str, setup: Setup) -> list[str]:
+    """The command line of ``space.system``'s consumer for ``workload``."""
+    if space.system == "huey":
+        workers = {
+            "noop": setup.huey_noop_workers,
+            "sleep": setup.huey_sleep_workers,
+            "latency": setup.huey_latency_workers,
+        }[workload]
+        kind = "thread" if workload == "sleep" else "process"
+        return [
+            sys.executable,
+            "-m",
+            "huey.bin.huey_consumer",
+            "bench.jobs_huey.huey",
+            "--workers",
+            str(workers),
+            "--worker-type",
+            kind,
+        ]
+    processes, concurrency = {
+        "noop": (setup.bb_noop_processes, setup.bb_noop_concurrency),
+        "sleep": (setup.bb_sleep_processes, setup.bb_sleep_concurrency),
+        "latency": (setup.bb_latency_processes, setup.bb_latency_concurrency),
+    }[workload]
+    return [
+        sys.executable,
+        "-m",
+        "backburner",
+        "worker",
+        "--storage",
+        f"sqlite:///{space.db}",
+        "--import",
+        "bench.jobs_backburner",
+        "--processes",
+        str(processes),
+        "--concurrency",
+        str(concurrency),
+    ]
+
+
+@contextmanager
+def consumer(space: Workspace, workload: str, setup: Setup) -> Iterator[float]:
+    """Run the consumer; yield the wall-clock time it was started at.
+
+    On exit it is stopped gracefully (Huey: SIGINT, backburner: SIGTERM,
+    each one's documented graceful signal), killed if it does not stop.
+
+    Raises:
+        RuntimeError: the consumer exited before it was stopped.
+    """
+    argv = consumer_argv(space, workload, setup)
+    with space.log.open("ab") as log:
+        started = time.time()
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=space.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield started
+    finally:
+        died = process.poll()
+        graceful = signal.SIGINT if space.system == "huey" else signal.SIGTERM
+        if died is None:
+            process.send_signal(graceful)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    # Only a consumer that ended before it was told to is a failure: how
+    # it ends when stopped (a server process still starting up when a
+    # short drain is over may die of the signal) is not measured here.
+    if died is not None:
+        raise RuntimeError(
+            f"{space.system} consumer exited early with {died}; log: "
+            f"{space.log.read_text()[-2000:]}"
+        )
+
+
+def wait_all(space: Workspace, count: int, timeout: float) -> list[float]:
+    """Wait for ``count`` recorded jobs; return their times, sorted.
+
+    Raises:
+        TimeoutError: they did not all run within ``timeout`` seconds.
+    """
+    if not jobs_record.wait_for(space.record, count, timeout):
+        done = jobs_record.count(space.record)
+        raise TimeoutError(
+            f"{space.system}: only {done} of {count} jobs ran in "
+            f"{timeout:g} s; consumer log: {space.log}"
+        )
+    return sorted(moment for _, moment in jobs_record.read(space.record))
+
+
+def drain(
+    space: Workspace, workload: str, count: int, setup: Setup
+) -> dict[str, float]:
+    """Drain a pre-filled queue of ``count`` jobs; return rates.
+
+    ``rate`` counts from starting the consumer, start-up included;
+    ``steady_rate`` from the first job done to the last.
+    """
+    timeout = 60 + count / 50
+    with consumer(space, workload, setup) as started:
+        moments = wait_all(space, count, timeout)
+    total = moments[-1] - started
+    steady = moments[-1] - moments[0]
+    return {
+        "jobs": count,
+        "seconds": total,
+        "rate": count / total,
+        "startup_seconds": moments[0] - started,
+        "steady_rate": (count - 1) / steady if steady > 0 else 0.0,
+    }
+
+
+def measure_once(
+    root: Path, system: str, repeat: int, sizes: Sizes, setup: Setup
+) -> dict[str, Any]:
+    """Every row once for ``system``; return the values and details."""
+
+    def space(name: str) -> Workspace:
+        return Workspace(root, system, f"{name}-{repeat}")
+
+    found: dict[str, Any] = {}
+    # (1) and (3): the queue that the single enqueues fill is the one the
+    # no-op drain empties, which saves filling another file.
+    noop = space("noop")
+    seconds = client(noop, "enqueue-single", sizes.enqueue_jobs)["seconds"]
+    found["enqueue_single"] = sizes.enqueue_jobs / seconds
+    if sizes.noop_jobs > sizes.enqueue_jobs:
+        client(noop, "fill", "noop", sizes.noop_jobs - sizes.enqueue_jobs)
+    noop_drain = drain(noop, "noop", sizes.noop_jobs, setup)
+    found["drain_noop"] = noop_drain["rate"]
+
+    bulk = space("bulk")
+    seconds = client(bulk, "enqueue-bulk", sizes.bulk_jobs)["seconds"]
+    found["enqueue_bulk"] = sizes.bulk_jobs / seconds
+
+    sleep = space("sleep")
+    client(sleep, "fill", "sleep", sizes.sleep_jobs)
+    sleep_drain = drain(sleep, "sleep", sizes.sleep_jobs, setup)
+    found["drain_sleep"] = sleep_drain["rate"]
+
+    probe = space("latency")
+    with consumer(probe, "latency", setup):
+        latencies = client(
+            probe, "probes", sizes.probes, sizes.probe_pause, 30.0
+        )["latencies"]
+    latencies_ms = sorted(1000 * value for value in latencies)
+    found["latency_p50"] = percentile(latencies_ms, 50)
+    found["latency_p99"] = percentile(latencies_ms, 99)
+    found["details"] = {
+        "drain_noop": noop_drain,
+        "drain_sleep": sleep_drain,
+        "latencies_ms": [round(v, 3) for v in latencies_ms],
+    }
+    return found
+
+
+def percentile(ordered: Sequence[float], rank: float) -> float:
+    """The ``rank``-th percentile of sorted values (nearest rank)."""
+    if not ordered:
+        raise ValueError("no values")
+    index = max(0, -(-len(ordered) * rank // 100) - 1)
+    return ordered[int(index)]
+
+
+def ratio(row: Row, ours: float | None, theirs: float | None) -> float | None:
+    """How many times better backburner is than Huey on ``row``."""
+    if not ours or not theirs:
+        return None
+    return ours / theirs if row.higher_is_better else theirs / ours
+
+
+def build_report(
+    samples: dict[str, Samples],
+    sizes: Sizes,
+    setup: Setup,
+    seconds: float,
+) -> dict[str, Any]:
+    """Everything measured, as JSON-ready data."""
+    rows = []
+    for row in ROWS:
+        ours = samples["backburner"].median(row.key)
+        theirs = samples["huey"].median(row.key)
+        found = ratio(row, ours, theirs)
+        rows.append(
+            {
+                "key": row.key,
+                "label": row.label,
+                "unit": row.unit,
+                "higher_is_better": row.higher_is_better,
+                "backburner": ours,
+                "huey": theirs,
+                "ratio": found,
+                "target_met": None if found is None else found >= TARGET,
+                "backburner_samples": samples["backburner"].values.get(
+                    row.key, []
+                ),
+                "huey_samples": samples["huey"].values.get(row.key, []),
+            }
+        )
+    return {
+        "benchmark": "jobs",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "target_ratio": TARGET,
+        "sizes": asdict(sizes),
+        "setup": asdict(setup),
+        "environment": environment(),
+        "rows": rows,
+        "details": {
+            system: found.details for system, found in samples.items()
+        },
+    }
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if unit == "ms" else f"{value:,.0f}"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The table: row, backburner, Huey, ratio, target met."""
+    header = ("row", "backburner", "Huey", "ratio", f"≥{TARGET:g}x?")
+    lines = [header]
+    for row in report["rows"]:
+        found = row["ratio"]
+        met = row["target_met"]
+        lines.append(
+            (
+                f"{row['label']} ({row['unit']})",
+                _number(row["backburner"], row["unit"]),
+                _number(row["huey"], row["unit"]),
+                "-" if found is None else f"{found:.2f}x",
+                "-" if met is None else ("yes" if met else "NO"),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    out = []
+    for index, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0])]
+        cells += [
+            cell.rjust(width)
+            for cell, width in zip(line[1:], widths[1:], strict=True)
+        ]
+        out.append("  ".join(cells))
+        if index == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers depend on."""
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "missing"
+
+    return {
+        "python": platform.python_version(),
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "backburner": version("backburner"),
+        "huey": version("huey"),
+    }
+
+
+def run(
+    sizes: Sizes,
+    setup: Setup,
+    systems: Sequence[str] = SYSTEMS,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Samples]:
+    """Measure every row ``sizes.repeats`` times for each system."""
+    samples = {system: Samples() for system in SYSTEMS}
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as directory:
+        root = Path(directory)
+        for repeat in range(1, sizes.repeats + 1):
+            for system in systems:
+                progress(f"repeat {repeat}/{sizes.repeats}: {system}...")
+                found = measure_once(root, system, repeat, sizes, setup)
+                samples[system].details.append(found.pop("details"))
+                for key, value in found.items():
+                    samples[system].add(key, value)
+    return samples
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read the command line.
+
+    Raises:
+        SystemExit: bad arguments, or ``--help``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.jobs",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, one repeat: proves it runs, measures little",
+    )
+    defaults = Sizes()
+    for name, help_text in (
+        ("enqueue-jobs", "jobs enqueued one call each"),
+        ("bulk-jobs", "jobs enqueued in bulk"),
+        ("noop-jobs", "no-op jobs drained"),
+        ("sleep-jobs", "10 ms jobs drained"),
+        ("probes", "latency probes per repeat"),
+        ("repeats", "repeats of every measurement"),
+    ):
+        attribute = name.replace("-", "_")
+        parser.add_argument(
+            f"--{name}",
+            type=_positive_int,
+            default=None,
+            help=f"{help_text} (default {getattr(defaults, attribute)})",
+        )
+    parser.add_argument(
+        "--only",
+        choices=SYSTEMS,
+        default=None,
+        help="measure one system only (for profiling)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to write the JSON report "
+        "(default bench/results/jobs-<time>.json)",
+    )
+    return parser.parse_args(argv)
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    """The sizes the command line asks for."""
+    base = QUICK if args.quick else Sizes()
+    given = {
+        name: getattr(args, name)
+        for name in (
+            "enqueue_jobs",
+            "bulk_jobs",
+            "noop_jobs",
+            "sleep_jobs",
+            "probes",
+            "repeats",
+        )
+        if getattr(args, name) is not None
+    }
+    return Sizes(**{**asdict(base), **given})
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the table, write the JSON report."""
+    args = parse_args(argv)
+    sizes = sizes_from(args)
+    setup = Setup()
+    systems = (args.only,) if args.only else SYSTEMS
+    print(
+        f"jobs benchmark: backburner vs Huey (SqliteHuey), "
+        f"{sizes.repeats} repeat(s); sizes {asdict(sizes)}",
+        flush=True,
+    )
+    started = time.monotonic()
+    samples = run(sizes, setup, systems, lambda text: print(text, flush=True))
+    report = build_report(samples, sizes, setup, time.monotonic() - started)
+    print()
+    print(render_table(report))
+    target = args.json
+    if target is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        target = RESULTS / f"jobs-{stamp}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nJSON report: {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
