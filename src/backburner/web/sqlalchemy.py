@@ -1,15 +1,16 @@
-"""SQLAlchemy 2 (asyncio): database work stops when its token fires.
-
-Two pieces, usable alone or together:
+"""SQLAlchemy 2: database work stops when its token fires.
 
 - :func:`install_cancellation` makes an interrupted ``await`` stop in the
-  database as well. Call it once per engine.
+  database as well. Call it once per engine, before its first connection.
 - :func:`cancellable_session` ties an ``AsyncSession`` to a cancellation
   token: the block is interrupted when the token fires, its statement
   stops in the database, the session rolls back and returns its
   connection to the pool, and the block ends with
   :class:`~backburner.cancellation.OperationCancelled` carrying the
   token's reason. It installs the engine hook itself.
+- :func:`cancellable_sync_session` is its blocking twin for code in a
+  worker thread (pysqlite, psycopg): the running statement is stopped
+  from outside, the thread carries on to the block's end.
 
 ::
 
@@ -32,8 +33,10 @@ What happens to a statement whose task is cancelled, per driver
   unknown after a cancelled ``await``), so the backend ends too. The
   hook adds a backstop: each connection asks the server to check its
   client every :data:`CLIENT_CHECK_INTERVAL_MS` during long statements
-  (``client_connection_check_interval``, PostgreSQL 14+), for the cancel
-  request that arrives before its statement does and is ignored.
+  (``client_connection_check_interval``, PostgreSQL 14+), for a cancel
+  request that arrived before its statement and was ignored. Inside a
+  cancellable session psycopg's cancel request is also repeated until
+  the statement has stopped.
 - aiosqlite runs the statement in a thread that a task cancellation does
   not reach: the statement runs to its end, and so does the cancelled
   task, since SQLAlchemy's cleanup queues behind it. The hook calls
@@ -43,18 +46,21 @@ What happens to a statement whose task is cancelled, per driver
 Known limits:
 
 - A cancelled PostgreSQL statement costs its connection (SQLAlchemy's
-  choice for any cancelled ``await``): the next checkout reconnects.
-- When the cancel request beats its statement to the server, the
-  cancelled task waits for the driver to give up on the connection
-  (asyncpg 2 s, psycopg 5 s, with a warning from psycopg), and the
-  statement runs until the server's next client check.
-- Only the asyncio drivers are covered; synchronous sessions in threads
-  are not interrupted.
+  choice for any cancelled ``await``; the blocking twin discards it too,
+  as a repeated cancel request could still be on its way): the next
+  checkout reconnects.
+- With asyncpg, or outside a cancellable session, a cancel request that
+  beats its statement to the server leaves the cancelled task waiting
+  for the driver to give up on the connection (asyncpg 2 s, psycopg 5 s
+  with a warning from psycopg); the statement then runs until the
+  server's next client check.
 - The interruption is a task cancellation, so the rules of
   :func:`~backburner.cancellation.cancellable` apply: an outside
   ``task.cancel()`` (the middleware interrupting the handler, a server
   shutting down) wins and surfaces as :class:`asyncio.CancelledError`;
   the middleware reports it as a cancelled request with its reason.
+- Other drivers get no hook: their statements stop only as far as the
+  driver itself reacts to a cancelled ``await``.
 """
 
 from __future__ import annotations
