@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +416,80 @@ async def test_a_server_declared_dead_stops_its_jobs_and_comes_back(
     assert names is not None
 
 
+async def test_a_server_that_missed_its_heartbeats_stops_its_jobs(
+    storage: Storage, client: Client, tmp_path: Path
+) -> None:
+    from backburner.storage import open_storage
+
+    job_id = await client.enqueue(job_samples.wait_for_token, "dead")
+    # Another process declares the server dead: its storage shares no
+    # notifications with this one, and abort polling is slowed down, so
+    # only the refused heartbeat can tell the server.
+    elsewhere = open_storage(f"sqlite:///{tmp_path / 'jobs.db'}")
+    elsewhere._hub = type(elsewhere._hub)()  # type: ignore[attr-defined]
+    try:
+        async with server(storage, abort_check_interval=60.0) as running:
+            started = job_samples.event("dead:started")
+            assert await asyncio.to_thread(started.wait, 30)
+            # Seen from an hour ahead, the server has been silent: it is
+            # removed and its job requeued in one transaction.
+            later = job_samples_now() + timedelta(hours=1)
+            await elsewhere.recover_dead_servers(
+                later, 1000.0, "recovered elsewhere"
+            )
+            await eventually(lambda: bool(job_samples.calls), within=10)
+            await eventually(lambda: _listed(storage, running.name))
+    finally:
+        await elsewhere.close()
+
+    assert job_samples.calls[0] == (
+        "cancelled",
+        ("dead", "server declared dead"),
+    )
+    job = await client.get(job_id)
+    assert job.history[2].reason == "recovered elsewhere"
+    assert S.FAILED not in [e.state for e in job.history]
+
+
+async def test_outcomes_survive_a_failing_write_and_are_written_later(
+    storage: Storage, client: Client
+) -> None:
+    from backburner.storage import StorageError
+
+    ids = [await client.enqueue(job_samples.async_noop) for _ in range(3)]
+    failures = 0
+    combined = storage.apply_changes_and_fetch
+
+    async def flaky_write(changes: Any, *rest: Any) -> Any:
+        nonlocal failures
+        if changes and failures < 2:
+            failures += 1
+            raise StorageError("database is locked")
+        return await combined(changes, *rest)
+
+    storage.apply_changes_and_fetch = flaky_write  # type: ignore[method-assign]
+    the_server = server(storage, outcome_window=0.5, concurrency=1)
+
+    await asyncio.wait_for(the_server.run(until_empty=True), 30)
+
+    assert failures == 2
+    for job_id in ids:
+        assert (await client.get(job_id)).state is S.SUCCEEDED
+
+
+async def test_shutdown_can_be_requested_from_another_thread(
+    storage: Storage,
+) -> None:
+    the_server = server(storage)
+    running = asyncio.create_task(the_server.run())
+    await eventually(lambda: _listed(storage, the_server.name))
+
+    await asyncio.to_thread(the_server.shutdown)
+
+    await asyncio.wait_for(running, 10)
+    assert not await _listed(storage, the_server.name)
+
+
 def job_samples_now() -> Any:
     from datetime import UTC, datetime
 
@@ -577,8 +652,6 @@ async def test_scheduled_jobs_are_promoted_once_across_two_servers(
 async def test_succeeded_jobs_expire_after_retention_and_failed_ones_stay(
     storage: Storage, client: Client
 ) -> None:
-    from datetime import timedelta
-
     from backburner.jobs import JobNotFoundError
 
     done = await client.enqueue(job_samples.noop)
