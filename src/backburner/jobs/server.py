@@ -307,6 +307,9 @@ class Server:
         its queues (due scheduled jobs count as ready) and none of its
         own is running.
 
+        A shutdown requested before ``run`` stops it at once. Once it
+        returned, the server can run again.
+
         Raises:
             RuntimeError: the server is running already.
             StorageError: the server could not register itself.
@@ -320,6 +323,8 @@ class Server:
         finally:
             with self._lock:
                 self._loop = None
+                # Shutdown requests are used up: the server can run again.
+                self._stop_requests = 0
 
     async def _serve(self, until_empty: bool) -> None:
         tuning = self.tuning
@@ -370,7 +375,8 @@ class Server:
             except asyncio.CancelledError:
                 # Cancelled from outside: stop as hard as a second
                 # shutdown request, but still put the jobs back.
-                self._stop_requests += 2
+                with self._lock:
+                    self._stop_requests += 2
                 await self._stop_jobs()
                 raise
             await self._stop_jobs()
