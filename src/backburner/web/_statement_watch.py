@@ -60,7 +60,10 @@ class StatementWatch:
         self._delay = first_delay
         self._attempts = 0
         self.fired = False
-        self._registration = token._register(self._on_token, loop)
+        # Registered from a loop, the callback runs on it; from a thread,
+        # in the cancelling thread, where _schedule hands over to a timer
+        # at once so that a blocking ``stop`` never holds the canceller.
+        self._registration = token.register(self._on_token)
 
     def finish(self) -> None:
         """The statement is over: make no more calls."""
