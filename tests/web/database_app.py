@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
 )
+from sqlalchemy.orm import sessionmaker
 
 from backburner.cancellation import OperationCancelled
 from backburner.web import (
@@ -21,7 +22,11 @@ from backburner.web import (
     keep_running,
 )
 from backburner.web.fastapi import RequestCancellation
-from backburner.web.sqlalchemy import cancellable_session, install_cancellation
+from backburner.web.sqlalchemy import (
+    cancellable_session,
+    cancellable_sync_session,
+    install_cancellation,
+)
 
 # Long enough (minutes) that a test sees the difference between an
 # interrupted statement and one that ran to its end; bounded, so that a
@@ -162,3 +167,42 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OperationCancelled):
         return f"OperationCancelled: {exc.reason}"
     return type(exc).__name__
+
+
+def build_sync_app(
+    engine: Engine, probe: DatabaseProbe, table: str
+) -> CancellationMiddleware:
+    """The same slow route as a ``def`` route, on a blocking engine."""
+    loop = asyncio.get_running_loop()
+    if engine.dialect.name == "sqlite":
+
+        def started() -> int:
+            loop.call_soon_threadsafe(probe.statement_started.set)
+            return 1
+
+        def on_connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.create_function("started", 0, started)
+
+        event.listen(engine, "connect", on_connect)
+        slow_sql = SQLITE_SLOW
+    else:
+        slow_sql = POSTGRES_SLOW
+    sessions = sessionmaker(engine)
+    insert = text(f"INSERT INTO {table} (id) VALUES (:id)")
+    app = FastAPI()
+
+    @app.get("/sync-slow")
+    def sync_slow(row: int) -> dict[str, str]:
+        # No token passed: the request's, from the context Starlette
+        # copies into its thread pool.
+        try:
+            with cancellable_sync_session(sessions) as session:
+                session.execute(insert, {"id": row})
+                session.execute(text(slow_sql))
+        except OperationCancelled as exc:
+            loop.call_soon_threadsafe(probe.outcomes.append, _describe(exc))
+            return {"stopped": exc.reason}
+        loop.call_soon_threadsafe(probe.outcomes.append, "completed")
+        return {"stopped": "no"}
+
+    return CancellationMiddleware(app, on_request_cancelled=probe.on_cancelled)

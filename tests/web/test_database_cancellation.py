@@ -46,6 +46,7 @@ from .database_app import (
     SQLITE_SLOW,
     DatabaseProbe,
     build_app,
+    build_sync_app,
     watch_slow_statement,
 )
 from .servers import run_uvicorn
@@ -567,4 +568,41 @@ async def test_a_blocking_session_in_a_thread_stops_its_statement(
     with sessions() as session:
         count = session.scalar(text(f"SELECT count(*) FROM {database.table}"))
     assert count == 0
+    engine.dispose()
+
+
+async def test_a_def_route_stops_its_statement_with_the_requests_token(
+    database: Database,
+) -> None:
+    engine = _sync_engine(database)
+    probe = DatabaseProbe()
+    app = build_sync_app(engine, probe, database.table)
+
+    async with run_uvicorn(app) as (_, port):
+        _, writer = await start_request(port, "/sync-slow?row=1")
+        if database.admin_url is not None:
+
+            async def sleeping() -> bool:
+                rows = await database.server_rows()
+                return ("active", POSTGRES_SLOW) in rows
+
+            await until(sleeping)
+        else:
+            await within(probe.statement_started.wait())
+        await hang_up(writer)
+        await within(probe.request_ended.wait())
+
+        async def answered() -> bool:
+            return probe.outcomes != []
+
+        # The thread reports after the request has ended.
+        await until(answered)
+
+    assert probe.outcomes == ["OperationCancelled: client disconnected"]
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    with sessionmaker(engine)() as session:
+        count = session.scalar(text(f"SELECT count(*) FROM {database.table}"))
+    assert count == 0
+    if database.admin_url is not None:
+        await until(idle(database))
     engine.dispose()
