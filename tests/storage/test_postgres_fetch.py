@@ -177,6 +177,24 @@ async def test_servers_draining_queues_in_opposite_orders_never_deadlock(
     }
 
 
+async def test_polling_empty_queues_writes_nothing(
+    storages: list[PostgresStorage],
+) -> None:
+    await announce(storages[0], "server:0")
+    later = T0 + timedelta(minutes=1)
+
+    empty = await storages[0].fetch("server:0", ("default",), 5, later)
+
+    (server,) = await storages[0].list_servers()
+    assert empty == []
+    assert server.heartbeat_at == T0
+    await storages[0].create_job(new_job())
+    (fetched,) = await storages[0].fetch("server:0", ("default",), 5, later)
+    (server,) = await storages[0].list_servers()
+    assert server.heartbeat_at == later
+    assert fetched.server == "server:0"
+
+
 # -- plans -------------------------------------------------------------------
 
 ROWS = 20_000

@@ -105,6 +105,11 @@ DO UPDATE SET count = job_counters.count + excluded.count;
 SELECT pg_notify(%(channel)s, payload)
 FROM unnest(%(payloads)s::text[]) AS p (payload);
 
+-- name: anything_queued
+SELECT EXISTS (
+    SELECT FROM job_queue WHERE queue = ANY(%(queues)s::text[])
+);
+
 -- name: fetch
 -- One statement per queue: heartbeat the server, lock the oldest queue
 -- entries whose job rows are free (SKIP LOCKED: rows another fetch or a

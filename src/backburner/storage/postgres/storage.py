@@ -497,9 +497,16 @@ class PostgresStorage(Storage):
         One statement per queue, in the order given, until ``limit`` jobs
         are taken; all in one transaction. Returns nothing when
         ``server`` is not registered; otherwise also counts as a
-        heartbeat.
+        heartbeat, unless the queues are empty: then nothing is written.
         """
         if limit < 1 or not queues:
+            return []
+        # A read first: a server polling empty queues must not cost the
+        # database a write and a commit every poll.
+        rows = await self._read(
+            query("anything_queued"), {"queues": list(queues)}
+        )
+        if not rows or not rows[0][0]:
             return []
 
         async def work(conn: Connection, pending: _Pending) -> list[TupleRow]:
@@ -527,6 +534,8 @@ class PostgresStorage(Storage):
         """
         for change in changes:
             _check_change(change)
+        if not changes:
+            return [], await self.fetch(server, queues, limit, now)
 
         async def work(
             conn: Connection, pending: _Pending
