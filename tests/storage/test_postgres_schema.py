@@ -76,8 +76,15 @@ def test_bad_options_are_refused_with_a_clear_error(query: str) -> None:
         open_storage(f"postgresql://app@db/shop?{query}")
 
 
-def test_a_password_never_shows_in_the_storage_repr() -> None:
-    storage = opened("postgresql://app:s3cret@db/shop")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cret@db/shop",
+        "postgresql://app@db/shop?password=s3cret&sslmode=require",
+    ],
+)
+def test_a_password_never_shows_in_the_storage_repr(url: str) -> None:
+    storage = opened(url)
 
     assert "s3cret" not in repr(storage)
     assert "***" in repr(storage)
