@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 from job_samples import KnownError
 
@@ -50,3 +51,21 @@ def refuses(name: str) -> None:
     """Fails with an expected error that its policy never retries."""
     runs[name] = runs.get(name, 0) + 1
     raise KnownError(f"{name} is not allowed")
+
+
+def _returning_coroutine(func: Any) -> Any:
+    """A decorator that hides that ``func`` is a coroutine function."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    wrapper.__module__ = func.__module__
+    wrapper.__qualname__ = func.__qualname__
+    return wrapper
+
+
+@_returning_coroutine
+async def hidden_coroutine(name: str) -> None:
+    """Looks synchronous to ``inspect``; returns a coroutine."""
+    await asyncio.sleep(0)
+    runs[name] = runs.get(name, 0) + 1

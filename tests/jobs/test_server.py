@@ -609,6 +609,44 @@ async def test_a_job_whose_module_vanished_fails_clearly_and_is_deletable(
     assert (await client.get(job_id)).state is S.DELETED
 
 
+async def test_stored_arguments_that_do_not_decode_fail_the_job_at_once(
+    storage: Storage, client: Client
+) -> None:
+    from datetime import UTC, datetime
+
+    from backburner.storage import NewJob
+
+    job_id = await storage.create_job(
+        NewJob(
+            function="job_samples:record",
+            arguments="{not json",
+            queue="default",
+            state=S.ENQUEUED,
+            reason="enqueued",
+            created_at=datetime.now(UTC),
+        )
+    )
+
+    await server(storage).run(until_empty=True)
+
+    job = await client.get(job_id)
+    assert job.state is S.FAILED
+    assert job.attempt == 1
+    assert "cannot be decoded" in job.reason
+    assert job_samples.calls == []
+
+
+async def test_a_plain_callable_returning_a_coroutine_is_awaited(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(server_samples.hidden_coroutine, "h")
+
+    await server(storage).run(until_empty=True)
+
+    assert (await client.get(job_id)).state is S.SUCCEEDED
+    assert server_samples.runs == {"h": 1}
+
+
 async def test_until_empty_returns_at_once_when_there_is_nothing(
     storage: Storage,
 ) -> None:

@@ -191,7 +191,14 @@ class _Call:
         else:
             # A thread cannot be interrupted: synchronous jobs cooperate
             # by looking at their token.
-            await self.threads.run(functools.partial(target, *args, **kwargs))
+            result = await self.threads.run(
+                functools.partial(target, *args, **kwargs)
+            )
+            if inspect.isawaitable(result):
+                # A plain callable that returns a coroutine (a decorated
+                # ``async def``): the coroutine is the job.
+                async with cancellable(self.interrupt):
+                    await result
 
 
 def _with_token(
