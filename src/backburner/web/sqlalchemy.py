@@ -56,9 +56,11 @@ Known limits:
   server's next client check.
 - The interruption is a task cancellation, so the rules of
   :func:`~backburner.cancellation.cancellable` apply: an outside
-  ``task.cancel()`` (the middleware interrupting the handler, a server
-  shutting down) wins and surfaces as :class:`asyncio.CancelledError`;
-  the middleware reports it as a cancelled request with its reason.
+  ``task.cancel()`` (a server shutting down) wins and surfaces as
+  :class:`asyncio.CancelledError`. The middleware's own interruption of
+  the request is recognised when it is the only one: the session turns
+  it into :class:`OperationCancelled` for the request's token, which the
+  middleware accepts as its interruption.
 - Other drivers get no hook: their statements stop only as far as the
   driver itself reacts to a cancelled ``await``.
 """
@@ -89,7 +91,10 @@ from backburner.cancellation import (
     cancellable,
 )
 from backburner.web._statement_watch import FIRST_RETRY, StatementWatch
-from backburner.web.request import current_request_token
+from backburner.web.request import (
+    current_request_state,
+    current_request_token,
+)
 
 _log = logging.getLogger("backburner.web")
 
@@ -357,7 +362,14 @@ _LISTENERS: dict[
 class _CancellableSession(Generic[S]):
     """The context manager behind :func:`cancellable_session`."""
 
-    __slots__ = ("_factory", "_reset", "_scope", "_session", "_token")
+    __slots__ = (
+        "_cancelling",
+        "_factory",
+        "_reset",
+        "_scope",
+        "_session",
+        "_token",
+    )
 
     def __init__(
         self, factory: Callable[[], S], token: CancellationToken
@@ -367,6 +379,7 @@ class _CancellableSession(Generic[S]):
         self._scope: cancellable | None = None
         self._session: S | None = None
         self._reset: contextvars.Token[CancellationToken | None] | None = None
+        self._cancelling = 0
 
     async def __aenter__(self) -> S:
         self._token.raise_if_cancellation_requested()
@@ -375,6 +388,8 @@ class _CancellableSession(Generic[S]):
             install_cancellation(session.bind)
         scope = cancellable(self._token)
         await scope.__aenter__()
+        task = asyncio.current_task()
+        self._cancelling = 0 if task is None else task.cancelling()
         self._scope = scope
         self._session = session
         self._reset = _statement_token.set(self._token)
@@ -402,7 +417,26 @@ class _CancellableSession(Generic[S]):
             # cannot cut it short.
             await session.__aexit__(exc_type, exc, tb)
         _raise_if_caused_by(self._token, exc)
+        if isinstance(exc, asyncio.CancelledError) and self._by_middleware():
+            # The middleware interrupted the handler because this very
+            # token fired: say so, with the reason. The middleware takes
+            # OperationCancelled for its token as its own interruption
+            # and still undoes its task cancellation.
+            reason = self._token.reason or "cancelled"
+            raise OperationCancelled(reason, self._token) from exc
         return suppressed
+
+    def _by_middleware(self) -> bool:
+        """Whether the one outside cancellation is the request's own."""
+        state = current_request_state()
+        task = asyncio.current_task()
+        return (
+            state is not None
+            and task is not None
+            and state.token is self._token
+            and self._token.is_cancellation_requested
+            and task.cancelling() == self._cancelling + 1
+        )
 
 
 def _raise_if_caused_by(
