@@ -9,6 +9,7 @@
     jobs      list, show, requeue or delete jobs
     stats     job counts per state and queue, and live servers
     migrate   install or upgrade the storage schema
+    dashboard serve the job dashboard (loopback only)
 
 ``docs/cli.md`` is the guide, with the JSON shapes. A mistake is one
 line on stderr and a non-zero exit code (see
@@ -34,7 +35,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from backburner import __version__
-from backburner.cli import enqueue, jobs, migrate, stats, worker
+from backburner.cli import dashboard, enqueue, jobs, migrate, stats, worker
 from backburner.cli.failures import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
-    for module in (worker, enqueue, jobs, stats, migrate):
+    for module in (worker, enqueue, jobs, stats, migrate, dashboard):
         module.register(commands)
     return parser
 

@@ -1,0 +1,74 @@
+"""``backburner dashboard``: options, and serving for real."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backburner.cli import build_parser, main
+
+
+def test_defaults_are_loopback_port_8080() -> None:
+    args = build_parser().parse_args(["dashboard"])
+
+    assert (args.host, args.port, args.read_only) == ("127.0.0.1", 8080, False)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http", "-1"])
+def test_a_bad_port_is_a_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dashboard", "--port", port]) == 2
+    assert "port" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_the_command_serves_the_dashboard(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backburner",
+            "dashboard",
+            "--storage",
+            url,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in banner
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "never listened"
+                time.sleep(0.05)
+        assert answer.status_code == 200
+        assert "Overview" in answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
