@@ -84,11 +84,18 @@ QUICK = Sizes(
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """How each system's consumer is run, per workload."""
+    """How each system's consumer is run, per workload.
+
+    No-op jobs: two worker processes each (Huey's setup for throughput;
+    backburner's processes hold 50 async workers each, so that a fetch
+    takes many jobs at once). 10 ms jobs: 50 concurrent jobs for both,
+    the same ceiling of 5,000 jobs/s (Huey: threads; backburner: one
+    process). Latency: each consumer's default worker count.
+    """
 
     huey_noop_workers: int = 2  # processes
     huey_sleep_workers: int = 50  # threads
-    huey_latency_workers: int = 1  # process
+    huey_latency_workers: int = 1  # thread: the consumer's default
     bb_noop_processes: int = 2
     bb_noop_concurrency: int = 50
     bb_sleep_processes: int = 1
@@ -200,7 +207,9 @@ def consumer_argv(space: Workspace, workload: str, setup: Setup) -> list[str]:
             "sleep": setup.huey_sleep_workers,
             "latency": setup.huey_latency_workers,
         }[workload]
-        kind = "thread" if workload == "sleep" else "process"
+        # Processes for CPU-bound throughput, threads for jobs that
+        # wait, as Huey's documentation advises.
+        kind = "process" if workload == "noop" else "thread"
         return [
             sys.executable,
             "-m",

@@ -14,8 +14,15 @@ machine the background load drifts slowly compared with a slice, so the
 targets of one cycle see nearly the same machine, and comparing them
 cycle by cycle cancels most of the noise.
 
+Given the server's process id (Linux only), it also reads the CPU time
+the server used in every slice, from ``/proc/<pid>/task/*/schedstat``.
+CPU time per request is far less sensitive to other processes on the
+machine than requests per second: a server that waits for a core gets
+fewer requests done, but each costs the same.
+
 Prints one JSON object: for each target, the requests per second of
-each cycle, and the count of responses with a status other than 200.
+each cycle (and the server's CPU microseconds per request, if known),
+and the count of responses with a status other than 200.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from bench.raw_http import get_request, read_response
 
@@ -38,11 +46,32 @@ class LoadResult:
         targets: the request targets, in the order given.
         rps: per target, requests per second in each cycle.
         errors: responses with a status other than 200.
+        cpu_us: per target, the server's CPU microseconds per request
+            in each cycle; empty without a server process id.
+        cpu_us_overall: per target, the server's CPU microseconds per
+            request over all its slices together.
     """
 
     targets: list[str]
     rps: dict[str, list[float]]
     errors: int
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    cpu_us_overall: dict[str, float] = field(default_factory=dict)
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU nanoseconds used so far by all threads of process ``pid``.
+
+    Raises:
+        OSError: no such process, or no ``/proc`` (not Linux).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+    return total
 
 
 class _Schedule:
@@ -83,6 +112,7 @@ async def generate_load(
     cycles: int,
     warmup: float,
     connections: int,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """Load ``targets`` in turns; see the module docstring.
 
@@ -122,15 +152,48 @@ async def generate_load(
         finally:
             writer.close()
 
+    cpu_ns = [[0] * len(targets) for _ in range(cycles)]
+
+    async def sample_server_cpu() -> None:
+        assert server_pid is not None
+        await asyncio.sleep(max(0.0, schedule.start - time.monotonic()))
+        before, then = process_cpu_ns(server_pid), time.monotonic()
+        for number in range(cycles * len(targets)):
+            boundary = schedule.start + (number + 1) * slice_seconds
+            await asyncio.sleep(max(0.0, boundary - time.monotonic()))
+            now, sampled = process_cpu_ns(server_pid), time.monotonic()
+            slot = schedule.slot(boundary - slice_seconds / 2)
+            assert slot is not None
+            # A busy machine wakes this task late: scale the CPU used to
+            # the slice's length, as the request count is.
+            used = (now - before) * slice_seconds / (sampled - then)
+            cpu_ns[slot[0]][slot[1]] = int(used)
+            before, then = now, sampled
+
     schedule.begin(warmup)
     async with asyncio.TaskGroup() as group:
         for _ in range(connections):
             group.create_task(drive_one_connection())
+        if server_pid is not None:
+            group.create_task(sample_server_cpu())
     rps = {
         target: [cycle[index] / slice_seconds for cycle in counts]
         for index, target in enumerate(targets)
     }
-    return LoadResult(list(targets), rps, errors)
+    cpu_us: dict[str, list[float]] = {}
+    overall: dict[str, float] = {}
+    if server_pid is not None:
+        for index, target in enumerate(targets):
+            pairs = [
+                (cpu[index], count[index])
+                for cpu, count in zip(cpu_ns, counts, strict=True)
+                if count[index]
+            ]
+            cpu_us[target] = [ns / 1000 / n for ns, n in pairs]
+            total = sum(n for _, n in pairs)
+            if total:
+                overall[target] = sum(ns for ns, _ in pairs) / 1000 / total
+    return LoadResult(list(targets), rps, errors, cpu_us, overall)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -148,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        default=None,
+        help="process id of the server, to measure its CPU time (Linux)",
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(
         generate_load(
@@ -158,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             cycles=args.cycles,
             warmup=args.warmup,
             connections=args.connections,
+            server_pid=args.server_pid,
         )
     )
     print(json.dumps(asdict(result)))

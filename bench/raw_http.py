@@ -42,6 +42,14 @@ class BlockingConnection:
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._file: BinaryIO = self._socket.makefile("rb")
 
+    def send_get(self, target: str) -> None:
+        """Send ``GET target`` without waiting for the response.
+
+        Raises:
+            OSError: the connection failed.
+        """
+        self._socket.sendall(get_request(target))
+
     def get(self, target: str) -> tuple[int, bytes]:
         """Send ``GET target`` and read the whole response.
 
@@ -49,7 +57,7 @@ class BlockingConnection:
             OSError: the connection failed or timed out.
             ConnectionError: the server closed the connection.
         """
-        self._socket.sendall(get_request(target))
+        self.send_get(target)
         head = b""
         while not head.endswith(b"\r\n\r\n"):
             line = self._file.readline()
