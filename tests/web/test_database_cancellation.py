@@ -34,6 +34,7 @@ from backburner.cancellation import (
     CancellationTokenSource,
     OperationCancelled,
 )
+from backburner.web import CancellationMiddleware, current_request_token
 from backburner.web.sqlalchemy import (
     CLIENT_CHECK_INTERVAL_MS,
     cancellable_session,
@@ -49,6 +50,7 @@ from .database_app import (
     build_sync_app,
     watch_slow_statement,
 )
+from .scripted import ScriptedServer, http_scope
 from .servers import run_uvicorn
 
 pytestmark = [
@@ -621,3 +623,35 @@ async def test_a_def_route_stops_its_statement_with_the_requests_token(
     if database.admin_url is not None:
         await until(idle(database))
     engine.dispose()
+
+
+async def test_a_shutdown_with_the_disconnect_stays_a_task_cancellation(
+    sqlite_database: Database,
+) -> None:
+    probe = DatabaseProbe()
+    slow = watch_slow_statement(sqlite_database.engine, probe)
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        # A server shutting down at the moment the client leaves.
+        current_request_token().register(task.cancel)
+        try:
+            async with cancellable_session(sqlite_database.engine) as s:
+                await s.execute(text(slow))
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    server = ScriptedServer()
+    running = asyncio.create_task(
+        CancellationMiddleware(app)(http_scope(), server.receive, server.send)
+    )
+    await within(probe.statement_started.wait())
+    server.disconnect()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, WAIT)
+    assert seen == ["CancelledError"]
+    assert sqlite_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
