@@ -159,8 +159,9 @@ async def test_an_unreachable_database_is_a_storage_error(
 ) -> None:
     settings = parse_url(
         f"{postgres_url.rsplit('/', 1)[0]}/backburner_no_such_database"
+        "?pool_timeout=1"
     )
-    storage = PostgresStorage(settings, pool_timeout=1.0)
+    storage = PostgresStorage(settings)
     try:
         with pytest.raises(StorageError):
             await storage.get_job(1)

@@ -52,11 +52,12 @@ def test_the_default_schema_is_jobs() -> None:
 def test_backburner_options_are_taken_out_of_the_connection_string() -> None:
     settings = parse_url(
         "postgres://app@db/shop?schema=queue_2&pool_max_size=20"
-        "&sslmode=require"
+        "&pool_timeout=2.5&sslmode=require"
     )
 
     assert settings.schema == "queue_2"
     assert settings.pool_max_size == 20
+    assert settings.pool_timeout == 2.5
     assert settings.conninfo == "postgresql://app@db/shop?sslmode=require"
 
 
@@ -68,6 +69,8 @@ def test_backburner_options_are_taken_out_of_the_connection_string() -> None:
         "schema=1jobs",
         "pool_max_size=0",
         "pool_min_size=5&pool_max_size=2",
+        "pool_timeout=0",
+        "pool_timeout=soon",
         "auto_migrate=perhaps",
     ],
 )

@@ -18,13 +18,16 @@ class PostgresSettings:
     """Where and how a :class:`PostgresStorage` connects.
 
     ``conninfo`` is what libpq gets (the URL without the options that
-    backburner reads itself); ``schema`` holds every table.
+    backburner reads itself); ``schema`` holds every table;
+    ``pool_timeout`` is how many seconds a call waits for a connection
+    (while the database is unreachable, say) before it fails.
     """
 
     conninfo: str
     schema: str = _DEFAULT_SCHEMA
     pool_min_size: int = 1
     pool_max_size: int = 10
+    pool_timeout: float = 10.0
 
     @property
     def channel(self) -> str:
@@ -62,18 +65,32 @@ def _positive_int(key: str, value: str, url: str) -> int:
     return number
 
 
+def _positive_seconds(key: str, value: str, url: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InvalidStorageURLError(
+            f"{key} must be a positive number of seconds, got {value!r} "
+            f"in {redact(url)!r}"
+        )
+    return seconds
+
+
 def parse_url(url: str) -> PostgresSettings:
     """Read ``postgresql://user@host:port/db?schema=jobs&pool_max_size=10``.
 
     backburner reads ``schema`` (default ``jobs``: lower-case letters,
-    digits and ``_``, at most 40), ``pool_min_size`` and
-    ``pool_max_size``; every other query option (``sslmode``,
-    ``connect_timeout``, ``application_name``...) goes to libpq as is.
+    digits and ``_``, at most 40), ``pool_min_size``, ``pool_max_size``
+    and ``pool_timeout`` (seconds); every other query option
+    (``sslmode``, ``connect_timeout``, ``application_name``...) goes to
+    libpq as is.
 
     Raises:
         InvalidStorageURLError: the scheme is not ``postgresql`` or
             ``postgres``, the schema name is not allowed, or a pool size
-            is not a positive number.
+            or timeout is not a positive number.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in _SCHEMES:
@@ -82,6 +99,7 @@ def parse_url(url: str) -> PostgresSettings:
     kept: list[tuple[str, str]] = []
     schema = _DEFAULT_SCHEMA
     pool_min, pool_max = 1, 10
+    pool_timeout = 10.0
     for key, value in options:
         if key == "schema":
             schema = value
@@ -89,6 +107,8 @@ def parse_url(url: str) -> PostgresSettings:
             pool_min = _positive_int(key, value, url)
         elif key == "pool_max_size":
             pool_max = _positive_int(key, value, url)
+        elif key == "pool_timeout":
+            pool_timeout = _positive_seconds(key, value, url)
         else:
             kept.append((key, value))
     if not _SCHEMA_NAME.fullmatch(schema):
@@ -110,4 +130,5 @@ def parse_url(url: str) -> PostgresSettings:
         schema=schema,
         pool_min_size=pool_min,
         pool_max_size=pool_max,
+        pool_timeout=pool_timeout,
     )

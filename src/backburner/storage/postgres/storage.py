@@ -175,20 +175,13 @@ class PostgresStorage(Storage):
         settings: where to connect, which schema, how many connections.
         auto_migrate: bring the schema up to date on first use (under
             the migration lock, so any number of processes may do it).
-        pool_timeout: seconds a call waits for a free connection before
-            failing with :class:`StorageError`.
     """
 
     def __init__(
-        self,
-        settings: PostgresSettings,
-        *,
-        auto_migrate: bool = True,
-        pool_timeout: float = 30.0,
+        self, settings: PostgresSettings, *, auto_migrate: bool = True
     ) -> None:
         self.settings = settings
         self._auto_migrate = auto_migrate
-        self._pool_timeout = pool_timeout
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._opening = asyncio.Lock()
         self._migrated = False
@@ -229,7 +222,7 @@ class PostgresStorage(Storage):
                     # transaction explicitly (see _write).
                     kwargs={"autocommit": True},
                     configure=self._configure,
-                    timeout=self._pool_timeout,
+                    timeout=self.settings.pool_timeout,
                     name=f"backburner-{self.settings.schema}",
                 )
                 await pool.open(wait=False)
