@@ -103,3 +103,18 @@ def test_throughput_is_measured_for_every_variant(
         assert math.isfinite(variants[key]["overhead"])
     assert variants["baseline"]["overhead"] == 0
     assert math.isfinite(report["middleware_cost_us"])
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)"
+)
+def test_the_servers_cpu_time_per_request_is_measured(
+    bench_run: tuple[str, Any],
+) -> None:
+    table, report = bench_run
+    variants = report["variants"]
+
+    assert "server CPU/req" in table
+    for key in ("baseline", "backburner", "polling"):
+        assert variants[key]["cpu_us_per_request"] > 0
+    assert variants["baseline"]["cpu_overhead"] == 0
