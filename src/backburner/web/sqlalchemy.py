@@ -476,6 +476,10 @@ def cancellable_session(
     session then rolls back and returns its connection to the pool, even
     if the task is cancelled again meanwhile.
 
+    The engine hook (:func:`install_cancellation`) is installed on the
+    session's ``bind``; a session spread over several engines needs it
+    installed on each.
+
     Args:
         factory: an ``async_sessionmaker`` or an ``AsyncEngine`` (a plain
             ``AsyncSession`` bound to it is made).
