@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backburner.demo import EventLog, build_app
+from backburner.demo.app import build_app
+from backburner.demo.events import EventLog
 
 # tests/ is on sys.path (rootdir import mode), so the web tests' server
 # harness is importable as the package `web`.

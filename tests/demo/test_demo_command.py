@@ -57,3 +57,21 @@ def test_a_port_out_of_range_is_refused() -> None:
         parse_args(["--port", "70000"])
 
     assert exit_info.value.code == 2
+
+
+def test_a_missing_server_package_is_named_not_a_traceback() -> None:
+    hide_uvicorn = (
+        "import runpy, sys; sys.modules['uvicorn'] = None; "
+        "runpy.run_module('backburner.demo', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_uvicorn],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "needs FastAPI and uvicorn (uvicorn is missing)" in result.stderr
+    assert "Traceback" not in result.stderr

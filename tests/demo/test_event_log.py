@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from backburner.demo import EventLog
+from backburner.demo.events import EventLog
 
 pytestmark = pytest.mark.timeout(10)
 

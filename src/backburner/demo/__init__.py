@@ -9,9 +9,8 @@ out with :func:`~backburner.web.keep_running` finishing anyway.
 
 The demo is a teaching aid, not an API: it will be replaced by the full
 reference application (catalogue, identity, background jobs).
+
+The app is built by :func:`backburner.demo.app.build_app`. Nothing is
+imported here, so that ``python -m backburner.demo`` can say clearly
+when FastAPI or uvicorn is missing.
 """
-
-from backburner.demo.app import build_app
-from backburner.demo.events import DemoEvent, EventLog
-
-__all__ = ["DemoEvent", "EventLog", "build_app"]

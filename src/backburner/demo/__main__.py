@@ -8,9 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
+try:
+    import uvicorn
 
-from backburner.demo.app import build_app
+    from backburner.demo.app import build_app
+except ImportError as exc:  # pragma: no cover - depends on the install
+    # A clear message instead of a traceback: the demo needs packages
+    # that backburner itself does not.
+    sys.exit(
+        f"the demo needs FastAPI and uvicorn ({exc.name} is missing): "
+        "pip install fastapi uvicorn, or run `make demo`"
+    )
 
 HOST_ENV = "BACKBURNER_DEMO_HOST"
 PORT_ENV = "BACKBURNER_DEMO_PORT"
