@@ -32,6 +32,9 @@ class Promoter:
         self._interval = interval
         self._batch = batch
         self._due = asyncio.Event()
+        # One pass at a time: a caller that awaits promote() knows that
+        # every promotion this server began before has been committed.
+        self._lock = asyncio.Lock()
 
     def due_at(self, at: datetime) -> None:
         """Promote again at ``at`` if that is before the next tick."""
@@ -56,6 +59,10 @@ class Promoter:
 
     async def promote(self) -> int:
         """Enqueue every job due now; return how many were moved."""
+        async with self._lock:
+            return await self._promote()
+
+    async def _promote(self) -> int:
         moved = 0
         try:
             while True:

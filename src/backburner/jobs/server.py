@@ -438,6 +438,9 @@ class Server:
         return task
 
     async def _fetch_loop(self, until_empty: bool) -> None:
+        # With until_empty: the server may stop once a fetch that began
+        # after a promotion pass found nothing while nothing ran.
+        promoted_before_fetch = False
         while not self._stop_level():
             free = len(self._free_workers)
             self._wake.clear()
@@ -480,9 +483,12 @@ class Server:
             if self._saturated:
                 continue
             if until_empty and not jobs and not self._tasks:
-                if await self._promoter.promote():
-                    continue
-                return
+                if promoted_before_fetch:
+                    return
+                await self._promoter.promote()
+                promoted_before_fetch = True
+                continue
+            promoted_before_fetch = False
             await self._nap(self.tuning.poll_interval)
 
     async def _nap(self, seconds: float) -> None:
