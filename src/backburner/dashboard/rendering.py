@@ -74,7 +74,7 @@ def format_duration(span: timedelta | float) -> str:
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _iso(moment: datetime | None) -> str:
@@ -94,6 +94,9 @@ environment.filters["when"] = _when
 environment.filters["iso"] = _iso
 environment.filters["ago"] = _ago
 environment.filters["duration"] = format_duration
+environment.filters["since"] = lambda moment: format_duration(
+    datetime.now(UTC) - moment
+)
 
 
 _VERBS = {"requeue": "requeued", "delete": "deleted", "run-now": "run now"}
