@@ -75,9 +75,11 @@ function addLogRow(event) {
 async function followLog() {
   const status = document.getElementById("log-status");
   let after = 0;
+  let wait = 0; // the first look answers at once, later ones long-poll
   for (;;) {
     try {
-      const response = await fetch(`/api/events?after=${after}&wait=25`, { cache: "no-store" });
+      const response = await fetch(`/api/events?after=${after}&wait=${wait}`, { cache: "no-store" });
+      wait = 25;
       const body = await response.json();
       if (body.last < after) {
         after = 0; // the server restarted: start over
