@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -23,8 +24,12 @@ from backburner.storage import open_storage
 
 async def run_tuned(url: str, concurrency: int) -> None:
     storage = open_storage(url)
+    server = Server(storage, concurrency=concurrency, **FAST)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGTERM, server.shutdown
+    )
     try:
-        await Server(storage, concurrency=concurrency, **FAST).run()
+        await server.run()
     finally:
         await storage.close()
 

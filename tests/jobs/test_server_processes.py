@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import job_samples
 import pytest
@@ -29,7 +30,7 @@ from backburner.storage import Storage
 __all__ = ["client", "fresh_samples", "storage"]
 
 S = JobState
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)
 
 
 Spawn = Callable[..., "subprocess.Popen[bytes]"]
@@ -199,3 +200,52 @@ async def test_run_server_refuses_a_module_that_does_not_import(
     )
     assert done.returncode == 2
     assert b"no_such_module_here" in done.stderr
+
+
+@pytest.mark.slow
+async def test_chaos_killing_servers_repeatedly_loses_no_job(
+    storage: Storage, client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    out = tmp_path / "out.txt"
+    texts = [f"c{i}" for i in range(400)]
+    await client.enqueue_many(
+        [Call(job_samples.slow_line, str(out), text, 0.02) for text in texts]
+    )
+    servers = [spawn("--tuned") for _ in range(3)]
+
+    async def done() -> int:
+        return (await client.counts()).by_state[S.SUCCEEDED]
+
+    for round_ in range(4):
+        target = (round_ + 1) * 60
+        await eventually(
+            lambda target=target: _at_least(done, target),  # type: ignore[misc]
+            what=f"{target} jobs done",
+        )
+        victim = servers.pop(0)
+        victim.send_signal(signal.SIGKILL)
+        await exited(victim)
+        servers.append(spawn("--tuned"))
+
+    await eventually(
+        lambda: _at_least(done, len(texts)), within=120, what="every job"
+    )
+    ends = {line.split()[1] for line in lines(out) if line.startswith("end")}
+    assert ends == set(texts)
+    for child in servers:
+        # Signal handlers are in place once the server has registered.
+        await eventually(
+            lambda pid=child.pid: _registered(storage, pid),  # type: ignore[misc]
+            what="the server to register",
+        )
+        child.send_signal(signal.SIGTERM)
+        assert await exited(child) == 0
+
+
+async def _at_least(count: Callable[[], Any], target: int) -> bool:
+    return bool(await count() >= target)
+
+
+async def _registered(storage: Storage, pid: int) -> bool:
+    names = [server.name for server in await storage.list_servers()]
+    return any(name.endswith(f":{pid}") for name in names)
