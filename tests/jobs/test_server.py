@@ -527,6 +527,21 @@ async def test_shutdown_puts_a_job_that_honours_its_token_back_on_its_queue(
     assert lines == ["started", "succeeded"]
 
 
+async def test_shutdown_reaches_a_synchronous_job_through_its_token(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(job_samples.sync_wait_for_token, "s")
+
+    async with server(storage):
+        started = job_samples.event("s:started")
+        assert await asyncio.to_thread(started.wait, 30)
+
+    assert job_samples.calls == [("cancelled", ("s", "shutdown"))]
+    job = await client.get(job_id)
+    assert job.state is S.ENQUEUED
+    assert job.reason == "interrupted by shutdown"
+
+
 async def test_a_job_that_ends_within_the_grace_period_succeeds(
     storage: Storage, client: Client
 ) -> None:
