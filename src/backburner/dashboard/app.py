@@ -62,7 +62,7 @@ def create_dashboard(
     title: str = "backburner",
     page_size: int = 50,
     server_silence: float = 15.0,
-    scan_limit: int = 5000,
+    scan_limit: int = 1000,
 ) -> Starlette:
     """Build the dashboard, an ASGI app to mount at a path of your choice.
 

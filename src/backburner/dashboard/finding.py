@@ -84,8 +84,11 @@ async def find_jobs(
     kept: list[Job] = []
     cursor = before
     scanned = 0
+    # Small first: a common match fills the page from the first batch;
+    # a rare one gets batches growing up to _BATCH rows.
+    batch = 2 * limit
     while scanned < scan_limit:
-        batch = min(_BATCH, scan_limit - scanned)
+        batch = min(batch, _BATCH, scan_limit - scanned)
         page = await client.list_jobs(
             state=state, queue=queue, before=cursor, limit=batch
         )
@@ -98,4 +101,5 @@ async def find_jobs(
                     return Found(kept, job.id, scanned, False)
         if page.next_before is None:
             return Found(kept, None, scanned, False)
+        batch *= 2
     return Found(kept, cursor, scanned, True)

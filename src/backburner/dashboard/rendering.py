@@ -132,6 +132,9 @@ def render(
     """Render a page, with the values every page's layout needs."""
     settings: Settings = settings_of(request)
     access: Access = access_of(request)
+    # Route lookup walks every route; a listing links 50 jobs, so the
+    # job path is built once and the ids appended.
+    job_prefix = link(request, "job", job_id="0")[:-1]
     page = environment.get_template(template).render(
         {
             "request": request,
@@ -144,6 +147,7 @@ def render(
                 request, name, query, **params
             ),
             "static": lambda path: link(request, "static", path=path),
+            "job_href": lambda job_id: f"{job_prefix}{job_id}",
             "states": STATE_ORDER,
             "notice": notice_of(request),
             "here": request.url.path[len(request.scope.get("root_path", "")) :]
