@@ -162,15 +162,29 @@ async def test_the_token_parameter_gets_the_jobs_token_whatever_was_stored(
 async def test_a_job_enqueued_in_the_same_process_starts_without_polling(
     storage: Storage, client: Client
 ) -> None:
-    async with server(storage, poll_interval=30.0) as running:
-        # The first fetch found nothing; only a notification wakes the
+    fetches: list[int] = []
+    fetched = asyncio.Event()
+    combined = storage.apply_changes_and_fetch
+
+    async def counting(*args: Any) -> Any:
+        result = await combined(*args)
+        fetches.append(len(result[1]))
+        fetched.set()
+        return result
+
+    storage.apply_changes_and_fetch = counting  # type: ignore[method-assign]
+
+    async with server(storage, poll_interval=30.0):
+        await asyncio.wait_for(fetched.wait(), 10)
+        # The first fetch found nothing; only a notification can wake the
         # server before its 30 s poll.
-        await asyncio.sleep(0.1)
         job_id = await client.enqueue(job_samples.async_record, "woken")
         await eventually(
             lambda: state_is(client, job_id, S.SUCCEEDED), within=10
         )
-        assert running.tuning.poll_interval == 30.0
+
+    assert fetches[0] == 0
+    assert 1 in fetches
 
 
 async def test_outcomes_of_many_jobs_are_written_in_batches(
