@@ -815,12 +815,16 @@ class Server:
             *(self._writer.submit(change) for change in changes)
         )
         for execution, outcome in zip(executions, outcomes, strict=True):
+            if outcome is None:
+                what = "it could not be put back on its queue"
+            elif outcome.applied:
+                what = "put back on its queue"
+            else:
+                what = "it had left processing already"
             _log.warning(
                 "job %s did not stop in time; %s",
                 execution.job.id,
-                "put back on its queue"
-                if outcome is not None and outcome.applied
-                else "it had left processing already",
+                what,
                 extra=self._facts(execution, "job.abandoned"),
             )
 
