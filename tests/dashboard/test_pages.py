@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from backburner.jobs import Client, JobOptions, JobState
+from backburner.storage.base import ServerInfo
 
 from . import samples
 from .conftest import (
@@ -199,6 +201,24 @@ async def test_job_page_warns_when_the_server_holding_it_is_gone(
     assert 'role="alert"' not in alive
     assert 'role="alert"' in gone
     assert "no longer registered" in gone
+
+
+async def test_job_page_warns_when_the_server_is_silent(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    job_id = await client.enqueue(samples.render_report, 3)
+    await start(client, job_id)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    await client.storage.announce_server(
+        ServerInfo(SERVER, ("default",), 4, long_ago, long_ago)
+    )
+
+    page = (await http.get(f"/job/{job_id}")).text
+    servers = (await http.get("/servers")).text
+
+    assert 'role="alert"' in page
+    assert "has not sent a heartbeat for 5 min" in page
+    assert '<span class="badge bad">silent</span>' in servers
 
 
 async def test_servers_page_shows_each_server(
