@@ -7,6 +7,7 @@ fixture (conftest.py) runs it on each backend.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,9 @@ from backburner.storage import (
     JobState,
     NewJob,
     Notification,
+    RecurringDefinition,
+    RecurringFiring,
+    RecurringRecord,
     ServerInfo,
     StateChange,
     Storage,
@@ -804,3 +808,324 @@ async def test_a_closed_storage_refuses_work(storage: Storage) -> None:
 
     with pytest.raises(StorageError):
         await storage.get_job(1)
+
+
+# -- recurring jobs ----------------------------------------------------------
+
+
+@pytest.fixture
+def recurring_storage(storage: Storage) -> Storage:
+    """The ``storage`` fixture, on backends that have recurring jobs."""
+    if type(storage).save_recurring is Storage.save_recurring:
+        # Only while the PostgreSQL part is being written.
+        pytest.skip(f"{type(storage).__name__} has no recurring jobs yet")
+    return storage
+
+
+def definition(
+    recurring_id: str = "report",
+    *,
+    cron: str = "0 3 * * *",
+    time_zone: str = "UTC",
+    queue: str = "default",
+    function: str = "app.jobs:report",
+) -> RecurringDefinition:
+    return RecurringDefinition(
+        id=recurring_id,
+        function=function,
+        arguments='{"args":[1],"kwargs":{}}',
+        queue=queue,
+        cron=cron,
+        time_zone=time_zone,
+        missed="run_once",
+        timeout=30.0,
+    )
+
+
+def firing(
+    record: RecurringRecord,
+    jobs: int = 1,
+    *,
+    next_run_at: datetime | None = T0 + timedelta(days=1),
+    at: datetime = T0,
+    **kwargs: object,
+) -> RecurringFiring:
+    return RecurringFiring(
+        recurring_id=record.id,
+        expected_version=record.version,
+        at=at,
+        jobs=[new_job(function=record.function) for _ in range(jobs)],
+        next_run_at=next_run_at,
+        last_run_at=record.next_run_at if jobs else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_saved_recurring_job_reads_back_with_every_field(
+    recurring_storage: Storage,
+) -> None:
+    saved = await recurring_storage.save_recurring(definition(), T0, T0)
+
+    assert saved == await recurring_storage.get_recurring("report")
+    assert (saved.id, saved.function, saved.cron, saved.time_zone) == (
+        "report",
+        "app.jobs:report",
+        "0 3 * * *",
+        "UTC",
+    )
+    assert saved.arguments == '{"args":[1],"kwargs":{}}'
+    assert (saved.missed, saved.timeout, saved.paused) == (
+        "run_once",
+        30.0,
+        False,
+    )
+    assert (saved.next_run_at, saved.last_run_at, saved.last_job_id) == (
+        T0,
+        None,
+        None,
+    )
+    assert (saved.error, saved.failures, saved.created_at) == (None, 0, T0)
+    assert await recurring_storage.get_recurring("other") is None
+
+
+async def test_recurring_jobs_are_listed_by_id(
+    recurring_storage: Storage,
+) -> None:
+    for name in ("b", "c", "a"):
+        await recurring_storage.save_recurring(definition(name), T0, T0)
+
+    assert [r.id for r in await recurring_storage.list_recurring()] == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
+async def test_an_update_keeps_the_next_occurrence_of_an_unchanged_schedule(
+    recurring_storage: Storage,
+) -> None:
+    first = await recurring_storage.save_recurring(definition(), T0, T0)
+    later = T0 + timedelta(hours=1)
+
+    same = await recurring_storage.save_recurring(
+        definition(queue="mail"), later, later
+    )
+    moved = await recurring_storage.save_recurring(
+        definition(cron="0 4 * * *"), later, later
+    )
+
+    assert (same.next_run_at, same.queue) == (T0, "mail")
+    assert same.version > first.version
+    assert (moved.next_run_at, moved.cron) == (later, "0 4 * * *")
+    assert moved.created_at == T0
+    assert moved.updated_at == later
+
+
+async def test_a_firing_creates_jobs_and_moves_the_schedule_in_one_step(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+
+    ids = await recurring_storage.fire_recurring(firing(record, 2))
+
+    assert ids is not None
+    assert len(ids) == 2
+    jobs = [await recurring_storage.get_job(job_id) for job_id in ids]
+    assert {job.state for job in jobs if job} == {S.ENQUEUED}
+    after = await recurring_storage.get_recurring("report")
+    assert after is not None
+    assert after.next_run_at == T0 + timedelta(days=1)
+    assert (after.last_run_at, after.last_job_id) == (T0, ids[-1])
+    assert after.last_job_state is S.ENQUEUED
+    assert after.version == record.version + 1
+    assert await counts_by_state(recurring_storage) == {
+        ("enqueued", "default"): 2
+    }
+
+
+async def test_a_stale_firing_writes_nothing(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    assert await recurring_storage.fire_recurring(firing(record)) is not None
+
+    again = await recurring_storage.fire_recurring(
+        firing(record, next_run_at=T0 + timedelta(days=2))
+    )
+
+    assert again is None
+    assert len(await recurring_storage.list_jobs()) == 1
+    after = await recurring_storage.get_recurring("report")
+    assert after is not None
+    assert after.next_run_at == T0 + timedelta(days=1)
+    assert (
+        await recurring_storage.fire_recurring(firing(definition_record()))
+        is None
+    )
+
+
+def definition_record() -> RecurringRecord:
+    """A record of a recurring job that was never saved."""
+    return RecurringRecord(
+        id="ghost",
+        function="app.jobs:report",
+        arguments="{}",
+        queue="default",
+        cron="* * * * *",
+        time_zone="UTC",
+        missed="run_once",
+        timeout=None,
+        paused=False,
+        next_run_at=T0,
+        last_run_at=None,
+        last_job_id=None,
+        last_job_state=None,
+        error=None,
+        failures=0,
+        version=1,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+async def test_racing_firings_of_one_occurrence_create_one_job(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+
+    results = await asyncio.gather(
+        *(recurring_storage.fire_recurring(firing(record)) for _ in range(8))
+    )
+
+    assert sum(result is not None for result in results) == 1
+    assert len(await recurring_storage.list_jobs()) == 1
+
+
+async def test_a_firing_with_a_bad_job_writes_nothing(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    bad = dataclasses.replace(
+        firing(record, 2), jobs=[new_job(), new_job(state=S.PROCESSING)]
+    )
+
+    with pytest.raises(StorageError):
+        await recurring_storage.fire_recurring(bad)
+
+    assert await recurring_storage.list_jobs() == []
+    assert await recurring_storage.get_recurring("report") == record
+
+
+async def test_a_firing_can_record_an_error_and_stop_the_schedule(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+
+    created = await recurring_storage.fire_recurring(
+        firing(record, 0, next_run_at=None, error="no module", failures=3)
+    )
+
+    assert created == []
+    stopped = await recurring_storage.get_recurring("report")
+    assert stopped is not None
+    assert (stopped.next_run_at, stopped.error, stopped.failures) == (
+        None,
+        "no module",
+        3,
+    )
+    assert await recurring_storage.next_recurring_due() is None
+    assert (
+        await recurring_storage.due_recurring(T0 + timedelta(days=9), 10) == []
+    )
+
+    fixed = await recurring_storage.save_recurring(
+        definition(), T0 + timedelta(days=1), T0
+    )
+    assert (fixed.next_run_at, fixed.error, fixed.failures) == (
+        T0 + timedelta(days=1),
+        None,
+        0,
+    )
+
+
+async def test_only_active_due_recurring_jobs_are_handed_out_earliest_first(
+    recurring_storage: Storage,
+) -> None:
+    await recurring_storage.save_recurring(
+        definition("late"), T0 + timedelta(2), T0
+    )
+    await recurring_storage.save_recurring(definition("early"), T0, T0)
+    await recurring_storage.save_recurring(
+        definition("future"), T0 + timedelta(9), T0
+    )
+    await recurring_storage.save_recurring(definition("paused"), T0, T0)
+    await recurring_storage.pause_recurring("paused", T0)
+
+    due = await recurring_storage.due_recurring(T0 + timedelta(days=3), 10)
+
+    assert [r.id for r in due] == ["early", "late"]
+    assert [r.id for r in await recurring_storage.due_recurring(T0, 1)] == [
+        "early"
+    ]
+    assert await recurring_storage.next_recurring_due() == T0
+
+
+async def test_pause_and_resume(recurring_storage: Storage) -> None:
+    await recurring_storage.save_recurring(definition(), T0, T0)
+    later = T0 + timedelta(hours=5)
+
+    assert await recurring_storage.pause_recurring("report", T0)
+    paused = await recurring_storage.get_recurring("report")
+    assert await recurring_storage.resume_recurring("report", later, later)
+    resumed = await recurring_storage.get_recurring("report")
+    assert await recurring_storage.resume_recurring(
+        "report", T0 + timedelta(9), T0
+    )
+    unchanged = await recurring_storage.get_recurring("report")
+
+    assert paused is not None
+    assert paused.paused
+    assert resumed is not None
+    assert (resumed.paused, resumed.next_run_at) == (False, later)
+    assert unchanged == resumed
+    assert not await recurring_storage.pause_recurring("other", T0)
+    assert not await recurring_storage.resume_recurring("other", T0, T0)
+
+
+async def test_a_paused_recurring_job_keeps_its_definition_on_update(
+    recurring_storage: Storage,
+) -> None:
+    await recurring_storage.save_recurring(definition(), T0, T0)
+    await recurring_storage.pause_recurring("report", T0)
+
+    updated = await recurring_storage.save_recurring(
+        definition(queue="mail"), T0, T0
+    )
+
+    assert (updated.paused, updated.queue) == (True, "mail")
+
+
+async def test_removing_a_recurring_job_keeps_its_jobs(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    ids = await recurring_storage.fire_recurring(firing(record))
+
+    assert await recurring_storage.remove_recurring("report")
+    assert not await recurring_storage.remove_recurring("report")
+    assert await recurring_storage.get_recurring("report") is None
+    assert [job.id for job in await recurring_storage.list_jobs()] == ids
+
+
+async def test_the_last_jobs_outcome_follows_the_job(
+    recurring_storage: Storage,
+) -> None:
+    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    ids = await recurring_storage.fire_recurring(firing(record))
+    assert ids is not None
+
+    await recurring_storage.apply_change(change(ids[0], S.FAILED))
+
+    after = await recurring_storage.get_recurring("report")
+    assert after is not None
+    assert after.last_job_state is S.FAILED

@@ -218,6 +218,80 @@ class JobsAborted:
     job_ids: frozenset[JobId]
 
 
+@dataclass(frozen=True, slots=True)
+class RecurringDefinition:
+    """What a recurring job creates, and when (validated by the caller).
+
+    ``arguments`` is the encoded argument document, as in
+    :class:`NewJob`; ``missed`` names the policy for occurrences missed
+    while no server ran (storage keeps it as text).
+    """
+
+    id: str
+    function: str
+    arguments: str
+    queue: str
+    cron: str
+    time_zone: str
+    missed: str
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringRecord:
+    """A recurring job as storage keeps it.
+
+    ``next_run_at`` is the next occurrence to create a job for; it is
+    ``None`` when the recurring job was stopped (after repeated errors)
+    and is not looked at while ``paused``. ``last_run_at`` is the
+    occurrence (or trigger) time of the last job created, whose id is
+    ``last_job_id`` and whose current state is ``last_job_state``
+    (``None`` once that job expired). ``error`` and ``failures`` tell
+    why and how many times in a row creating a job failed. Every change
+    increments ``version``.
+    """
+
+    id: str
+    function: str
+    arguments: str
+    queue: str
+    cron: str
+    time_zone: str
+    missed: str
+    timeout: float | None
+    paused: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_job_id: JobId | None
+    last_job_state: JobState | None
+    error: str | None
+    failures: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringFiring:
+    """A compare-and-set step of one recurring job.
+
+    Applied only when the recurring job's version still equals
+    ``expected_version``: then ``jobs`` are created, ``next_run_at``,
+    ``error`` and ``failures`` are written as given, and when ``jobs``
+    is not empty ``last_run_at`` (required then) and the id of the last
+    job created are recorded, all in one transaction.
+    """
+
+    recurring_id: str
+    expected_version: int
+    at: datetime
+    jobs: Sequence[NewJob]
+    next_run_at: datetime | None
+    last_run_at: datetime | None = None
+    error: str | None = None
+    failures: int = 0
+
+
 Notification: TypeAlias = JobsEnqueued | JobsAborted
 Listener: TypeAlias = Callable[[Notification], None]
 
@@ -384,6 +458,90 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on notifications; return an unsubscriber."""
+
+    # -- recurring jobs -------------------------------------------------
+    #
+    # Not abstract: a backend that does not implement them yet still
+    # serves one-off jobs; calling them raises NotImplementedError.
+
+    def _no_recurring(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not support recurring jobs"
+        )
+
+    async def save_recurring(
+        self,
+        definition: RecurringDefinition,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> RecurringRecord:
+        """Create a recurring job, or update the one with the same id.
+
+        An update keeps ``paused`` and, when the cron expression and
+        time zone are unchanged and the job was not stopped, its current
+        next occurrence (so that an update never skips or repeats one);
+        otherwise ``next_run_at`` is written. Errors are cleared.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        raise self._no_recurring()
+
+    async def get_recurring(self, recurring_id: str) -> RecurringRecord | None:
+        """Return the recurring job, or ``None`` if there is none."""
+        raise self._no_recurring()
+
+    async def list_recurring(self) -> list[RecurringRecord]:
+        """Return every recurring job, by id."""
+        raise self._no_recurring()
+
+    async def remove_recurring(self, recurring_id: str) -> bool:
+        """Remove a recurring job (not its jobs); ``False`` if unknown."""
+        raise self._no_recurring()
+
+    async def pause_recurring(self, recurring_id: str, now: datetime) -> bool:
+        """Mark a recurring job paused; ``False`` if there is none."""
+        raise self._no_recurring()
+
+    async def resume_recurring(
+        self, recurring_id: str, next_run_at: datetime | None, now: datetime
+    ) -> bool:
+        """Unpause (or restart a stopped) recurring job.
+
+        A paused or stopped job gets ``next_run_at`` and its errors are
+        cleared; an active one is left as it is. Returns ``False`` when
+        there is no such recurring job.
+        """
+        raise self._no_recurring()
+
+    async def next_recurring_due(self) -> datetime | None:
+        """Return the earliest next occurrence of an active recurring job."""
+        raise self._no_recurring()
+
+    async def due_recurring(
+        self, now: datetime, limit: int
+    ) -> list[RecurringRecord]:
+        """Return up to ``limit`` active recurring jobs due at ``now``.
+
+        Active means not paused and not stopped; the earliest due first.
+        """
+        raise self._no_recurring()
+
+    async def fire_recurring(
+        self, firing: RecurringFiring
+    ) -> list[JobId] | None:
+        """Apply a :class:`RecurringFiring` in one transaction.
+
+        Returns the ids of the jobs created, or ``None`` (and nothing is
+        written) when the recurring job is gone or its version moved on:
+        another server fired it first, or it was changed meanwhile. This
+        compare-and-set is what creates each occurrence's job once,
+        however many servers schedule.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+        raise self._no_recurring()
 
     # -- conveniences built on the above ----------------------------------
 

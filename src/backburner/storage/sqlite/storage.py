@@ -37,6 +37,9 @@ from backburner.storage.base import (
     Listener,
     NewJob,
     Notification,
+    RecurringDefinition,
+    RecurringFiring,
+    RecurringRecord,
     SchemaError,
     ServerInfo,
     StateChange,
@@ -403,53 +406,57 @@ class SQLiteStorage(Storage):
 
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`."""
-        for job in jobs:
-            if job.state is JobState.SCHEDULED and job.scheduled_at is None:
-                raise StorageError("a scheduled job needs scheduled_at")
-            if job.state not in _CREATABLE:
-                raise StorageError(f"cannot create a job in {job.state}")
+        _check_new_jobs(jobs)
 
         def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
-            ids = []
-            for job in jobs:
-                at = _ts(job.created_at)
-                cursor = conn.execute(
-                    "INSERT INTO jobs (function, arguments, queue, state,"
-                    " reason, created_at, state_changed_at, scheduled_at,"
-                    " timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job.function,
-                        job.arguments,
-                        job.queue,
-                        job.state.value,
-                        job.reason,
-                        at,
-                        at,
-                        _opt_ts(job.scheduled_at),
-                        job.timeout,
-                    ),
-                )
-                job_id = cursor.lastrowid
-                assert job_id is not None
-                seq = self._history(
-                    conn, job_id, job.state.value, job.reason, at, {}
-                )
-                if job.state is JobState.ENQUEUED:
-                    conn.execute(
-                        "INSERT INTO job_queue (job_id, queue, seq)"
-                        " VALUES (?, ?, ?)",
-                        (job_id, job.queue, seq),
-                    )
-                conn.executemany(
-                    "INSERT INTO job_parameters (job_id, name, value)"
-                    " VALUES (?, ?, ?)",
-                    [(job_id, k, v) for k, v in job.parameters.items()],
-                )
-                changes.move(job.queue, None, job.state.value)
-                ids.append(job_id)
-            return ids
+            return self._insert_jobs(conn, changes, jobs)
 
         return await self._run(lambda conn: self._write(conn, work))
+
+    def _insert_jobs(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        jobs: Sequence[NewJob],
+    ) -> list[int]:
+        ids = []
+        for job in jobs:
+            at = _ts(job.created_at)
+            cursor = conn.execute(
+                "INSERT INTO jobs (function, arguments, queue, state,"
+                " reason, created_at, state_changed_at, scheduled_at,"
+                " timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.function,
+                    job.arguments,
+                    job.queue,
+                    job.state.value,
+                    job.reason,
+                    at,
+                    at,
+                    _opt_ts(job.scheduled_at),
+                    job.timeout,
+                ),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            seq = self._history(
+                conn, job_id, job.state.value, job.reason, at, {}
+            )
+            if job.state is JobState.ENQUEUED:
+                conn.execute(
+                    "INSERT INTO job_queue (job_id, queue, seq)"
+                    " VALUES (?, ?, ?)",
+                    (job_id, job.queue, seq),
+                )
+            conn.executemany(
+                "INSERT INTO job_parameters (job_id, name, value)"
+                " VALUES (?, ?, ?)",
+                [(job_id, k, v) for k, v in job.parameters.items()],
+            )
+            changes.move(job.queue, None, job.state.value)
+            ids.append(job_id)
+        return ids
 
     async def apply_changes(
         self, changes: Sequence[StateChange]
@@ -896,6 +903,181 @@ class SQLiteStorage(Storage):
         """Hear about changes made through any storage on this file here."""
         return self._hub.add(listener)
 
+    # -- recurring jobs -------------------------------------------------
+
+    async def save_recurring(
+        self,
+        definition: RecurringDefinition,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> RecurringRecord:
+        """Create or update a recurring job (see the base class)."""
+        d = definition
+        at = _ts(now)
+        row = (
+            d.id,
+            d.function,
+            d.arguments,
+            d.queue,
+            d.cron,
+            d.time_zone,
+            d.missed,
+            d.timeout,
+            _opt_ts(next_run_at),
+            at,
+            at,
+        )
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> Any:
+            conn.execute(
+                "INSERT INTO recurring_jobs (id, function, arguments, queue,"
+                " cron, time_zone, missed, timeout, next_run_at, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET"
+                " next_run_at = CASE WHEN cron = excluded.cron"
+                " AND time_zone = excluded.time_zone"
+                " AND next_run_at IS NOT NULL THEN next_run_at"
+                " ELSE excluded.next_run_at END,"
+                " function = excluded.function,"
+                " arguments = excluded.arguments, queue = excluded.queue,"
+                " cron = excluded.cron, time_zone = excluded.time_zone,"
+                " missed = excluded.missed, timeout = excluded.timeout,"
+                " error = NULL, failures = 0, version = version + 1,"
+                " updated_at = excluded.updated_at",
+                row,
+            )
+            return _recurring_rows(conn, "WHERE r.id = ?", (d.id,))[0]
+
+        found = await self._run(lambda conn: self._write(conn, work))
+        return _recurring(found)
+
+    async def get_recurring(self, recurring_id: str) -> RecurringRecord | None:
+        """Return the recurring job, or ``None``."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return _recurring_rows(conn, "WHERE r.id = ?", (recurring_id,))
+
+        rows = await self._run(work)
+        return _recurring(rows[0]) if rows else None
+
+    async def list_recurring(self) -> list[RecurringRecord]:
+        """Return every recurring job, by id."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return _recurring_rows(conn, "ORDER BY r.id", ())
+
+        return [_recurring(row) for row in await self._run(work)]
+
+    async def remove_recurring(self, recurring_id: str) -> bool:
+        """Remove a recurring job; ``False`` if there is none."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> bool:
+            return bool(
+                conn.execute(
+                    "DELETE FROM recurring_jobs WHERE id = ?", (recurring_id,)
+                ).rowcount
+            )
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def pause_recurring(self, recurring_id: str, now: datetime) -> bool:
+        """Mark a recurring job paused; ``False`` if there is none."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> bool:
+            return bool(
+                conn.execute(
+                    "UPDATE recurring_jobs SET paused = 1,"
+                    " version = version + 1, updated_at = ? WHERE id = ?",
+                    (_ts(now), recurring_id),
+                ).rowcount
+            )
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def resume_recurring(
+        self, recurring_id: str, next_run_at: datetime | None, now: datetime
+    ) -> bool:
+        """Unpause or restart a recurring job (see the base class)."""
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> bool:
+            if not conn.execute(
+                "SELECT 1 FROM recurring_jobs WHERE id = ?", (recurring_id,)
+            ).fetchone():
+                return False
+            conn.execute(
+                "UPDATE recurring_jobs SET paused = 0, next_run_at = ?,"
+                " error = NULL, failures = 0, version = version + 1,"
+                " updated_at = ? WHERE id = ?"
+                " AND (paused = 1 OR next_run_at IS NULL)",
+                (_opt_ts(next_run_at), _ts(now), recurring_id),
+            )
+            return True
+
+        return await self._run(lambda conn: self._write(conn, work))
+
+    async def next_recurring_due(self) -> datetime | None:
+        """Return the earliest next occurrence of an active job."""
+
+        def work(conn: sqlite3.Connection) -> Any:
+            return conn.execute(
+                "SELECT min(next_run_at) FROM recurring_jobs"
+                " WHERE paused = 0 AND next_run_at IS NOT NULL"
+            ).fetchone()[0]
+
+        return _opt_dt(await self._run(work))
+
+    async def due_recurring(
+        self, now: datetime, limit: int
+    ) -> list[RecurringRecord]:
+        """Return active recurring jobs due at ``now``, earliest first."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return _recurring_rows(
+                conn,
+                "WHERE r.paused = 0 AND r.next_run_at <= ?"
+                " ORDER BY r.next_run_at LIMIT ?",
+                (_ts(now), limit),
+            )
+
+        return [_recurring(row) for row in await self._run(work)]
+
+    async def fire_recurring(
+        self, firing: RecurringFiring
+    ) -> list[JobId] | None:
+        """Create an occurrence's jobs under a compare-and-set (see base)."""
+        _check_new_jobs(firing.jobs)
+        if firing.jobs and firing.last_run_at is None:
+            raise StorageError("a firing that creates jobs needs last_run_at")
+
+        def work(
+            conn: sqlite3.Connection, changes: _Changes
+        ) -> list[int] | None:
+            found = conn.execute(
+                "SELECT version FROM recurring_jobs WHERE id = ?",
+                (firing.recurring_id,),
+            ).fetchone()
+            if found is None or found[0] != firing.expected_version:
+                return None
+            ids = self._insert_jobs(conn, changes, firing.jobs)
+            conn.execute(
+                "UPDATE recurring_jobs SET next_run_at = ?, error = ?,"
+                " failures = ?, version = version + 1, updated_at = ?,"
+                " last_run_at = coalesce(?, last_run_at),"
+                " last_job_id = coalesce(?, last_job_id) WHERE id = ?",
+                (
+                    _opt_ts(firing.next_run_at),
+                    firing.error,
+                    firing.failures,
+                    _ts(firing.at),
+                    _opt_ts(firing.last_run_at) if ids else None,
+                    ids[-1] if ids else None,
+                    firing.recurring_id,
+                ),
+            )
+            return ids
+
+        return await self._run(lambda conn: self._write(conn, work))
+
 
 _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
@@ -906,6 +1088,60 @@ _JOB_TABLES = (
     ("job_queue", "job_id"),
     ("jobs", "id"),
 )
+
+
+def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
+    for job in jobs:
+        if job.state is JobState.SCHEDULED and job.scheduled_at is None:
+            raise StorageError("a scheduled job needs scheduled_at")
+        if job.state not in _CREATABLE:
+            raise StorageError(f"cannot create a job in {job.state}")
+
+
+_RECURRING_COLUMNS = (
+    "r.id, r.function, r.arguments, r.queue, r.cron, r.time_zone,"
+    " r.missed, r.timeout, r.paused, r.next_run_at, r.last_run_at,"
+    " r.last_job_id, j.state, r.error, r.failures, r.version,"
+    " r.created_at, r.updated_at"
+)
+
+
+def _recurring_rows(
+    conn: sqlite3.Connection, clause: str, params: Sequence[object]
+) -> list[Any]:
+    return conn.execute(
+        f"SELECT {_RECURRING_COLUMNS} FROM recurring_jobs r"
+        f" LEFT JOIN jobs j ON j.id = r.last_job_id {clause}",
+        params,
+    ).fetchall()
+
+
+def _recurring(row: Sequence[Any]) -> RecurringRecord:
+    try:
+        return RecurringRecord(
+            id=str(row[0]),
+            function=str(row[1]),
+            arguments=str(row[2]),
+            queue=str(row[3]),
+            cron=str(row[4]),
+            time_zone=str(row[5]),
+            missed=str(row[6]),
+            timeout=None if row[7] is None else float(row[7]),
+            paused=bool(row[8]),
+            next_run_at=_opt_dt(row[9]),
+            last_run_at=_opt_dt(row[10]),
+            last_job_id=row[11],
+            last_job_state=None if row[12] is None else JobState(row[12]),
+            error=row[13],
+            failures=int(row[14]),
+            version=int(row[15]),
+            created_at=_dt(row[16]),
+            updated_at=_dt(row[17]),
+        )
+    except (TypeError, ValueError, OverflowError, OSError) as error:
+        raise StorageError(
+            f"recurring job {row[0]!r} is corrupted in storage: {error}"
+        ) from error
 
 
 def _check_change(change: StateChange) -> None:
