@@ -55,6 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SYSTEMS = ("backburner", "huey")
 TARGET = 2.0
+# The peers read these (bench.jobs_huey, bench.jobs_backburner); they are
+# not imported here, so that this process never opens either storage.
+HUEY_DB_ENV = "BENCH_HUEY_DB"
+HUEY_NO_FSYNC_ENV = "BENCH_HUEY_NO_FSYNC"
+BACKBURNER_DB_ENV = "BENCH_BACKBURNER_DB"
 STOP_TIMEOUT = 30.0
 
 
@@ -102,6 +107,7 @@ class Setup:
     bb_sleep_concurrency: int = 50
     bb_latency_processes: int = 1
     bb_latency_concurrency: int = 4
+    huey_fsync: bool = True  # Huey's default: synchronous=FULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +149,13 @@ class Samples:
 class Workspace:
     """Fresh files for one measurement of one system."""
 
-    def __init__(self, root: Path, system: str, name: str) -> None:
+    def __init__(
+        self, root: Path, system: str, name: str, huey_fsync: bool = True
+    ) -> None:
         self.dir = root / f"{system}-{name}"
         self.dir.mkdir()
         self.system = system
+        self.huey_fsync = huey_fsync
         self.db = self.dir / "jobs.db"
         self.record = self.dir / "record.txt"
         self.log = self.dir / "consumer.log"
@@ -154,11 +163,13 @@ class Workspace:
     def env(self) -> dict[str, str]:
         """The environment that points both sides at these files."""
         env = dict(os.environ)
-        env[
-            "BENCH_HUEY_DB"
-            if self.system == "huey"
-            else ("BENCH_BACKBURNER_DB")
-        ] = str(self.db)
+        env.pop(HUEY_NO_FSYNC_ENV, None)
+        if self.system == "huey":
+            env[HUEY_DB_ENV] = str(self.db)
+            if not self.huey_fsync:
+                env[HUEY_NO_FSYNC_ENV] = "1"
+        else:
+            env[BACKBURNER_DB_ENV] = str(self.db)
         env[jobs_record.RECORD_ENV] = str(self.record)
         # Job functions are found from the repository root.
         env["PYTHONPATH"] = os.pathsep.join(
@@ -327,7 +338,9 @@ def measure_once(
     """Every row once for ``system``; return the values and details."""
 
     def space(name: str) -> Workspace:
-        return Workspace(root, system, f"{name}-{repeat}")
+        return Workspace(
+            root, system, f"{name}-{repeat}", huey_fsync=setup.huey_fsync
+        )
 
     found: dict[str, Any] = {}
     # (1) and (3): the queue that the single enqueues fill is the one the
@@ -531,6 +544,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             help=f"{help_text} (default {getattr(defaults, attribute)})",
         )
     parser.add_argument(
+        "--huey-no-fsync",
+        action="store_true",
+        help="run Huey with fsync=False (synchronous=OFF) instead of its "
+        "default (FULL)",
+    )
+    parser.add_argument(
         "--only",
         choices=SYSTEMS,
         default=None,
@@ -575,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON report."""
     args = parse_args(argv)
     sizes = sizes_from(args)
-    setup = Setup()
+    setup = Setup(huey_fsync=not args.huey_no_fsync)
     systems = (args.only,) if args.only else SYSTEMS
     print(
         f"jobs benchmark: backburner vs Huey (SqliteHuey), "

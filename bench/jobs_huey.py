@@ -6,7 +6,9 @@ bench.jobs_huey.huey``) finds the instance by import path. Every other
 setting is Huey's default: WAL journal, SQLite's default ``synchronous``
 (FULL: one fsync per commit), results stored only for tasks that return
 something (these return nothing), polling from 0.1 s backing off by
-1.15 per empty poll.
+1.15 per empty poll. With ``BENCH_HUEY_NO_FSYNC`` set (``python -m
+bench.jobs --huey-no-fsync``) Huey runs with ``fsync=False``
+(``synchronous=OFF``), for a comparison that does not hinge on fsync.
 
 The consumer's command line is in :func:`bench.jobs.consumer_argv`.
 The client side (:class:`Peer`) runs in a process of its
@@ -23,10 +25,16 @@ from huey import SqliteHuey
 from bench.jobs_record import record
 
 DB_ENV = "BENCH_HUEY_DB"
+NO_FSYNC_ENV = "BENCH_HUEY_NO_FSYNC"
 
 # Set by bench.jobs for both the consumer and the client: an import
 # without it fails at once rather than creating a stray file.
-huey = SqliteHuey("bench", filename=os.environ[DB_ENV])
+huey = SqliteHuey(
+    "bench",
+    filename=os.environ[DB_ENV],
+    # --huey-no-fsync: synchronous=OFF, Huey's only setting below FULL.
+    fsync=False if os.environ.get(NO_FSYNC_ENV) else None,
+)
 
 
 @huey.task()

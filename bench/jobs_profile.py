@@ -80,7 +80,8 @@ async def profile(
 
     fetched: list[int] = []
     written: list[int] = []
-    _count_calls(storage, fetched, written)
+    waits: list[float] = []
+    _count_calls(storage, fetched, written, waits)
 
     server = Server(storage, concurrency=concurrency)
     started = time.perf_counter()
@@ -100,6 +101,9 @@ async def profile(
         "fetch_calls": len(fetched),
         "empty_fetches": len(fetched) - len(taking),
         "jobs_per_fetch": round(statistics.mean(taking), 1) if taking else 0,
+        "fetch_round_trip_ms": (
+            round(1000 * statistics.mean(waits), 2) if waits else 0
+        ),
         "outcome_batches": len(written),
         "jobs_per_outcome_batch": (
             round(statistics.mean(written), 1) if written else 0
@@ -112,7 +116,10 @@ async def profile(
 
 
 def _count_calls(
-    storage: SQLiteStorage, fetched: list[int], written: list[int]
+    storage: SQLiteStorage,
+    fetched: list[int],
+    written: list[int],
+    seconds: list[float],
 ) -> None:
     """Wrap the storage calls of a server to note their sizes."""
     fetch = storage.fetch
@@ -134,10 +141,12 @@ def _count_calls(
         if changes:
             written.append(len(changes))
         inside_both.append(True)
+        started = time.perf_counter()
         try:
             outcomes, found = await both(changes, *args)
         finally:
             inside_both.pop()
+        seconds.append(time.perf_counter() - started)
         fetched.append(len(found))
         return outcomes, found
 
