@@ -3,9 +3,8 @@
 - ``python -m bench.cancellation`` (``make bench-cancellation``): request
   cancellation latency and the middleware's cost per request, side by
   side with the polling ``request.is_disconnected()`` recipe.
-- ``python -m bench.jobs`` (``make bench-jobs``): enqueue rate, drain
-  rates and enqueue-to-start latency of the job server on SQLite, side
-  by side with Huey's ``SqliteHuey``.
+- ``python -m bench.jobs`` (``make bench-jobs``): background jobs, side
+  by side with Huey.
 
-Results are printed as a table and written as JSON to ``bench/results/``.
+Results are printed as tables and written as JSON to ``bench/results/``.
 """
