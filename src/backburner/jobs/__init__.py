@@ -13,12 +13,21 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
+from backburner.jobs.cron import CronSchedule, InvalidCronError
 from backburner.jobs.errors import (
     InvalidStateChangeError,
     JobArgumentError,
     JobError,
     JobFunctionError,
     JobNotFoundError,
+)
+from backburner.jobs.recurring import (
+    MissedRunPolicy,
+    RecurringJob,
+    RecurringJobNotFoundError,
+    RecurringJobs,
+    RecurringStatus,
+    SyncRecurringJobs,
 )
 from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, retry
 from backburner.jobs.server import Server, ServerTuning, run_server
@@ -31,7 +40,9 @@ __all__ = [
     "Call",
     "Client",
     "Counts",
+    "CronSchedule",
     "HistoryEntry",
+    "InvalidCronError",
     "InvalidStateChangeError",
     "Job",
     "JobArgumentError",
@@ -42,10 +53,16 @@ __all__ = [
     "JobOptions",
     "JobPage",
     "JobState",
+    "MissedRunPolicy",
+    "RecurringJob",
+    "RecurringJobNotFoundError",
+    "RecurringJobs",
+    "RecurringStatus",
     "RetryPolicy",
     "Server",
     "ServerTuning",
     "SyncClient",
+    "SyncRecurringJobs",
     "retry",
     "run_server",
 ]

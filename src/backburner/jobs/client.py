@@ -17,11 +17,12 @@ take keywords called ``func``, ``options`` or ``when``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backburner.jobs import states
 from backburner.jobs.errors import (
@@ -47,6 +48,9 @@ from backburner.storage.base import (
     StateChange,
     Storage,
 )
+
+if TYPE_CHECKING:
+    from backburner.jobs.recurring import RecurringJobs
 
 DEFAULT_QUEUE = "default"
 DEFAULT_RETENTION = timedelta(days=1)
@@ -254,6 +258,14 @@ class Client:
         """Close the storage if the client opened it from a URL."""
         if self._owns_storage:
             await self.storage.close()
+
+    @functools.cached_property
+    def recurring(self) -> RecurringJobs:
+        """Define, trigger, pause and list recurring jobs."""
+        # Imported here: the recurring module builds on this one.
+        from backburner.jobs.recurring import RecurringJobs
+
+        return RecurringJobs(self.storage)
 
     # -- creating jobs -------------------------------------------------
 

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import ModuleType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cronsim import CronSim, CronSimError
 
 __all__ = ["CronSchedule", "InvalidCronError", "load_time_zone"]
 
@@ -40,7 +39,22 @@ _UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 
 
 class InvalidCronError(ValueError):
-    """Raised for a cron expression or time zone that cannot be used."""
+    """Raised for a cron expression or time zone that cannot be used.
+
+    Also raised when the ``cron`` extra (cronsim) is not installed.
+    """
+
+
+def _cronsim() -> ModuleType:
+    # Imported on first use: one-off jobs do not need the cron extra.
+    try:
+        import cronsim
+    except ImportError as error:
+        raise InvalidCronError(
+            "recurring jobs need the 'cron' extra: "
+            "pip install 'backburner[cron]'"
+        ) from error
+    return cronsim
 
 
 def load_time_zone(name: str) -> ZoneInfo:
@@ -91,9 +105,10 @@ class CronSchedule:
         # fields; it walks naive wall-clock time here, and this module
         # maps that time to instants.
         self._naive = time_zone in _UTC_NAMES or self._follows_wall_clock
+        library = _cronsim()
         try:
-            CronSim(self.expression, datetime(2000, 1, 1))
-        except CronSimError as error:
+            library.CronSim(self.expression, datetime(2000, 1, 1))
+        except library.CronSimError as error:
             raise InvalidCronError(
                 f"invalid cron expression {expression!r}: {error}"
             ) from error
@@ -145,10 +160,11 @@ class CronSchedule:
             start = after.astimezone(zone).replace(tzinfo=None)
         else:
             start = after.astimezone(zone)
-        walk = CronSim(self.expression, start)
+        library = _cronsim()
+        walk = library.CronSim(self.expression, start)
         try:
             yield from walk
-        except CronSimError:
+        except library.CronSimError:
             # cronsim raises for some dates it cannot walk past (rare
             # day-of-week and day-of-month combinations): no more runs.
             return

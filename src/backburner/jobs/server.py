@@ -18,8 +18,9 @@ itself in storage under its name (``host:pid`` unless named), then:
   ``timeout``;
 - runs the maintenance loops: heartbeat and recovery of dead servers'
   jobs (:mod:`~backburner.jobs.heartbeat`), promotion of scheduled jobs
-  (:mod:`~backburner.jobs.promotion`) and expiry of old jobs
-  (:mod:`~backburner.jobs.expiry`).
+  (:mod:`~backburner.jobs.promotion`), expiry of old jobs
+  (:mod:`~backburner.jobs.expiry`) and the recurring jobs' occurrences
+  (:mod:`~backburner.jobs.recurring_scheduler`).
 
 Shutdown (:meth:`Server.shutdown`, or SIGTERM/SIGINT under
 :func:`run_server`) stops fetching at once, lets running jobs finish for
@@ -64,6 +65,7 @@ from backburner.jobs.expiry import Expirer
 from backburner.jobs.heartbeat import Heartbeat
 from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.promotion import Promoter
+from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
 from backburner.jobs.worker import Ending, outcome_of, perform
@@ -131,6 +133,8 @@ class ServerTuning:
         expire_interval: how often expired jobs are removed.
         outcome_window: how long outcomes are collected before a write.
         maintenance_batch: jobs per promotion or expiry transaction.
+        missed_run_grace: how late a recurring job's occurrence may be
+            created before it counts as missed (see ``MissedRunPolicy``).
     """
 
     poll_interval: float = 0.5
@@ -145,6 +149,7 @@ class ServerTuning:
     expire_interval: float = 60.0
     outcome_window: float = 0.002
     maintenance_batch: int = 1000
+    missed_run_grace: float = 60.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -359,6 +364,15 @@ class Server:
             self._background(heartbeat.run(), "heartbeat"),
             self._background(self._promoter.run(), "promotion"),
             self._background(expirer.run(), "expiry"),
+            self._background(
+                RecurringScheduler(
+                    self.storage,
+                    poll_interval=tuning.poll_interval,
+                    grace=tuning.missed_run_grace,
+                    server=self.name,
+                ).run(),
+                "recurring",
+            ),
             self._background(self._watch_aborts(), "abort watch"),
         ]
         _log.info(

@@ -24,6 +24,7 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
+from backburner.jobs.recurring import SyncRecurringJobs
 from backburner.storage.base import JobId, JobState, ServerInfo, Storage
 
 T = TypeVar("T")
@@ -72,6 +73,11 @@ class SyncClient:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+    @property
+    def recurring(self) -> SyncRecurringJobs:
+        """Define, trigger, pause and list recurring jobs (blocking)."""
+        return SyncRecurringJobs(self._call, self._client.recurring)
 
     def __enter__(self) -> SyncClient:
         return self
