@@ -114,6 +114,7 @@ async def test_overview_chart_and_requeue_of_a_failed_job(
             assert violations == []
             assert not [m for m in console if "Refused to" in m], console
             assert not [m for m in console if "Error" in m], console
+            assert not [m for m in console if "Failed" in m], console
             # The watch itself works: an inline style is reported.
             await page.evaluate("document.body.setAttribute('style', 'x')")
             await page.wait_for_function("window.__cspViolations.length > 0")

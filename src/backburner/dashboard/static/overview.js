@@ -15,20 +15,32 @@
     return Math.max(element.clientWidth, 300);
   }
 
-  function options(element, title, seriesNames) {
+  function options(element, title, seriesNames, bars, xRange) {
     var axis = { stroke: color("--muted"), grid: { stroke: color("--line"), width: 1 }, ticks: { stroke: color("--line") } };
     return {
       width: widthOf(element),
       height: 220,
       title: title,
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      scales: { x: { time: true, range: xRange }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
       axes: [axis, axis],
       series: [
         {},
-        { label: seriesNames[0], stroke: color("--ok"), width: 2, fill: "transparent" },
-        { label: seriesNames[1], stroke: color("--bad"), width: 2, fill: "transparent" }
+        serie(seriesNames[0], color("--ok"), bars, 0),
+        serie(seriesNames[1], color("--bad"), bars, 1)
       ]
     };
+  }
+
+  function serie(label, stroke, bars, index) {
+    var drawn = { label: label, stroke: stroke, width: 2, fill: "transparent" };
+    if (bars) {
+      // Two bars side by side in each period.
+      drawn.paths = uPlot.paths.bars({ size: [0.35, 40], align: index === 0 ? -1 : 1 });
+      drawn.fill = stroke;
+      drawn.width = 0;
+      drawn.points = { show: false };
+    }
+    return drawn;
   }
 
   function liveChart(element) {
@@ -37,9 +49,16 @@
     var previous = null;
     var chart = null;
 
+    // The x axis always shows the last three minutes, even before the
+    // first points arrive.
+    function lastMinutes() {
+      var end = times.length ? times[times.length - 1] : Date.now() / 1000;
+      return [end - POINTS * INTERVAL / 1000, end];
+    }
+
     function draw() {
       if (chart) { chart.destroy(); }
-      chart = new uPlot(options(element, "", ["succeeded / s", "failed / s"]), [times, succeeded, failed], element);
+      chart = new uPlot(options(element, "", ["succeeded / s", "failed / s"], false, lastMinutes), [times, succeeded, failed], element);
     }
 
     function updateCards(states) {
@@ -88,7 +107,7 @@
     function draw() {
       if (chart) { chart.destroy(); chart = null; }
       if (!data) { return; }
-      chart = new uPlot(options(element, "", ["succeeded", "failed"]), data, element);
+      chart = new uPlot(options(element, "", ["succeeded", "failed"], true), data, element);
     }
 
     function load() {
