@@ -111,6 +111,17 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """What the load run measured for one variant."""
+
+    rps: list[float]
+    ratios: list[float]
+    cpu_us: list[float]
+    cpu_ratios: list[float]
+    cpu_us_overall: float | None
+
+
 def variants(poll_ms: float) -> list[Variant]:
     """The baseline, backburner, and the polling recipe."""
     return [
@@ -262,8 +273,8 @@ def measure_throughput(
     slice_seconds: float,
     connections: int,
     server_pid: int | None,
-) -> dict[str, dict[str, list[float]]]:
-    """Per variant and cycle: rps, server CPU µs per request, and both
+) -> dict[str, Throughput]:
+    """Per variant: rps and server CPU per request, cycle by cycle and
     as ratios to the baseline of the same cycle.
 
     Raises:
@@ -309,13 +320,13 @@ def measure_throughput(
         rps = load["rps"][variant.hello]
         cpu = load["cpu_us"].get(variant.hello, [])
         cpu_overall = overall.get(variant.hello)
-        found[variant.key] = {
-            "rps": rps,
-            "ratios": _ratios(rps, load["rps"][baseline]),
-            "cpu_us": cpu,
-            "cpu_ratios": _ratios(cpu, load["cpu_us"].get(baseline, [])),
-            "cpu_us_overall": [] if cpu_overall is None else [cpu_overall],
-        }
+        found[variant.key] = Throughput(
+            rps=rps,
+            ratios=_ratios(rps, load["rps"][baseline]),
+            cpu_us=cpu,
+            cpu_ratios=_ratios(cpu, load["cpu_us"].get(baseline, [])),
+            cpu_us_overall=cpu_overall,
+        )
     return found
 
 
@@ -580,10 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for key, found in measured.items():
             result = results[key]
-            result.rps, result.ratios = found["rps"], found["ratios"]
-            result.cpu_us = found["cpu_us"]
-            result.cpu_ratios = found["cpu_ratios"]
-            result.cpu_us_overall = _median(found["cpu_us_overall"])
+            result.rps, result.ratios = found.rps, found.ratios
+            result.cpu_us, result.cpu_ratios = found.cpu_us, found.cpu_ratios
+            result.cpu_us_overall = found.cpu_us_overall
         base_cpu = results[chosen[0].key].cpu_us_overall
         for result in results.values():
             if result.cpu_us_overall and base_cpu:
