@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalogue's schema (run at start-up)."""
