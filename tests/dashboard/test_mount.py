@@ -4,8 +4,13 @@ the mount path."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from fastapi import FastAPI
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
@@ -18,20 +23,32 @@ from .conftest import http_for
 PREFIX = "/admin/jobs"
 
 
-async def home(request: object) -> PlainTextResponse:
+async def home(request: Request) -> PlainTextResponse:
     return PlainTextResponse("the shop")
 
 
-async def test_links_forms_and_redirects_stay_under_the_mount_path(
-    client: Client,
-) -> None:
-    job_id = await client.enqueue(samples.send_sms, "+44", "x")
-    outer = Starlette(
+def starlette_app(client: Client) -> Any:
+    return Starlette(
         routes=[
             Route("/", home),
             Mount(PREFIX, app=create_dashboard(client)),
         ]
     )
+
+
+def fastapi_app(client: Client) -> Any:
+    app = FastAPI()
+    app.add_api_route("/", home)
+    app.mount(PREFIX, create_dashboard(client))
+    return app
+
+
+@pytest.mark.parametrize("build", [starlette_app, fastapi_app])
+async def test_links_forms_and_redirects_stay_under_the_mount_path(
+    client: Client, build: Callable[[Client], Any]
+) -> None:
+    job_id = await client.enqueue(samples.send_sms, "+44", "x")
+    outer = build(client)
 
     async with http_for(outer) as http:
         assert (await http.get("/")).text == "the shop"
