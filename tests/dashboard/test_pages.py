@@ -242,3 +242,17 @@ async def test_static_files_are_served(http: httpx.AsyncClient) -> None:
     assert script.status_code == 200
     assert "uPlot" in script.text
     assert style.status_code == 200
+
+
+async def test_a_huge_argument_is_shown_cut(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    rows = [{"sku": f"item-{n}", "qty": n} for n in range(100_000)]
+    job_id = await client.enqueue(samples.render_report, 1, options=rows)
+
+    page = await http.get(f"/job/{job_id}")
+
+    assert page.status_code == 200
+    assert "more characters not shown" in page.text
+    assert len(page.text) < 200_000
+    assert "item-99999" not in page.text

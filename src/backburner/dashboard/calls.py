@@ -35,6 +35,9 @@ _TAG = "__bb__"
 _FOLD_AT = 120
 _SUMMARY_LENGTH = 80
 _WIDTH = 72
+# Pretty-printing is slow on huge values: beyond this many characters of
+# stored JSON an argument is shown as the start of its JSON instead.
+_MAX_PRETTY = 50_000
 
 
 class _Literal:
@@ -139,6 +142,20 @@ def _argument(name: str, value: Any) -> ArgumentView:
     return ArgumentView(name, text, summary, folded)
 
 
+def _cut(text: str) -> str:
+    hidden = len(text) - _MAX_PRETTY
+    return f"{text[:_MAX_PRETTY]}… ({hidden} more characters not shown)"
+
+
+def _huge_argument(name: str, value: Any) -> ArgumentView | None:
+    if isinstance(value, _Literal):
+        return None
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    if len(text) <= _MAX_PRETTY:
+        return None
+    return ArgumentView(name, _cut(text), text[:_SUMMARY_LENGTH] + "…", True)
+
+
 def view_call(
     function: str, raw_arguments: str, mask: ArgumentMask | None = None
 ) -> CallView:
@@ -150,7 +167,10 @@ def view_call(
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise TypeError("args must be a list and kwargs an object")
     except (ValueError, KeyError, TypeError):
-        return CallView(function, [], damaged=raw_arguments)
+        damaged = raw_arguments
+        if len(damaged) > _MAX_PRETTY:
+            damaged = _cut(damaged)
+        return CallView(function, [], damaged=damaged)
 
     named: list[tuple[str, str, Any]] = [
         (f"args[{index}]", "", value) for index, value in enumerate(args)
@@ -160,5 +180,6 @@ def view_call(
     for argument, label, stored in named:
         if mask is not None:
             stored = mask(function, argument, stored)
-        views.append(_argument(label, _shown(stored)))
+        huge = _huge_argument(label, stored)
+        views.append(huge or _argument(label, _shown(stored)))
     return CallView(function, views)
