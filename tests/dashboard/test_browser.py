@@ -13,7 +13,7 @@ from backburner.dashboard import create_dashboard
 from backburner.jobs import Client, JobState
 
 from . import samples
-from .conftest import fail
+from .conftest import fail, start
 from .serving import serve
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -37,6 +37,8 @@ window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
   const seen = `${event.violatedDirective} ${event.blockedURI}`;
   window.__cspViolations.push(seen);
+  document.documentElement.dataset.cspViolations =
+    String(window.__cspViolations.length);
 });
 """
 
@@ -117,7 +119,37 @@ async def test_overview_chart_and_requeue_of_a_failed_job(
             assert not [m for m in console if "Failed" in m], console
             # The watch itself works: an inline style is reported.
             await page.evaluate("document.body.setAttribute('style', 'x')")
-            await page.wait_for_function("window.__cspViolations.length > 0")
+            await playwright_api.expect(
+                page.locator("html")
+            ).to_have_attribute("data-csp-violations", "1")
             await context.close()
 
         assert (await client.get(failed)).state is JobState.ENQUEUED
+
+
+async def test_processing_page_follows_progress_live(
+    tmp_path: Path, browser: object
+) -> None:
+    async with Client(f"sqlite:///{tmp_path / 'jobs.db'}") as client:
+        job_id = await client.enqueue(samples.render_report, 1)
+        await start(client, job_id)
+        await client.set_parameter(job_id, "progress", 10)
+
+        async with serve(create_dashboard(client)) as base:
+            context = await browser.new_context()  # type: ignore[attr-defined]
+            page = await context.new_page()
+            await page.goto(f"{base}/jobs/processing")
+            bar = f'tr[data-job="{job_id}"] progress'
+            assert await page.get_attribute(bar, "value") == "10.0"
+
+            await client.set_parameter(job_id, "progress", 75)
+            # expect() polls from Playwright's own script: a predicate
+            # string would be eval'd, which the CSP rightly refuses.
+            await playwright_api.expect(page.locator(bar)).to_have_js_property(
+                "value", 75, timeout=15_000
+            )
+            await client.delete(job_id)
+            await page.wait_for_selector(
+                f'tr[data-job="{job_id}"].gone', timeout=15_000
+            )
+            await context.close()
