@@ -60,6 +60,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("catalogue.jobs")
+# twilio logs every request and response at INFO, with the account SID;
+# its warnings and errors are enough.
+logging.getLogger("twilio").setLevel(logging.WARNING)
 T = TypeVar("T")
 
 SMS_RETRY_DELAY = float(os.environ.get("CATALOGUE_SMS_RETRY_DELAY", "30"))
