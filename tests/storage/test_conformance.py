@@ -813,15 +813,6 @@ async def test_a_closed_storage_refuses_work(storage: Storage) -> None:
 # -- recurring jobs ----------------------------------------------------------
 
 
-@pytest.fixture
-def recurring_storage(storage: Storage) -> Storage:
-    """The ``storage`` fixture, on backends that have recurring jobs."""
-    if type(storage).save_recurring is Storage.save_recurring:
-        # Only while the PostgreSQL part is being written.
-        pytest.skip(f"{type(storage).__name__} has no recurring jobs yet")
-    return storage
-
-
 def definition(
     recurring_id: str = "report",
     *,
@@ -862,11 +853,11 @@ def firing(
 
 
 async def test_a_saved_recurring_job_reads_back_with_every_field(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    saved = await recurring_storage.save_recurring(definition(), T0, T0)
+    saved = await storage.save_recurring(definition(), T0, T0)
 
-    assert saved == await recurring_storage.get_recurring("report")
+    assert saved == await storage.get_recurring("report")
     assert (saved.id, saved.function, saved.cron, saved.time_zone) == (
         "report",
         "app.jobs:report",
@@ -885,16 +876,16 @@ async def test_a_saved_recurring_job_reads_back_with_every_field(
         None,
     )
     assert (saved.error, saved.failures, saved.created_at) == (None, 0, T0)
-    assert await recurring_storage.get_recurring("other") is None
+    assert await storage.get_recurring("other") is None
 
 
 async def test_recurring_jobs_are_listed_by_id(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
     for name in ("b", "c", "a"):
-        await recurring_storage.save_recurring(definition(name), T0, T0)
+        await storage.save_recurring(definition(name), T0, T0)
 
-    assert [r.id for r in await recurring_storage.list_recurring()] == [
+    assert [r.id for r in await storage.list_recurring()] == [
         "a",
         "b",
         "c",
@@ -902,15 +893,13 @@ async def test_recurring_jobs_are_listed_by_id(
 
 
 async def test_an_update_keeps_the_next_occurrence_of_an_unchanged_schedule(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    first = await recurring_storage.save_recurring(definition(), T0, T0)
+    first = await storage.save_recurring(definition(), T0, T0)
     later = T0 + timedelta(hours=1)
 
-    same = await recurring_storage.save_recurring(
-        definition(queue="mail"), later, later
-    )
-    moved = await recurring_storage.save_recurring(
+    same = await storage.save_recurring(definition(queue="mail"), later, later)
+    moved = await storage.save_recurring(
         definition(cron="0 4 * * *"), later, later
     )
 
@@ -922,46 +911,41 @@ async def test_an_update_keeps_the_next_occurrence_of_an_unchanged_schedule(
 
 
 async def test_a_firing_creates_jobs_and_moves_the_schedule_in_one_step(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    record = await storage.save_recurring(definition(), T0, T0)
 
-    ids = await recurring_storage.fire_recurring(firing(record, 2))
+    ids = await storage.fire_recurring(firing(record, 2))
 
     assert ids is not None
     assert len(ids) == 2
-    jobs = [await recurring_storage.get_job(job_id) for job_id in ids]
+    jobs = [await storage.get_job(job_id) for job_id in ids]
     assert {job.state for job in jobs if job} == {S.ENQUEUED}
-    after = await recurring_storage.get_recurring("report")
+    after = await storage.get_recurring("report")
     assert after is not None
     assert after.next_run_at == T0 + timedelta(days=1)
     assert (after.last_run_at, after.last_job_id) == (T0, ids[-1])
     assert after.last_job_state is S.ENQUEUED
     assert after.version == record.version + 1
-    assert await counts_by_state(recurring_storage) == {
-        ("enqueued", "default"): 2
-    }
+    assert await counts_by_state(storage) == {("enqueued", "default"): 2}
 
 
 async def test_a_stale_firing_writes_nothing(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
-    assert await recurring_storage.fire_recurring(firing(record)) is not None
+    record = await storage.save_recurring(definition(), T0, T0)
+    assert await storage.fire_recurring(firing(record)) is not None
 
-    again = await recurring_storage.fire_recurring(
+    again = await storage.fire_recurring(
         firing(record, next_run_at=T0 + timedelta(days=2))
     )
 
     assert again is None
-    assert len(await recurring_storage.list_jobs()) == 1
-    after = await recurring_storage.get_recurring("report")
+    assert len(await storage.list_jobs()) == 1
+    after = await storage.get_recurring("report")
     assert after is not None
     assert after.next_run_at == T0 + timedelta(days=1)
-    assert (
-        await recurring_storage.fire_recurring(firing(definition_record()))
-        is None
-    )
+    assert await storage.fire_recurring(firing(definition_record())) is None
 
 
 def definition_record() -> RecurringRecord:
@@ -989,56 +973,54 @@ def definition_record() -> RecurringRecord:
 
 
 async def test_racing_firings_of_one_occurrence_create_one_job(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    record = await storage.save_recurring(definition(), T0, T0)
 
     results = await asyncio.gather(
-        *(recurring_storage.fire_recurring(firing(record)) for _ in range(8))
+        *(storage.fire_recurring(firing(record)) for _ in range(8))
     )
 
     assert sum(result is not None for result in results) == 1
-    assert len(await recurring_storage.list_jobs()) == 1
+    assert len(await storage.list_jobs()) == 1
 
 
 async def test_a_firing_with_a_bad_job_writes_nothing(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    record = await storage.save_recurring(definition(), T0, T0)
     bad = dataclasses.replace(
         firing(record, 2), jobs=[new_job(), new_job(state=S.PROCESSING)]
     )
 
     with pytest.raises(StorageError):
-        await recurring_storage.fire_recurring(bad)
+        await storage.fire_recurring(bad)
 
-    assert await recurring_storage.list_jobs() == []
-    assert await recurring_storage.get_recurring("report") == record
+    assert await storage.list_jobs() == []
+    assert await storage.get_recurring("report") == record
 
 
 async def test_a_firing_can_record_an_error_and_stop_the_schedule(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
+    record = await storage.save_recurring(definition(), T0, T0)
 
-    created = await recurring_storage.fire_recurring(
+    created = await storage.fire_recurring(
         firing(record, 0, next_run_at=None, error="no module", failures=3)
     )
 
     assert created == []
-    stopped = await recurring_storage.get_recurring("report")
+    stopped = await storage.get_recurring("report")
     assert stopped is not None
     assert (stopped.next_run_at, stopped.error, stopped.failures) == (
         None,
         "no module",
         3,
     )
-    assert await recurring_storage.next_recurring_due() is None
-    assert (
-        await recurring_storage.due_recurring(T0 + timedelta(days=9), 10) == []
-    )
+    assert await storage.next_recurring_due() is None
+    assert await storage.due_recurring(T0 + timedelta(days=9), 10) == []
 
-    fixed = await recurring_storage.save_recurring(
+    fixed = await storage.save_recurring(
         definition(), T0 + timedelta(days=1), T0
     )
     assert (fixed.next_run_at, fixed.error, fixed.failures) == (
@@ -1049,83 +1031,73 @@ async def test_a_firing_can_record_an_error_and_stop_the_schedule(
 
 
 async def test_only_active_due_recurring_jobs_are_handed_out_earliest_first(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    await recurring_storage.save_recurring(
-        definition("late"), T0 + timedelta(2), T0
-    )
-    await recurring_storage.save_recurring(definition("early"), T0, T0)
-    await recurring_storage.save_recurring(
-        definition("future"), T0 + timedelta(9), T0
-    )
-    await recurring_storage.save_recurring(definition("paused"), T0, T0)
-    await recurring_storage.pause_recurring("paused", T0)
+    await storage.save_recurring(definition("late"), T0 + timedelta(2), T0)
+    await storage.save_recurring(definition("early"), T0, T0)
+    await storage.save_recurring(definition("future"), T0 + timedelta(9), T0)
+    await storage.save_recurring(definition("paused"), T0, T0)
+    await storage.pause_recurring("paused", T0)
 
-    due = await recurring_storage.due_recurring(T0 + timedelta(days=3), 10)
+    due = await storage.due_recurring(T0 + timedelta(days=3), 10)
 
     assert [r.id for r in due] == ["early", "late"]
-    assert [r.id for r in await recurring_storage.due_recurring(T0, 1)] == [
-        "early"
-    ]
-    assert await recurring_storage.next_recurring_due() == T0
+    assert [r.id for r in await storage.due_recurring(T0, 1)] == ["early"]
+    assert await storage.next_recurring_due() == T0
 
 
-async def test_pause_and_resume(recurring_storage: Storage) -> None:
-    await recurring_storage.save_recurring(definition(), T0, T0)
+async def test_pause_and_resume(storage: Storage) -> None:
+    await storage.save_recurring(definition(), T0, T0)
     later = T0 + timedelta(hours=5)
 
-    assert await recurring_storage.pause_recurring("report", T0)
-    paused = await recurring_storage.get_recurring("report")
-    assert await recurring_storage.resume_recurring("report", later, later)
-    resumed = await recurring_storage.get_recurring("report")
-    assert await recurring_storage.resume_recurring(
-        "report", T0 + timedelta(9), T0
-    )
-    unchanged = await recurring_storage.get_recurring("report")
+    assert await storage.pause_recurring("report", T0)
+    paused = await storage.get_recurring("report")
+    assert await storage.resume_recurring("report", later, later)
+    resumed = await storage.get_recurring("report")
+    assert await storage.resume_recurring("report", T0 + timedelta(9), T0)
+    unchanged = await storage.get_recurring("report")
 
     assert paused is not None
     assert paused.paused
     assert resumed is not None
     assert (resumed.paused, resumed.next_run_at) == (False, later)
     assert unchanged == resumed
-    assert not await recurring_storage.pause_recurring("other", T0)
-    assert not await recurring_storage.resume_recurring("other", T0, T0)
+    assert not await storage.pause_recurring("other", T0)
+    assert not await storage.resume_recurring("other", T0, T0)
 
 
 async def test_a_paused_recurring_job_keeps_its_definition_on_update(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    await recurring_storage.save_recurring(definition(), T0, T0)
-    await recurring_storage.pause_recurring("report", T0)
+    await storage.save_recurring(definition(), T0, T0)
+    await storage.pause_recurring("report", T0)
 
-    updated = await recurring_storage.save_recurring(
-        definition(queue="mail"), T0, T0
-    )
+    updated = await storage.save_recurring(definition(queue="mail"), T0, T0)
 
     assert (updated.paused, updated.queue) == (True, "mail")
 
 
 async def test_removing_a_recurring_job_keeps_its_jobs(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
-    ids = await recurring_storage.fire_recurring(firing(record))
+    record = await storage.save_recurring(definition(), T0, T0)
+    ids = await storage.fire_recurring(firing(record))
 
-    assert await recurring_storage.remove_recurring("report")
-    assert not await recurring_storage.remove_recurring("report")
-    assert await recurring_storage.get_recurring("report") is None
-    assert [job.id for job in await recurring_storage.list_jobs()] == ids
+    assert await storage.remove_recurring("report")
+    assert not await storage.remove_recurring("report")
+    assert await storage.get_recurring("report") is None
+    assert [job.id for job in await storage.list_jobs()] == ids
 
 
 async def test_the_last_jobs_outcome_follows_the_job(
-    recurring_storage: Storage,
+    storage: Storage,
 ) -> None:
-    record = await recurring_storage.save_recurring(definition(), T0, T0)
-    ids = await recurring_storage.fire_recurring(firing(record))
+    record = await storage.save_recurring(definition(), T0, T0)
+    ids = await storage.fire_recurring(firing(record))
     assert ids is not None
 
-    await recurring_storage.apply_change(change(ids[0], S.FAILED))
+    await storage.apply_change(change(ids[0], S.FAILED))
 
-    after = await recurring_storage.get_recurring("report")
+    after = await storage.get_recurring("report")
     assert after is not None
     assert after.last_job_state is S.FAILED

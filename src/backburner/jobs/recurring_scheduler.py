@@ -110,13 +110,6 @@ class RecurringScheduler:
             try:
                 await self.schedule_due()
                 due = await self._storage.next_recurring_due()
-            except NotImplementedError:
-                _log.info(
-                    "%s has no recurring jobs; recurring scheduler off",
-                    type(self._storage).__name__,
-                    extra={"event": "recurring.unsupported"},
-                )
-                return
             except StorageError as error:
                 _log.warning(
                     "scheduling recurring jobs failed: %s",

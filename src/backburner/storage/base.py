@@ -460,15 +460,8 @@ class Storage(abc.ABC):
         """Call ``listener`` on notifications; return an unsubscriber."""
 
     # -- recurring jobs -------------------------------------------------
-    #
-    # Not abstract: a backend that does not implement them yet still
-    # serves one-off jobs; calling them raises NotImplementedError.
 
-    def _no_recurring(self) -> NotImplementedError:
-        return NotImplementedError(
-            f"{type(self).__name__} does not support recurring jobs"
-        )
-
+    @abc.abstractmethod
     async def save_recurring(
         self,
         definition: RecurringDefinition,
@@ -485,24 +478,24 @@ class Storage(abc.ABC):
         Raises:
             StorageError: nothing was written.
         """
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def get_recurring(self, recurring_id: str) -> RecurringRecord | None:
         """Return the recurring job, or ``None`` if there is none."""
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def list_recurring(self) -> list[RecurringRecord]:
         """Return every recurring job, by id."""
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def remove_recurring(self, recurring_id: str) -> bool:
         """Remove a recurring job (not its jobs); ``False`` if unknown."""
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def pause_recurring(self, recurring_id: str, now: datetime) -> bool:
         """Mark a recurring job paused; ``False`` if there is none."""
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def resume_recurring(
         self, recurring_id: str, next_run_at: datetime | None, now: datetime
     ) -> bool:
@@ -512,12 +505,12 @@ class Storage(abc.ABC):
         cleared; an active one is left as it is. Returns ``False`` when
         there is no such recurring job.
         """
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def next_recurring_due(self) -> datetime | None:
         """Return the earliest next occurrence of an active recurring job."""
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def due_recurring(
         self, now: datetime, limit: int
     ) -> list[RecurringRecord]:
@@ -525,8 +518,8 @@ class Storage(abc.ABC):
 
         Active means not paused and not stopped; the earliest due first.
         """
-        raise self._no_recurring()
 
+    @abc.abstractmethod
     async def fire_recurring(
         self, firing: RecurringFiring
     ) -> list[JobId] | None:
@@ -541,7 +534,6 @@ class Storage(abc.ABC):
         Raises:
             StorageError: nothing was written.
         """
-        raise self._no_recurring()
 
     # -- conveniences built on the above ----------------------------------
 

@@ -311,3 +311,108 @@ DELETE FROM servers WHERE name = %(name)s;
 SELECT name, queues, workers, started_at, heartbeat_at
 FROM servers
 ORDER BY name;
+
+-- name: save_recurring
+-- An update keeps the next occurrence while the schedule is unchanged
+-- (and the recurring job not stopped), so that it never skips or
+-- repeats one; it keeps paused as it was.
+INSERT INTO recurring_jobs (id, function, arguments, queue, cron,
+                            time_zone, missed, timeout, next_run_at,
+                            created_at, updated_at)
+VALUES (%(id)s, %(function)s, %(arguments)s, %(queue)s, %(cron)s,
+        %(time_zone)s, %(missed)s, %(timeout)s,
+        %(next_run_at)s::timestamptz, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE
+SET next_run_at = CASE
+        WHEN recurring_jobs.cron = excluded.cron
+         AND recurring_jobs.time_zone = excluded.time_zone
+         AND recurring_jobs.next_run_at IS NOT NULL
+        THEN recurring_jobs.next_run_at
+        ELSE excluded.next_run_at
+    END,
+    function = excluded.function,
+    arguments = excluded.arguments,
+    queue = excluded.queue,
+    cron = excluded.cron,
+    time_zone = excluded.time_zone,
+    missed = excluded.missed,
+    timeout = excluded.timeout,
+    error = NULL,
+    failures = 0,
+    version = recurring_jobs.version + 1,
+    updated_at = excluded.updated_at;
+
+-- name: get_recurring
+SELECT r.id, r.function, r.arguments, r.queue, r.cron, r.time_zone,
+       r.missed, r.timeout, r.paused, r.next_run_at, r.last_run_at,
+       r.last_job_id, j.state, r.error, r.failures, r.version,
+       r.created_at, r.updated_at
+FROM recurring_jobs AS r
+LEFT JOIN jobs AS j ON j.id = r.last_job_id
+WHERE r.id = %(id)s;
+
+-- name: list_recurring
+SELECT r.id, r.function, r.arguments, r.queue, r.cron, r.time_zone,
+       r.missed, r.timeout, r.paused, r.next_run_at, r.last_run_at,
+       r.last_job_id, j.state, r.error, r.failures, r.version,
+       r.created_at, r.updated_at
+FROM recurring_jobs AS r
+LEFT JOIN jobs AS j ON j.id = r.last_job_id
+ORDER BY r.id;
+
+-- name: due_recurring
+SELECT r.id, r.function, r.arguments, r.queue, r.cron, r.time_zone,
+       r.missed, r.timeout, r.paused, r.next_run_at, r.last_run_at,
+       r.last_job_id, j.state, r.error, r.failures, r.version,
+       r.created_at, r.updated_at
+FROM recurring_jobs AS r
+LEFT JOIN jobs AS j ON j.id = r.last_job_id
+WHERE NOT r.paused AND r.next_run_at <= %(now)s
+ORDER BY r.next_run_at
+LIMIT %(limit)s;
+
+-- name: next_recurring_due
+SELECT min(next_run_at)
+FROM recurring_jobs
+WHERE NOT paused AND next_run_at IS NOT NULL;
+
+-- name: remove_recurring
+DELETE FROM recurring_jobs WHERE id = %(id)s RETURNING 1;
+
+-- name: pause_recurring
+UPDATE recurring_jobs
+SET paused = true, version = version + 1, updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING 1;
+
+-- name: recurring_exists
+SELECT 1 FROM recurring_jobs WHERE id = %(id)s;
+
+-- name: resume_recurring
+-- Only a paused or stopped recurring job changes; an active one keeps
+-- its next occurrence.
+UPDATE recurring_jobs
+SET paused = false,
+    next_run_at = %(next_run_at)s::timestamptz,
+    error = NULL,
+    failures = 0,
+    version = version + 1,
+    updated_at = %(now)s
+WHERE id = %(id)s AND (paused OR next_run_at IS NULL);
+
+-- name: claim_recurring
+-- The compare-and-set of a firing: under READ COMMITTED a second server
+-- updating the same row waits for the first to commit, then finds the
+-- version moved on and updates nothing.
+UPDATE recurring_jobs
+SET next_run_at = %(next_run_at)s::timestamptz,
+    error = %(error)s,
+    failures = %(failures)s,
+    version = version + 1,
+    updated_at = %(at)s,
+    last_run_at = coalesce(%(last_run_at)s::timestamptz, last_run_at)
+WHERE id = %(id)s AND version = %(version)s
+RETURNING 1;
+
+-- name: set_recurring_last_job
+UPDATE recurring_jobs SET last_job_id = %(job_id)s WHERE id = %(id)s;

@@ -42,6 +42,9 @@ from backburner.storage.base import (
     JobState,
     Listener,
     NewJob,
+    RecurringDefinition,
+    RecurringFiring,
+    RecurringRecord,
     SchemaError,
     ServerInfo,
     StateChange,
@@ -772,6 +775,147 @@ class PostgresStorage(Storage):
             self._hub.start()
         return remove
 
+    # -- recurring jobs -------------------------------------------------
+
+    async def save_recurring(
+        self,
+        definition: RecurringDefinition,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> RecurringRecord:
+        """Create or update a recurring job (see the base class).
+
+        Raises:
+            StorageError: a field holds text PostgreSQL cannot store;
+                nothing was written.
+        """
+        d = definition
+        for name in ("id", "function", "arguments", "queue", "cron"):
+            _refuse_unstorable(getattr(d, name), f"recurring job {name}")
+        _refuse_unstorable(d.time_zone, "recurring job time zone")
+        _refuse_unstorable(d.missed, "recurring job policy")
+        params = {
+            "id": d.id,
+            "function": d.function,
+            "arguments": d.arguments,
+            "queue": d.queue,
+            "cron": d.cron,
+            "time_zone": d.time_zone,
+            "missed": d.missed,
+            "timeout": d.timeout,
+            "next_run_at": next_run_at,
+            "now": now,
+        }
+
+        async def work(conn: Connection, pending: _Pending) -> TupleRow:
+            await conn.execute(query("save_recurring"), params)
+            cursor = await conn.execute(query("get_recurring"), {"id": d.id})
+            row = await cursor.fetchone()
+            assert row is not None  # Written just above.
+            return row
+
+        return _recurring(await self._write(work))
+
+    async def get_recurring(self, recurring_id: str) -> RecurringRecord | None:
+        """Return the recurring job, or ``None``."""
+        rows = await self._read(query("get_recurring"), {"id": recurring_id})
+        return _recurring(rows[0]) if rows else None
+
+    async def list_recurring(self) -> list[RecurringRecord]:
+        """Return every recurring job, by id."""
+        rows = await self._read(query("list_recurring"), {})
+        return [_recurring(row) for row in rows]
+
+    async def remove_recurring(self, recurring_id: str) -> bool:
+        """Remove a recurring job; ``False`` if there is none."""
+        rows = await self._read(
+            query("remove_recurring"), {"id": recurring_id}
+        )
+        return bool(rows)
+
+    async def pause_recurring(self, recurring_id: str, now: datetime) -> bool:
+        """Mark a recurring job paused; ``False`` if there is none."""
+        rows = await self._read(
+            query("pause_recurring"), {"id": recurring_id, "now": now}
+        )
+        return bool(rows)
+
+    async def resume_recurring(
+        self, recurring_id: str, next_run_at: datetime | None, now: datetime
+    ) -> bool:
+        """Unpause or restart a recurring job (see the base class)."""
+        params = {"id": recurring_id, "next_run_at": next_run_at, "now": now}
+
+        async def work(conn: Connection, pending: _Pending) -> bool:
+            cursor = await conn.execute(
+                query("recurring_exists"), {"id": recurring_id}
+            )
+            if await cursor.fetchone() is None:
+                return False
+            await conn.execute(query("resume_recurring"), params)
+            return True
+
+        return await self._write(work)
+
+    async def next_recurring_due(self) -> datetime | None:
+        """Return the earliest next occurrence of an active job."""
+        rows = await self._read(query("next_recurring_due"), {})
+        due: datetime | None = rows[0][0] if rows else None
+        return due
+
+    async def due_recurring(
+        self, now: datetime, limit: int
+    ) -> list[RecurringRecord]:
+        """Return active recurring jobs due at ``now``, earliest first."""
+        rows = await self._read(
+            query("due_recurring"), {"now": now, "limit": limit}
+        )
+        return [_recurring(row) for row in rows]
+
+    async def fire_recurring(
+        self, firing: RecurringFiring
+    ) -> list[JobId] | None:
+        """Create an occurrence's jobs under a compare-and-set (see base).
+
+        The compare-and-set comes first, so a losing server waits on the
+        row lock only, then creates nothing.
+        """
+        _check_new_jobs(firing.jobs)
+        if firing.jobs and firing.last_run_at is None:
+            raise StorageError("a firing that creates jobs needs last_run_at")
+        params = {
+            "id": firing.recurring_id,
+            "version": firing.expected_version,
+            "next_run_at": firing.next_run_at,
+            "error": None if firing.error is None else _storable(firing.error),
+            "failures": firing.failures,
+            "at": firing.at,
+            "last_run_at": firing.last_run_at if firing.jobs else None,
+        }
+        jobs = firing.jobs
+
+        async def work(
+            conn: Connection, pending: _Pending
+        ) -> list[JobId] | None:
+            cursor = await conn.execute(query("claim_recurring"), params)
+            if await cursor.fetchone() is None:
+                return None
+            if not jobs:
+                return []
+            cursor = await conn.execute(
+                query("create_jobs"), _new_job_params(jobs)
+            )
+            ids = [int(row[0]) for row in await cursor.fetchall()]
+            for job in jobs:
+                pending.move(job.queue, None, job.state.value)
+            await conn.execute(
+                query("set_recurring_last_job"),
+                {"id": firing.recurring_id, "job_id": ids[-1]},
+            )
+            return ids
+
+        return await self._write(work)
+
 
 def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
     for index, job in enumerate(jobs):
@@ -787,6 +931,34 @@ def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
         for name, value in job.parameters.items():
             _refuse_unstorable(name, f"{where}: parameter name")
             _refuse_unstorable(value, f"{where}: parameter {name!r}")
+
+
+def _recurring(row: Sequence[Any]) -> RecurringRecord:
+    try:
+        return RecurringRecord(
+            id=str(row[0]),
+            function=str(row[1]),
+            arguments=str(row[2]),
+            queue=str(row[3]),
+            cron=str(row[4]),
+            time_zone=str(row[5]),
+            missed=str(row[6]),
+            timeout=None if row[7] is None else float(row[7]),
+            paused=bool(row[8]),
+            next_run_at=row[9],
+            last_run_at=row[10],
+            last_job_id=None if row[11] is None else int(row[11]),
+            last_job_state=None if row[12] is None else JobState(row[12]),
+            error=row[13],
+            failures=int(row[14]),
+            version=int(row[15]),
+            created_at=row[16],
+            updated_at=row[17],
+        )
+    except (TypeError, ValueError) as error:
+        raise StorageError(
+            f"recurring job {row[0]!r} is corrupted in storage: {error}"
+        ) from error
 
 
 def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
