@@ -81,7 +81,7 @@ def test_migrate_says_which_versions_it_applied(
     first = cli("migrate")
     again = cli("migrate")
 
-    assert (first.code, first.out) == (0, "applied schema versions 1\n")
+    assert (first.code, first.out) == (0, "applied schema versions 1, 2\n")
     assert again.out == "storage schema is up to date\n"
 
 

@@ -7,6 +7,7 @@
     worker    run a job server until stopped
     enqueue   create a job that runs MODULE:FUNCTION
     jobs      list, show, requeue or delete jobs
+    recurring list, trigger, pause, resume or remove recurring jobs
     stats     job counts per state and queue, and live servers
     migrate   install or upgrade the storage schema
     dashboard serve the job dashboard (loopback only)
@@ -35,7 +36,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from backburner import __version__
-from backburner.cli import dashboard, enqueue, jobs, migrate, stats, worker
+from backburner.cli import (
+    dashboard,
+    enqueue,
+    jobs,
+    migrate,
+    recurring,
+    stats,
+    worker,
+)
 from backburner.cli.failures import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -63,7 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
-    for module in (worker, enqueue, jobs, stats, migrate, dashboard):
+    for module in (
+        worker,
+        enqueue,
+        jobs,
+        recurring,
+        stats,
+        migrate,
+        dashboard,
+    ):
         module.register(commands)
     return parser
 
