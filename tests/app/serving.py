@@ -11,19 +11,32 @@ from typing import Any
 import uvicorn
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan off) on a free loopback port; yield its URL.
+def listening() -> socket.socket:
+    """A socket listening on a free loopback port.
 
-    The socket listens before the server starts, so connections made
-    at once wait in the backlog instead of failing.
+    Connections made before a server accepts wait in the backlog, so a
+    test can learn the URL (and configure the app with it) first.
     """
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     sock.setblocking(False)
-    port = sock.getsockname()[1]
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL of a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: Any, sock: socket.socket | None = None
+) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan off) on 127.0.0.1; yield its URL."""
+    sock = sock or listening()
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -36,7 +49,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url_of(sock)
     finally:
         server.should_exit = True
         await task

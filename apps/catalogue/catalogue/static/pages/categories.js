@@ -39,7 +39,10 @@ function open(category) {
     ? "Edit category"
     : "New category";
   snapshot = values();
-  dialog.showModal();
+  // Not modal: the rest of the page stays usable, and so do its links,
+  // which is why the unsaved-changes guard exists.
+  dialog.show();
+  form.elements.name.focus();
 }
 
 function close() {
@@ -99,10 +102,12 @@ remove.addEventListener("click", async () => {
 });
 
 document.getElementById("cancel").addEventListener("click", cancel);
-dialog.addEventListener("cancel", (event) => {
+dialog.addEventListener("keydown", (event) => {
   // Escape: ask first, like the Cancel button.
-  event.preventDefault();
-  cancel();
+  if (event.key === "Escape") {
+    event.preventDefault();
+    cancel();
+  }
 });
 document.getElementById("add").addEventListener("click", () => open(null));
 guardUnsavedChanges({ isDirty, dialog: leaveDialog });
