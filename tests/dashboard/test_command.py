@@ -72,3 +72,22 @@ def test_the_command_serves_the_dashboard(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_port_in_use_is_one_line_and_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+
+        code = main(["dashboard", "--storage", url, "--port", port])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(
+        f"backburner: error: cannot listen on 127.0.0.1:{port}"
+    )
+    assert err.count("\n") == 1

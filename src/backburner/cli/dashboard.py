@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from typing import Any
 
 from backburner.cli import session
@@ -60,11 +61,31 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``.
+
+    Bound here rather than by uvicorn so that a port in use is one line
+    and exit code 1, like every other mistake of the command.
+
+    Raises:
+        CommandError: the address cannot be listened on.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {reason}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve the dashboard until interrupted.
 
     Raises:
-        CommandError: the dashboard's dependencies are not installed.
+        CommandError: the dashboard's dependencies are not installed, or
+            the address cannot be listened on.
         InvalidStorageURLError: the storage URL names no storage.
     """
     try:
@@ -79,23 +100,22 @@ def run(args: argparse.Namespace) -> int:
 
     storage = session.open_checked(args)
     app = create_dashboard(storage, read_only=args.read_only)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
+    sock = listen(args.host, args.port)
+    host = f"[{args.host}]" if ":" in args.host else args.host
 
     async def serve() -> None:
         async with storage:
             print(
-                f"backburner dashboard on http://{args.host}:{args.port}/ "
+                f"backburner dashboard on http://{host}:{args.port}/ "
                 "(Ctrl-C to stop)",
                 flush=True,
             )
-            await server.serve()
+            await server.serve(sockets=[sock])
+
+    with sock:
+        asyncio.run(serve())
 
     asyncio.run(serve())
     return EXIT_OK
