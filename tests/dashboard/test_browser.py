@@ -143,11 +143,16 @@ async def test_processing_page_follows_progress_live(
             assert await page.get_attribute(bar, "value") == "10.0"
 
             await client.set_parameter(job_id, "progress", 75)
+            await client.set_parameter(job_id, "progress_message", "almost")
             # expect() polls from Playwright's own script: a predicate
             # string would be eval'd, which the CSP rightly refuses.
             await playwright_api.expect(page.locator(bar)).to_have_js_property(
                 "value", 75, timeout=15_000
             )
+            message = page.locator(
+                f'tr[data-job="{job_id}"] .progress-message'
+            )
+            await playwright_api.expect(message).to_have_text("almost")
             await client.delete(job_id)
             await page.wait_for_selector(
                 f'tr[data-job="{job_id}"].gone', timeout=15_000

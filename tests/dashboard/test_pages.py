@@ -139,16 +139,23 @@ async def test_processing_page_shows_server_and_progress(
     job_id = await client.enqueue(samples.render_report, 3)
     await start(client, job_id)
     await client.set_parameter(job_id, "progress", 40)
+    await client.set_parameter(job_id, "progress_message", "page 4 of 10")
 
     page = await http.get("/jobs/processing")
+    details = await http.get(f"/job/{job_id}")
     progress = await http.get("/api/progress", params={"id": str(job_id)})
 
     assert listed_ids(page.text) == [job_id]
     assert SERVER in page.text
     assert '<progress max="100" value="40.0">' in page.text
+    assert "page 4 of 10" in page.text
+    assert '<progress max="100" value="40.0">' in details.text
+    assert "page 4 of 10" in details.text
+    assert "progress_message" not in details.text  # not a plain parameter
     answer = progress.json()["jobs"][str(job_id)]
     assert answer["state"] == "processing"
     assert answer["progress"] == 40.0
+    assert answer["message"] == "page 4 of 10"
 
 
 async def test_retries_page_lists_only_jobs_waiting_for_another_attempt(

@@ -13,7 +13,11 @@ from starlette.routing import Route
 
 from backburner.dashboard import inputs
 from backburner.dashboard.calls import pretty, view_call
-from backburner.dashboard.progress import PROGRESS_PARAMETER, progress_of
+from backburner.dashboard.progress import (
+    MESSAGE_PARAMETER,
+    PROGRESS_PARAMETER,
+    shown,
+)
 from backburner.dashboard.rendering import render
 from backburner.dashboard.settings import settings_of
 from backburner.jobs import states
@@ -129,11 +133,11 @@ async def job_details(request: Request) -> Response:
     if job.state is JobState.PROCESSING:
         servers = await settings.client.servers()
         warning = server_warning(job, servers, settings.server_silence, now)
-        progress = (await progress_of(settings.client, [job]))[job.id]
+        progress = shown(job.parameters)
     parameters = [
         (name, pretty(value))
         for name, value in job.parameters.items()
-        if name != PROGRESS_PARAMETER
+        if name not in (PROGRESS_PARAMETER, MESSAGE_PARAMETER)
     ]
     return render(
         request,

@@ -66,6 +66,7 @@
               bar.value = job.progress;
               pct.textContent = Math.round(job.progress) + "%";
             }
+            row.querySelector(".progress-message").textContent = job.message;
             row.querySelector(".running").textContent = formatSeconds(job.running_for);
           }
         })
