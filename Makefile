@@ -21,8 +21,10 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 env: $(VENV)/.synced
 
+# The reference app (apps/catalogue); the older cancellation-only demo
+# is still there: $(RUN) python -m backburner.demo
 demo: env
-	$(RUN) python -m backburner.demo
+	PYTHONPATH=apps/catalogue $(RUN) python -m catalogue
 
 lint: env
 	$(RUN) ruff check .

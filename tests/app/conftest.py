@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from catalogue import Settings, create_app
 from catalogue.services import Services
 

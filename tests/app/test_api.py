@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from catalogue.models import Code, Message, User
 from sqlalchemy import select, update
+
+from catalogue.models import Code, Message, User
 
 from .conftest import PASSWORD, services_of, sign_up
 

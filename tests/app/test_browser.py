@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+
 from catalogue import Settings, create_app
 from catalogue.activity import Activity
 from catalogue.models import User
-from sqlalchemy import update
 
 from .conftest import PASSWORD, running, services_of
 from .serving import listening, serve, url_of

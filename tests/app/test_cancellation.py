@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
 from catalogue import Settings, create_app
 
 from .conftest import running

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from catalogue import Settings, create_app
-from catalogue.models import User
 from sqlalchemy import update
 
 from backburner.jobs import JobId, JobState
+from catalogue import Settings, create_app
+from catalogue.models import User
 
 from .conftest import running, services_of, sign_up
 

@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from starlette.responses import JSONResponse, Response
+
+from backburner import CancellationToken
+from backburner.jobs import Client, JobId, JobState, Server
 from catalogue.jobs import SMS_RETRY_DELAY, CatalogueActivator
 from catalogue.messaging import MailService, PhoneService
 from catalogue.models import Message, OutboxEntry
@@ -21,11 +26,6 @@ from catalogue.outbox import outbox_recorder
 from catalogue.services import Services
 from catalogue.settings import Settings
 from catalogue.standins import SmtpSink, twilio_standin
-from sqlalchemy import select
-from starlette.responses import JSONResponse, Response
-
-from backburner import CancellationToken
-from backburner.jobs import Client, JobId, JobState, Server
 
 from .serving import serve
 
