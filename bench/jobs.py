@@ -71,7 +71,7 @@ class Sizes:
     bulk_jobs: int = 5_000
     noop_jobs: int = 10_000
     sleep_jobs: int = 2_000
-    probes: int = 150
+    probes: int = 100
     probe_pause: float = 0.02
     repeats: int = 3
 

@@ -55,7 +55,11 @@ def _kind(statement: str) -> str:
 
 
 async def profile(
-    workload: str, jobs: int, concurrency: int, directory: Path
+    workload: str,
+    jobs: int,
+    concurrency: int,
+    directory: Path,
+    tuning: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Fill, drain with one server, and return the counts per job."""
     path = str(directory / "jobs.db")
@@ -83,7 +87,7 @@ async def profile(
     waits: list[float] = []
     _count_calls(storage, fetched, written, waits)
 
-    server = Server(storage, concurrency=concurrency)
+    server = Server(storage, concurrency=concurrency, **(tuning or {}))
     started = time.perf_counter()
     await server.run(until_empty=True)
     seconds = time.perf_counter() - started
@@ -94,6 +98,7 @@ async def profile(
         "workload": workload,
         "jobs": jobs,
         "concurrency": concurrency,
+        "tuning": tuning or {},
         "seconds": round(seconds, 3),
         "jobs_per_second": round(jobs / seconds),
         "statements_per_job": round(sum(statements.values()) / jobs, 2),
@@ -164,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("workload", choices=("noop", "sleep"))
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--tuning",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="a ServerTuning option for the server (repeatable)",
+    )
     parser.add_argument(
         "--log",
         action="store_true",
