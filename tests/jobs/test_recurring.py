@@ -52,6 +52,7 @@ async def save(
     *,
     missed: MissedRunPolicy = MissedRunPolicy.RUN_ONCE,
     function: str = TICK,
+    time_zone: str = "UTC",
 ) -> None:
     """Store a recurring job whose next occurrence is ``next_run_at``."""
     await storage.save_recurring(
@@ -61,7 +62,7 @@ async def save(
             arguments='{"args":["x"],"kwargs":{}}',
             queue="default",
             cron=cron,
-            time_zone="UTC",
+            time_zone=time_zone,
             missed=missed.value,
         ),
         next_run_at,
@@ -276,6 +277,23 @@ async def test_a_due_occurrence_creates_one_job_and_moves_on(
     record = await client.recurring.get("a")
     assert record.next_run_at == T + timedelta(seconds=30)
     assert record.last_run_at == T - timedelta(seconds=30)
+
+
+async def test_a_time_skipped_by_daylight_saving_runs_once_at_the_jump(
+    storage: Storage, client: Client
+) -> None:
+    jump = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 02:00 CET -> 03:00
+    await save(storage, "a", "30 2 * * *", jump, time_zone="Europe/Berlin")
+    scheduler = RecurringScheduler(storage)
+
+    created = [
+        await scheduler.schedule_due(jump + timedelta(minutes=minutes))
+        for minutes in (0, 30, 60)
+    ]
+
+    assert created == [1, 0, 0]
+    record = await client.recurring.get("a")
+    assert record.next_run_at == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
 
 
 async def test_paused_recurring_jobs_create_nothing(
