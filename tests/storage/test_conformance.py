@@ -1101,3 +1101,31 @@ async def test_the_last_jobs_outcome_follows_the_job(
     after = await storage.get_recurring("report")
     assert after is not None
     assert after.last_job_state is S.FAILED
+
+
+# -- parameters of many jobs (progress) ---------------------------------------
+
+
+async def test_parameters_of_many_jobs_are_set_at_once_skipping_gone_ones(
+    storage: Storage,
+) -> None:
+    first, second = await storage.create_jobs(
+        [new_job(parameters={"progress": "10"}), new_job()]
+    )
+
+    written = await storage.set_parameters(
+        {
+            first: {"progress": "50", "progress_message": '"half"'},
+            second: {"progress": "5"},
+            second + 1000: {"progress": "1"},
+        }
+    )
+
+    assert written == {first, second}
+    assert await storage.get_parameters(first) == {
+        "progress": "50",
+        "progress_message": '"half"',
+    }
+    assert await storage.get_parameters(second) == {"progress": "5"}
+    assert await storage.get_parameters(second + 1000) == {}
+    assert await storage.set_parameters({}) == set()

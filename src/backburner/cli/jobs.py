@@ -236,11 +236,17 @@ def _job_text(job: Job) -> str:
     args = stored.get("args") if isinstance(stored, dict) else stored
     kwargs = stored.get("kwargs") if isinstance(stored, dict) else None
     timeout = None if job.timeout is None else f"{job.timeout:g} s"
+    progress = job.progress
+    shown = None
+    if progress is not None:
+        shown = f"{progress.percent:.0f}%"
+        shown += f" {progress.message}" if progress.message else ""
     summary = fields(
         [
             ("id", job.id),
             ("function", job.function),
             ("state", f"{job.state.value} ({job.reason})"),
+            ("progress", shown),
             ("queue", job.queue),
             ("attempt", job.attempt),
             ("created", human_time(job.created_at)),

@@ -13,6 +13,7 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
+from backburner.jobs.context import JobContext, current_job
 from backburner.jobs.cron import CronSchedule, InvalidCronError
 from backburner.jobs.errors import (
     InvalidStateChangeError,
@@ -21,6 +22,7 @@ from backburner.jobs.errors import (
     JobFunctionError,
     JobNotFoundError,
 )
+from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import (
     MissedRunPolicy,
     RecurringJob,
@@ -46,6 +48,7 @@ __all__ = [
     "InvalidStateChangeError",
     "Job",
     "JobArgumentError",
+    "JobContext",
     "JobError",
     "JobFunctionError",
     "JobId",
@@ -54,6 +57,7 @@ __all__ = [
     "JobPage",
     "JobState",
     "MissedRunPolicy",
+    "Progress",
     "RecurringJob",
     "RecurringJobNotFoundError",
     "RecurringJobs",
@@ -63,6 +67,7 @@ __all__ = [
     "ServerTuning",
     "SyncClient",
     "SyncRecurringJobs",
+    "current_job",
     "retry",
     "run_server",
 ]

@@ -31,6 +31,7 @@ from backburner.jobs.errors import (
     JobNotFoundError,
 )
 from backburner.jobs.functions import reference_of
+from backburner.jobs.progress import Progress, progress_from_parameters
 from backburner.jobs.serializer import (
     decode_arguments,
     decode_value,
@@ -171,6 +172,12 @@ class Job:
     raw_arguments: str
     history: tuple[HistoryEntry, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> Progress | None:
+        """The latest progress the job reported (``None``: none, or a
+        listing, whose jobs carry no parameters)."""
+        return progress_from_parameters(self.parameters)
 
     def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Decode the stored ``(args, kwargs)``.
@@ -499,6 +506,14 @@ class Client:
     ) -> Any:
         """Return a job parameter, or ``default`` if it is not set."""
         return (await self.get_parameters(job_id)).get(name, default)
+
+    async def get_progress(self, job_id: JobId) -> Progress | None:
+        """Return the latest progress the job reported, or ``None``.
+
+        The value is at most about half a second older than what the
+        job last reported (servers write progress in batches).
+        """
+        return progress_from_parameters(await self.get_parameters(job_id))
 
     async def get_parameters(self, job_id: JobId) -> dict[str, Any]:
         """Return all parameters of a job (damaged ones as raw text)."""

@@ -61,9 +61,11 @@ from backburner.cancellation import (
 from backburner.jobs import states
 from backburner.jobs.activator import Activator
 from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
+from backburner.jobs.context import JobContext
 from backburner.jobs.expiry import Expirer
 from backburner.jobs.heartbeat import Heartbeat
 from backburner.jobs.outcomes import OutcomeWriter
+from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
 from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.retry import DEFAULT_RETRY
@@ -135,6 +137,8 @@ class ServerTuning:
         maintenance_batch: jobs per promotion or expiry transaction.
         missed_run_grace: how late a recurring job's occurrence may be
             created before it counts as missed (see ``MissedRunPolicy``).
+        progress_interval: how often the progress jobs report is
+            written (latest value per job, all jobs in one write).
     """
 
     poll_interval: float = 0.5
@@ -150,6 +154,7 @@ class ServerTuning:
     outcome_window: float = 0.002
     maintenance_batch: int = 1000
     missed_run_grace: float = 60.0
+    progress_interval: float = 0.5
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -169,7 +174,11 @@ class ServerTuning:
                 "dead_after must be longer than heartbeat_interval (a few "
                 "heartbeats), or live servers would be declared dead"
             )
-        for name in ("poll_interval", "heartbeat_interval"):
+        for name in (
+            "poll_interval",
+            "heartbeat_interval",
+            "progress_interval",
+        ):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name} must be above zero")
         if self.maintenance_batch < 1:
@@ -343,6 +352,9 @@ class Server:
         self._abort_check = asyncio.Event()
         self._threads = JobThreads(self.concurrency)
         self._writer = OutcomeWriter(self.storage, tuning.outcome_window)
+        self._progress = ProgressFlusher(
+            self.storage, tuning.progress_interval
+        )
         self._promoter = Promoter(
             self.storage, tuning.promote_interval, tuning.maintenance_batch
         )
@@ -374,6 +386,7 @@ class Server:
                 "recurring",
             ),
             self._background(self._watch_aborts(), "abort watch"),
+            self._background(self._progress.run(), "progress"),
         ]
         _log.info(
             "server %s started: %d workers on queues %s",
@@ -399,6 +412,7 @@ class Server:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            await self._progress.close()
             await self._writer.close()
             self._threads.close()
             try:
@@ -558,12 +572,21 @@ class Server:
         try:
             if previous is not None:
                 await self._outlive(previous)
+            context = JobContext(
+                job.id,
+                job.function,
+                job.queue,
+                job.attempt,
+                token,
+                self._progress,
+            )
             ending = await perform(
                 job,
                 token,
                 self.activator,
                 self._threads,
                 self.tuning.interrupt_delay,
+                context,
             )
         except asyncio.CancelledError:
             raise

@@ -24,6 +24,7 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
+from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import SyncRecurringJobs
 from backburner.storage.base import JobId, JobState, ServerInfo, Storage
 
@@ -190,6 +191,10 @@ class SyncClient:
     ) -> Any:
         """Return a job parameter (see :meth:`Client.get_parameter`)."""
         return self._call(self._client.get_parameter(job_id, name, default))
+
+    def get_progress(self, job_id: JobId) -> Progress | None:
+        """Return a job's latest progress (see :meth:`Client.get_progress`)."""
+        return self._call(self._client.get_progress(job_id))
 
     def get_parameters(self, job_id: JobId) -> dict[str, Any]:
         """Return all parameters (see :meth:`Client.get_parameters`)."""

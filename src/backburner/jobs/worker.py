@@ -27,6 +27,7 @@ requeued, server declared dead)           *processing* without us
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import time
@@ -45,6 +46,12 @@ from backburner.cancellation import (
 )
 from backburner.jobs import states
 from backburner.jobs.activator import Activator
+from backburner.jobs.context import (
+    JobContext,
+    context_parameters,
+    reset_current,
+    set_current,
+)
 from backburner.jobs.errors import JobFunctionError
 from backburner.jobs.functions import ResolvedFunction, resolve
 from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, policy_of
@@ -81,8 +88,13 @@ async def perform(
     activator: Activator,
     threads: JobThreads,
     interrupt_delay: float = 0.0,
+    context: JobContext | None = None,
 ) -> Ending:
     """Run ``job`` once and report how it ended; never raises for the job.
+
+    ``context`` goes to the parameters annotated ``JobContext`` and is
+    what :func:`~backburner.jobs.context.current_job` returns meanwhile
+    (one is built from ``job`` and ``token`` when not given).
 
     An ``async def`` job is interrupted at whatever it awaits
     ``interrupt_delay`` seconds after its token fired, unless it ended by
@@ -120,9 +132,15 @@ async def perform(
     interrupter = _Interrupter(
         token, interrupt_delay if function.is_async else 0.0
     )
+    if context is None:
+        context = JobContext(
+            job.id, job.function, job.queue, job.attempt, token
+        )
     call = _Call(function, args, kwargs, token, interrupter.token, threads)
+    call.context = context
 
     # 2. Call it, inside the activator's scope for a runner method.
+    current = set_current(context)
     try:
         if function.runner_class is None:
             await call(function.target)
@@ -136,6 +154,7 @@ async def perform(
         return ending(error, policy)
     finally:
         interrupter.close()
+        reset_current(current)
     return ending(None, policy)
 
 
@@ -179,11 +198,14 @@ class _Call:
         self.token = token
         self.interrupt = interrupt
         self.threads = threads
+        self.context: JobContext | None = None
 
     async def __call__(self, target: Callable[..., Any]) -> None:
         args, kwargs = _with_token(
             self.function, target, self.args, self.kwargs, self.token
         )
+        if self.context is not None:
+            args, kwargs = _with_context(target, args, kwargs, self.context)
         if self.function.is_async:
             # The interrupt token stops the coroutine at what it awaits.
             async with cancellable(self.interrupt):
@@ -191,8 +213,11 @@ class _Call:
         else:
             # A thread cannot be interrupted: synchronous jobs cooperate
             # by looking at their token.
+            # The thread runs in a copy of this task's context, so that
+            # current_job() answers there too.
+            copied = contextvars.copy_context()
             result = await self.threads.run(
-                functools.partial(target, *args, **kwargs)
+                functools.partial(copied.run, target, *args, **kwargs)
             )
             if inspect.isawaitable(result):
                 # A plain callable that returns a coroutine (a decorated
@@ -220,6 +245,28 @@ def _with_token(
             replaced[position] = token
         else:
             kwargs[name] = token
+    return tuple(replaced), kwargs
+
+
+def _with_context(
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: JobContext,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Put the job's context in every ``JobContext`` parameter."""
+    names = context_parameters(target)
+    if not names:
+        return args, kwargs
+    positions = _positions(target)
+    replaced = list(args)
+    kwargs = dict(kwargs)
+    for name in names:
+        position = positions.get(name)
+        if position is not None and position < len(replaced):
+            replaced[position] = context
+        else:
+            kwargs[name] = context
     return tuple(replaced), kwargs
 
 

@@ -420,6 +420,20 @@ class Storage(abc.ABC):
     async def get_parameters(self, job_id: JobId) -> dict[str, str]:
         """Return all parameters of a job (empty if none or unknown)."""
 
+    @abc.abstractmethod
+    async def set_parameters(
+        self, values: Mapping[JobId, Mapping[str, str]]
+    ) -> set[JobId]:
+        """Set parameters of many jobs in one transaction.
+
+        Jobs that do not exist (any more) are skipped. Returns the ids
+        of the jobs whose parameters were written. A server flushes the
+        progress its jobs report through this, in one write per batch.
+
+        Raises:
+            StorageError: nothing was written.
+        """
+
     # -- servers ------------------------------------------------------
 
     @abc.abstractmethod

@@ -289,6 +289,20 @@ SELECT id, %(name)s, %(value)s FROM jobs WHERE id = %(id)s
 ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value
 RETURNING 1;
 
+-- name: set_parameters
+-- Many jobs' parameters at once (the progress a server flushes); rows
+-- of jobs that are gone are skipped. Rows are written in (job, name)
+-- order so that two flushes touching the same jobs cannot deadlock.
+INSERT INTO job_parameters (job_id, name, value)
+SELECT p.job_id, p.name, p.value
+FROM unnest(
+    %(ids)s::bigint[], %(names)s::text[], %(values)s::text[]
+) AS p (job_id, name, value)
+JOIN jobs AS j ON j.id = p.job_id
+ORDER BY p.job_id, p.name
+ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value
+RETURNING job_id;
+
 -- name: get_parameters
 SELECT name, value FROM job_parameters WHERE job_id = %(id)s ORDER BY name;
 

@@ -693,6 +693,37 @@ class PostgresStorage(Storage):
         rows = await self._read(query("get_parameters"), {"id": job_id})
         return {name: value for name, value in rows}
 
+    async def set_parameters(
+        self, values: Mapping[JobId, Mapping[str, str]]
+    ) -> set[JobId]:
+        """Set parameters of many jobs at once (see the base class).
+
+        Raises:
+            StorageError: a name or value holds text PostgreSQL cannot
+                store; nothing was written.
+        """
+        rows = [
+            (job_id, name, value)
+            for job_id, named in values.items()
+            for name, value in named.items()
+        ]
+        for _, name, value in rows:
+            _refuse_unstorable(name, "parameter name")
+            _refuse_unstorable(value, f"parameter {name!r}")
+        if not rows:
+            return set()
+        params = {
+            "ids": [row[0] for row in rows],
+            "names": [row[1] for row in rows],
+            "values": [row[2] for row in rows],
+        }
+
+        async def work(conn: Connection, pending: _Pending) -> set[JobId]:
+            cursor = await conn.execute(query("set_parameters"), params)
+            return {int(row[0]) for row in await cursor.fetchall()}
+
+        return await self._write(work)
+
     async def announce_server(self, info: ServerInfo) -> None:
         """Register (or re-register) a server as alive."""
         _refuse_unstorable(info.name, "server name")

@@ -806,6 +806,40 @@ class SQLiteStorage(Storage):
 
         return {name: value for name, value in await self._run(work)}
 
+    async def set_parameters(
+        self, values: Mapping[JobId, Mapping[str, str]]
+    ) -> set[JobId]:
+        """Set parameters of many jobs at once (see the base class)."""
+        ids = list(values)
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> set[JobId]:
+            found: set[JobId] = set()
+            for chunk in _chunks(ids):
+                found.update(
+                    job_id
+                    for (job_id,) in conn.execute(
+                        "SELECT id FROM jobs"
+                        f" WHERE id IN ({_marks(len(chunk))})",
+                        chunk,
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO job_parameters (job_id, name, value)"
+                " VALUES (?, ?, ?) ON CONFLICT (job_id, name)"
+                " DO UPDATE SET value = excluded.value",
+                [
+                    (job_id, name, value)
+                    for job_id in ids
+                    if job_id in found
+                    for name, value in values[job_id].items()
+                ],
+            )
+            return found
+
+        if not ids:
+            return set()
+        return await self._run(lambda conn: self._write(conn, work))
+
     async def announce_server(self, info: ServerInfo) -> None:
         """Register a server as alive."""
         row = (
