@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
-from catalogue import Settings, create_app
+from catalogue import Settings, create_app, identity
 from catalogue.services import Services
 
 SECRET = "test-secret-" + "x" * 32
@@ -30,6 +31,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Argon2 with its default cost takes a third of a second per hash on
+    # a busy machine; tests hash a lot and check behaviour, not cost.
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(identity, "_hasher", cheap)
 
 
 @pytest.fixture
