@@ -3,7 +3,7 @@
 Runs one backburner server in this process on a pre-filled SQLite
 queue (no-op jobs, or jobs awaiting 10 ms) until the queue is empty,
 and counts what it asked of SQLite: statements by kind, transactions,
-fetches and how many jobs each one took, outcome batches (written alone
+CPU time (all threads), fetches and how many jobs each one took, outcome batches (written alone
 or together with a fetch) and their sizes. Everything is divided by the number
 of jobs, so a change to the server or the storage shows up as fewer
 statements or transactions per job.
@@ -89,7 +89,9 @@ async def profile(
 
     server = Server(storage, concurrency=concurrency, **(tuning or {}))
     started = time.perf_counter()
+    cpu = time.process_time()
     await server.run(until_empty=True)
+    cpu = time.process_time() - cpu
     seconds = time.perf_counter() - started
     await storage.close()
 
@@ -101,6 +103,7 @@ async def profile(
         "tuning": tuning or {},
         "seconds": round(seconds, 3),
         "jobs_per_second": round(jobs / seconds),
+        "cpu_us_per_job": round(1e6 * cpu / jobs),
         "statements_per_job": round(sum(statements.values()) / jobs, 2),
         "transactions_per_job": round(statements["BEGIN"] / jobs, 3),
         "fetch_calls": len(fetched),
