@@ -3,10 +3,11 @@
 Runs one backburner server in this process on a pre-filled SQLite
 queue (no-op jobs, or jobs awaiting 10 ms) until the queue is empty,
 and counts what it asked of SQLite: statements by kind, transactions,
-CPU time (all threads), fetches and how many jobs each one took, outcome batches (written alone
-or together with a fetch) and their sizes. Everything is divided by the number
-of jobs, so a change to the server or the storage shows up as fewer
-statements or transactions per job.
+fetches and how many jobs each took, outcome batches (written alone or
+with a fetch) and their sizes, the fetches' round-trip time, and the
+CPU time of all threads. Counts are divided by the number of jobs, so
+a change to the server or the storage shows up as fewer statements or
+transactions per job.
 
 This is a diagnostic for :mod:`bench.jobs`, not part of its table: the
 counters add a little work per statement, so its rates are not
