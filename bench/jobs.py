@@ -81,7 +81,7 @@ QUICK = Sizes(
     bulk_jobs=200,
     noop_jobs=200,
     sleep_jobs=100,
-    probes=8,
+    probes=5,
     probe_pause=0.005,
     repeats=1,
 )
@@ -252,9 +252,19 @@ def consumer_argv(space: Workspace, workload: str, setup: Setup) -> list[str]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A consumer process: when it was started, and whether it still runs."""
+
+    started: float
+    alive: Callable[[], bool]
+
+
 @contextmanager
-def consumer(space: Workspace, workload: str, setup: Setup) -> Iterator[float]:
-    """Run the consumer; yield the wall-clock time it was started at.
+def consumer(
+    space: Workspace, workload: str, setup: Setup
+) -> Iterator[Running]:
+    """Run the consumer; yield when it was started and whether it runs.
 
     On exit it is stopped gracefully (Huey: SIGINT, backburner: SIGTERM,
     each one's documented graceful signal), killed if it does not stop.
@@ -274,7 +284,7 @@ def consumer(space: Workspace, workload: str, setup: Setup) -> Iterator[float]:
             start_new_session=True,
         )
     try:
-        yield started
+        yield Running(started, lambda: process.poll() is None)
     finally:
         died = process.poll()
         graceful = signal.SIGINT if space.system == "huey" else signal.SIGTERM
@@ -295,17 +305,21 @@ def consumer(space: Workspace, workload: str, setup: Setup) -> Iterator[float]:
         )
 
 
-def wait_all(space: Workspace, count: int, timeout: float) -> list[float]:
+def wait_all(
+    space: Workspace, count: int, timeout: float, running: Running
+) -> list[float]:
     """Wait for ``count`` recorded jobs; return their times, sorted.
 
     Raises:
-        TimeoutError: they did not all run within ``timeout`` seconds.
+        TimeoutError: they did not all run within ``timeout`` seconds,
+            or the consumer exited first.
     """
-    if not jobs_record.wait_for(space.record, count, timeout):
+    if not jobs_record.wait_for(space.record, count, timeout, running.alive):
         done = jobs_record.count(space.record)
         raise TimeoutError(
-            f"{space.system}: only {done} of {count} jobs ran in "
-            f"{timeout:g} s; consumer log: {space.log}"
+            f"{space.system}: only {done} of {count} jobs ran "
+            f"(timeout {timeout:g} s, consumer running: {running.alive()});"
+            f" consumer log:\n{space.log.read_text()[-2000:]}"
         )
     return sorted(moment for _, moment in jobs_record.read(space.record))
 
@@ -319,8 +333,9 @@ def drain(
     ``steady_rate`` from the first job done to the last.
     """
     timeout = 60 + count / 50
-    with consumer(space, workload, setup) as started:
-        moments = wait_all(space, count, timeout)
+    with consumer(space, workload, setup) as running:
+        moments = wait_all(space, count, timeout, running)
+    started = running.started
     total = moments[-1] - started
     steady = moments[-1] - moments[0]
     return {

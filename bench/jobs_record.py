@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 RECORD_ENV = "BENCH_JOBS_RECORD"
@@ -58,8 +59,16 @@ def read(path: Path) -> list[tuple[int, float]]:
     return pairs
 
 
-def wait_for(path: Path, lines: int, timeout: float) -> bool:
+def wait_for(
+    path: Path,
+    lines: int,
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+) -> bool:
     """Wait until ``path`` holds ``lines`` lines; ``False`` on timeout.
+
+    Gives up early, also with ``False``, once ``alive()`` says the
+    process that should write the lines is gone.
 
     Polls the file size every 2 ms: the jobs record their own times, so
     the polling delay does not enter any measurement, and the waiting
@@ -69,5 +78,7 @@ def wait_for(path: Path, lines: int, timeout: float) -> bool:
     while count(path) < lines:
         if time.monotonic() > deadline:
             return False
+        if alive is not None and not alive():
+            return count(path) >= lines
         time.sleep(0.002)
     return True
