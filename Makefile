@@ -8,7 +8,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN := $(UV) run --frozen --no-sync
 
 .PHONY: env demo test test-slow lint typecheck bench-cancellation \
-	bench-jobs chaos clean
+	bench-jobs bench-jobs-postgres chaos clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-cancellation: env
 
 bench-jobs: env
 	$(RUN) python -m bench.jobs
+
+# Needs PostgreSQL (BENCH_POSTGRES_URL) and Redis (BENCH_REDIS_URL, an
+# empty database) on 127.0.0.1; add ARGS=--million for the deep queue.
+bench-jobs-postgres: env
+	$(RUN) python -m bench.jobs_postgres $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
