@@ -43,12 +43,13 @@ class TwilioScript:
         self.answer: Response | None = None
         self.hang_first = False
         self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def respond(self, form: dict[str, str]) -> Response | None:
         self.requests.append(form)
         self.arrived.set()
         if self.hang_first and len(self.requests) == 1:
-            await asyncio.Event().wait()  # never answers
+            await self.release.wait()  # no answer while the test runs
         return self.answer
 
 
@@ -76,6 +77,7 @@ async def script(
     async with serve(standin) as url:
         services.settings = dataclasses.replace(settings, twilio_base_url=url)
         yield script
+        script.release.set()  # a hung request ends with the test
 
 
 def job_server(services: Services, **tuning: Any) -> Server:
