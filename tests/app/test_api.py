@@ -270,6 +270,17 @@ async def test_sign_up_refuses_bad_input_field_by_field(
     assert "email" in again.json()["fields"]
 
 
+async def test_the_session_says_who_is_signed_in(
+    api_client: httpx.AsyncClient,
+) -> None:
+    nobody = await api_client.get("/api/auth/session")
+    assert nobody.status_code == 200
+    assert nobody.json() == {"user": None}
+    await sign_up(api_client)
+    someone = (await api_client.get("/api/auth/session")).json()
+    assert someone["user"]["email"] == "ann@example.com"
+
+
 async def test_sign_in_sign_out_and_the_bearer_header(
     api_client: httpx.AsyncClient,
 ) -> None:

@@ -41,6 +41,9 @@ ARGS = [
 ]
 
 
+FAILED_REQUEST = re.compile(r"^Failed to load resource: .* status of (\d+)")
+
+
 @dataclass
 class Site:
     url: str
@@ -98,9 +101,16 @@ async def page(browser: Any, site: Site) -> AsyncIterator[Any]:
         yield opened
     finally:
         await context.close()
-    # No script error, no Content-Security-Policy violation.
-    assert not [p for p in problems if "Content Security" in p]
-    assert not [p for p in problems if "Uncaught" in p]
+    # No script error, no Content-Security-Policy violation, and no
+    # failed request but those the test made on purpose.
+    statuses = [
+        int(found.group(1))
+        for found in map(FAILED_REQUEST.search, problems)
+        if found
+    ]
+    others = [p for p in problems if not FAILED_REQUEST.search(p)]
+    assert others == []
+    assert statuses == getattr(opened, "expected_statuses", [])
 
 
 async def sign_up_through_the_api(
@@ -119,6 +129,7 @@ async def test_sign_up_read_the_code_in_the_outbox_confirm_the_phone(
     expect = playwright_api.expect
     await page.goto("/signup")
     await page.fill("input[name=email]", "ann@example.com")
+    page.expected_statuses = [422]
     await page.fill("input[name=password]", "short")
     await page.fill("input[name=phone]", "+1 415 555 0123")
     await page.click("button[type=submit]")
@@ -228,6 +239,7 @@ async def test_only_a_job_manager_gets_the_dashboard(
 ) -> None:
     expect = playwright_api.expect
     jobs_link = page.locator("nav >> text=Jobs")
+    page.expected_statuses = [401, 403]
     anonymous = await page.goto("/jobs/")
     assert anonymous.status == 401
 

@@ -337,8 +337,14 @@ async def sign_out(response: Response) -> None:
 
 @router.get("/me")
 async def me(user: CurrentUser) -> dict[str, Any]:
-    """The signed-in user."""
+    """The signed-in user (401 when nobody is signed in)."""
     return user_view(user)
+
+
+@router.get("/auth/session")
+async def session(user: OptionalUser) -> dict[str, Any]:
+    """Who is signed in, if anyone: what every page asks first."""
+    return {"user": None if user is None else user_view(user)}
 
 
 _DUMMY_HASH = _hasher.hash("no such user: compare against something")

@@ -39,6 +39,9 @@ from catalogue.privacy import mask_email, mask_phone
 __all__ = ["Record", "Respond", "SmtpSink", "twilio_standin"]
 
 _log = logging.getLogger("catalogue.standins")
+# aiosmtpd narrates each SMTP conversation at INFO, addresses included;
+# the sink logs what it accepted itself, masked.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 Record = Callable[[str, str, str, str, str], Awaitable[None]]
 """``record(channel, recipient, sender, subject, body)``."""

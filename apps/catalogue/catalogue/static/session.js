@@ -14,7 +14,7 @@ function show(user) {
 
 async function load() {
   try {
-    return await api("/api/me");
+    return (await api("/api/auth/session")).user;
   } catch (error) {
     if (error instanceof Aborted) {
       throw error;

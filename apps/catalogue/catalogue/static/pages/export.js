@@ -10,7 +10,7 @@ function item(exp) {
   const li = document.createElement("li");
   li.dataset.status = exp.status;
   const label = document.createElement("span");
-  label.textContent = `${new Date(exp.created_at).toLocaleTimeString()} · ${exp.status}`;
+  label.textContent = `${new Date(exp.created_at).toLocaleTimeString()} · ${exp.status} · ${exp.progress}%`;
   const bar = document.createElement("progress");
   bar.max = 100;
   bar.value = exp.progress;
