@@ -17,6 +17,8 @@ from backburner.storage import (
     JobsAborted,
     JobsEnqueued,
     JobState,
+    MissingParentError,
+    NewContinuation,
     NewJob,
     Notification,
     RecurringDefinition,
@@ -31,6 +33,7 @@ from backburner.storage import (
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 S = JobState
 ALL = frozenset(JobState)
+FINAL = frozenset({S.SUCCEEDED, S.FAILED, S.DELETED})
 
 
 def new_job(
@@ -1129,3 +1132,360 @@ async def test_parameters_of_many_jobs_are_set_at_once_skipping_gone_ones(
     assert await storage.get_parameters(second) == {"progress": "5"}
     assert await storage.get_parameters(second + 1000) == {}
     assert await storage.set_parameters({}) == set()
+
+
+# -- unique keys -------------------------------------------------------------
+
+
+def keyed(
+    key: str | None, state: JobState = S.ENQUEUED, **kwargs: object
+) -> NewJob:
+    scheduled = T0 + timedelta(hours=1) if state is S.SCHEDULED else None
+    return dataclasses.replace(
+        new_job(state=state, scheduled_at=scheduled),
+        unique_key=key,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("state", [S.ENQUEUED, S.SCHEDULED, S.PROCESSING])
+async def test_a_key_held_by_an_active_job_returns_that_job(
+    storage: Storage, state: JobState
+) -> None:
+    created = S.ENQUEUED if state is S.PROCESSING else state
+    (holder,) = await storage.create_jobs([keyed("k", created)])
+    if state is S.PROCESSING:
+        await announce(storage, "s1")
+        assert [r.id for r in await storage.fetch("s1", ["default"], 9, T0)]
+
+    again = await storage.create_jobs([keyed("k"), keyed("other")])
+
+    assert again[0] == holder
+    assert again[1] != holder
+    assert len(await storage.list_jobs()) == 2
+    record = await storage.get_job(holder)
+    assert record is not None
+    assert record.unique_key == "k"
+
+
+@pytest.mark.parametrize("final", [S.SUCCEEDED, S.FAILED, S.DELETED])
+async def test_a_finished_job_releases_its_key(
+    storage: Storage, final: JobState
+) -> None:
+    (first,) = await storage.create_jobs([keyed("k")])
+    await storage.apply_changes([change(first, final)])
+
+    (second,) = await storage.create_jobs([keyed("k")])
+
+    assert second != first
+
+
+async def test_one_call_with_a_key_twice_creates_one_job(
+    storage: Storage,
+) -> None:
+    ids = await storage.create_jobs([keyed("k"), keyed(None), keyed("k")])
+
+    assert ids[0] == ids[2] != ids[1]
+    counts = await counts_by_state(storage)
+    assert counts == {("enqueued", "default"): 2}
+
+
+async def test_racing_creators_of_one_key_get_one_job(
+    storage: Storage,
+) -> None:
+    ids = await asyncio.gather(
+        *(storage.create_jobs([keyed("race")]) for _ in range(8))
+    )
+
+    assert len({job_ids[0] for job_ids in ids}) == 1
+    assert len(await storage.list_jobs()) == 1
+
+
+async def test_requeueing_a_job_whose_key_is_taken_is_refused(
+    storage: Storage,
+) -> None:
+    (old,) = await storage.create_jobs([keyed("k")])
+    await storage.apply_changes([change(old, S.FAILED)])
+    (new,) = await storage.create_jobs([keyed("k")])
+
+    outcome = await storage.apply_change(change(old, S.ENQUEUED))
+
+    assert not outcome.applied
+    assert outcome.previous_state is S.FAILED
+    assert outcome.unique_holder == new
+    record = await storage.get_job(old)
+    assert record is not None
+    assert record.state is S.FAILED
+    # Once the holder finished, the requeue goes through.
+    await storage.apply_changes([change(new, S.SUCCEEDED)])
+    assert (await storage.apply_change(change(old, S.ENQUEUED))).applied
+
+
+async def test_an_awaiting_job_cannot_have_a_key(storage: Storage) -> None:
+    with pytest.raises(StorageError, match="unique key"):
+        await storage.create_jobs([new_job(), keyed("k", S.AWAITING)])
+
+    assert await storage.list_jobs() == []
+
+
+# -- continuations -----------------------------------------------------------
+
+
+def awaiting(**kwargs: object) -> NewJob:
+    return dataclasses.replace(new_job(state=S.AWAITING), **kwargs)  # type: ignore[arg-type]
+
+
+async def continue_on(storage: Storage, parent: int, *states: JobState) -> int:
+    (job_id,) = await storage.create_continuations(
+        [NewContinuation(parent, awaiting(), frozenset(states))]
+    )
+    return job_id
+
+
+async def state_of(storage: Storage, job_id: int) -> JobState:
+    record = await storage.get_job(job_id)
+    assert record is not None
+    return record.state
+
+
+async def test_a_continuation_waits_then_is_enqueued_when_its_parent_succeeds(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    child = await continue_on(storage, parent, S.SUCCEEDED)
+    assert await state_of(storage, child) is S.AWAITING
+    await announce(storage, "s1")
+    fetched = await storage.fetch("s1", ["default"], 9, T0)
+    assert [r.id for r in fetched] == [parent]
+    heard: list[Notification] = []
+    storage.subscribe(heard.append)
+
+    (outcome,) = await storage.apply_changes(
+        [
+            change(
+                parent,
+                S.SUCCEEDED,
+                frozenset({S.PROCESSING}),
+                from_worker=True,
+                expires_at=T0 + timedelta(days=1),
+            )
+        ]
+    )
+
+    assert outcome.applied
+    assert await state_of(storage, child) is S.ENQUEUED
+    history = await storage.get_history(child)
+    assert [h.state for h in history] == [S.AWAITING, S.ENQUEUED]
+    assert history[-1].reason == f"parent job {parent} succeeded"
+    assert history[-1].data == {"parent": parent}
+    assert [r.id for r in await storage.fetch("s1", ["default"], 9, T0)] == [
+        child
+    ]
+    assert JobsEnqueued(frozenset({"default"})) in heard
+    assert await counts_by_state(storage) == await actual_counts(storage)
+
+
+async def test_a_failure_fires_failure_continuations_and_keeps_the_others(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    on_failure = await continue_on(storage, parent, S.FAILED)
+    on_success = await continue_on(storage, parent, S.SUCCEEDED)
+    on_any = await continue_on(storage, parent, *FINAL)
+
+    await storage.apply_changes([change(parent, S.FAILED)])
+
+    assert await state_of(storage, on_failure) is S.ENQUEUED
+    assert await state_of(storage, on_any) is S.ENQUEUED
+    assert await state_of(storage, on_success) is S.AWAITING
+    # Requeued, then succeeding, the parent fires the waiting one; the
+    # ones that ran already are re-armed by the requeue.
+    await storage.apply_changes([change(on_failure, S.SUCCEEDED)])
+    await storage.apply_changes([change(parent, S.ENQUEUED)])
+    assert await state_of(storage, on_failure) is S.AWAITING
+    assert await state_of(storage, on_any) is S.ENQUEUED  # Still queued.
+    await storage.apply_changes([change(parent, S.SUCCEEDED)])
+    assert await state_of(storage, on_success) is S.ENQUEUED
+    assert await state_of(storage, on_failure) is S.DELETED
+    assert await counts_by_state(storage) == await actual_counts(storage)
+
+
+async def test_deleting_a_parent_deletes_success_continuations_in_cascade(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    child = await continue_on(storage, parent, S.SUCCEEDED)
+    grandchild_on_deleted = await continue_on(storage, child, S.DELETED)
+    grandchild_on_success = await continue_on(storage, child, S.SUCCEEDED)
+    expires = T0 + timedelta(days=1)
+
+    await storage.apply_changes(
+        [change(parent, S.DELETED, expires_at=expires)]
+    )
+
+    assert await state_of(storage, child) is S.DELETED
+    record = await storage.get_job(child)
+    assert record is not None
+    assert record.expires_at == expires
+    assert "waited for succeeded" in record.reason
+    assert await state_of(storage, grandchild_on_deleted) is S.ENQUEUED
+    assert await state_of(storage, grandchild_on_success) is S.DELETED
+
+
+async def test_requeueing_a_parent_re_arms_the_whole_chain(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    child = await continue_on(storage, parent, S.SUCCEEDED)
+    grandchild = await continue_on(storage, child, S.SUCCEEDED)
+    for job_id in (parent, child, grandchild):
+        await storage.apply_changes([change(job_id, S.SUCCEEDED)])
+    assert await state_of(storage, grandchild) is S.SUCCEEDED
+
+    await storage.apply_changes([change(parent, S.ENQUEUED)])
+
+    assert await state_of(storage, child) is S.AWAITING
+    assert await state_of(storage, grandchild) is S.AWAITING
+    await storage.apply_changes([change(parent, S.SUCCEEDED)])
+    assert await state_of(storage, child) is S.ENQUEUED
+    await storage.apply_changes([change(child, S.SUCCEEDED)])
+    assert await state_of(storage, grandchild) is S.ENQUEUED
+    assert await counts_by_state(storage) == await actual_counts(storage)
+
+
+async def test_a_continuation_of_a_finished_parent_reacts_at_once(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    await storage.apply_changes([change(parent, S.SUCCEEDED)])
+
+    fired = await continue_on(storage, parent, S.SUCCEEDED)
+    dropped = await continue_on(storage, parent, S.FAILED)
+
+    assert await state_of(storage, fired) is S.ENQUEUED
+    assert await state_of(storage, dropped) is S.DELETED
+    assert await counts_by_state(storage) == await actual_counts(storage)
+
+
+async def test_a_continuation_of_a_missing_parent_writes_nothing(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+
+    with pytest.raises(MissingParentError) as caught:
+        await storage.create_continuations(
+            [
+                NewContinuation(parent, awaiting(), FINAL),
+                NewContinuation(parent + 99, awaiting(), FINAL),
+            ]
+        )
+
+    assert caught.value.parent_id == parent + 99
+    assert [r.id for r in await storage.list_jobs()] == [parent]
+
+
+@pytest.mark.parametrize(
+    "continuation",
+    [
+        NewContinuation(1, new_job(), frozenset({S.SUCCEEDED})),
+        NewContinuation(1, awaiting(), frozenset()),
+        NewContinuation(1, awaiting(), frozenset({S.PROCESSING})),
+    ],
+)
+async def test_an_invalid_continuation_is_refused(
+    storage: Storage, continuation: NewContinuation
+) -> None:
+    await storage.create_jobs([new_job()])
+
+    with pytest.raises(StorageError):
+        await storage.create_continuations([continuation])
+
+    assert len(await storage.list_jobs()) == 1
+
+
+async def test_a_parent_finishing_while_continuations_are_created(
+    storage: Storage,
+) -> None:
+    parents = await storage.create_jobs([new_job() for _ in range(20)])
+
+    async def finish() -> None:
+        for parent in parents:
+            await storage.apply_changes([change(parent, S.SUCCEEDED)])
+
+    async def add() -> list[int]:
+        return [
+            await continue_on(storage, parent, S.SUCCEEDED)
+            for parent in parents
+        ]
+
+    _, children = await asyncio.gather(finish(), add())
+
+    for child in children:
+        assert await state_of(storage, child) is S.ENQUEUED
+
+
+# -- mutexes -----------------------------------------------------------------
+
+
+def guarded(
+    mutex: str | None, limit: int = 1, queue: str = "default"
+) -> NewJob:
+    return dataclasses.replace(new_job(queue), mutex=mutex, mutex_limit=limit)
+
+
+async def test_fetch_passes_over_jobs_whose_mutex_is_full(
+    storage: Storage,
+) -> None:
+    ids = await storage.create_jobs(
+        [guarded("m"), guarded("m"), guarded(None), guarded("n", 2)]
+        + [guarded("n", 2)] * 2
+    )
+    await announce(storage, "s1")
+
+    fetched = await storage.fetch("s1", ["default"], 10, T0)
+
+    taken = {r.id for r in fetched}
+    assert taken == {ids[0], ids[2], ids[3], ids[4]}
+    first = next(r for r in fetched if r.id == ids[0])
+    assert first.mutex == "m"
+    assert first.mutex_limit == 1
+    assert await storage.fetch("s1", ["default"], 10, T0) == []
+    # A holder that ends frees its slot for the next in line.
+    await storage.apply_changes([change(ids[0], S.SUCCEEDED)])
+    again = await storage.fetch("s1", ["default"], 10, T0)
+    assert [r.id for r in again] == [ids[1]]
+    record = await storage.get_job(ids[5])
+    assert record is not None
+    assert record.state is S.ENQUEUED
+
+
+async def test_a_dead_servers_jobs_free_their_mutex(storage: Storage) -> None:
+    first, second = await storage.create_jobs([guarded("m"), guarded("m")])
+    await announce(storage, "dead")
+    await storage.fetch("dead", ["default"], 10, T0)
+    await announce(storage, "alive", T0 + timedelta(minutes=1))
+
+    recovered = await storage.recover_dead_servers(
+        T0 + timedelta(minutes=1), 30, "server died"
+    )
+
+    assert recovered == [first]
+    fetched = await storage.fetch(
+        "alive", ["default"], 10, T0 + timedelta(minutes=1)
+    )
+    assert [r.id for r in fetched] == [second]
+
+
+async def test_servers_fetching_at_once_respect_the_mutex(
+    storage: Storage,
+) -> None:
+    await storage.create_jobs([guarded("m", 2) for _ in range(20)])
+    names = [f"s{i}" for i in range(6)]
+    for name in names:
+        await announce(storage, name)
+
+    batches = await asyncio.gather(
+        *(storage.fetch(name, ["default"], 5, T0) for name in names)
+    )
+
+    assert sum(len(batch) for batch in batches) == 2

@@ -14,6 +14,7 @@ from backburner.jobs.client import (
     JobPage,
 )
 from backburner.jobs.context import JobContext, current_job
+from backburner.jobs.continuations import ContinueOn
 from backburner.jobs.cron import CronSchedule, InvalidCronError
 from backburner.jobs.errors import (
     InvalidStateChangeError,
@@ -22,6 +23,7 @@ from backburner.jobs.errors import (
     JobFunctionError,
     JobNotFoundError,
 )
+from backburner.jobs.mutex import Mutex, mutex
 from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import (
     MissedRunPolicy,
@@ -34,6 +36,7 @@ from backburner.jobs.recurring import (
 from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, retry
 from backburner.jobs.server import Server, ServerTuning, run_server
 from backburner.jobs.sync import SyncClient
+from backburner.jobs.uniqueness import UniqueKeyTakenError
 from backburner.storage.base import HistoryEntry, JobId, JobState
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "Activator",
     "Call",
     "Client",
+    "ContinueOn",
     "Counts",
     "CronSchedule",
     "HistoryEntry",
@@ -57,6 +61,7 @@ __all__ = [
     "JobPage",
     "JobState",
     "MissedRunPolicy",
+    "Mutex",
     "Progress",
     "RecurringJob",
     "RecurringJobNotFoundError",
@@ -67,7 +72,9 @@ __all__ = [
     "ServerTuning",
     "SyncClient",
     "SyncRecurringJobs",
+    "UniqueKeyTakenError",
     "current_job",
+    "mutex",
     "retry",
     "run_server",
 ]

@@ -25,12 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backburner.jobs import states
+from backburner.jobs.continuations import ContinueOn, states_for
 from backburner.jobs.errors import (
     InvalidStateChangeError,
     JobArgumentError,
     JobNotFoundError,
 )
 from backburner.jobs.functions import reference_of
+from backburner.jobs.mutex import mutex_of
 from backburner.jobs.progress import Progress, progress_from_parameters
 from backburner.jobs.serializer import (
     decode_arguments,
@@ -38,12 +40,15 @@ from backburner.jobs.serializer import (
     encode_arguments,
     encode_value,
 )
+from backburner.jobs.uniqueness import UniqueKeyTakenError, check_key
 from backburner.storage import open_storage
 from backburner.storage.base import (
     HistoryEntry,
     JobId,
     JobRecord,
     JobState,
+    MissingParentError,
+    NewContinuation,
     NewJob,
     ServerInfo,
     StateChange,
@@ -97,11 +102,19 @@ class JobOptions:
         timeout: seconds after which a running attempt is cancelled
             with reason ``timeout`` and counts as failed.
         parameters: small key/value pairs stored with the job.
+        unique_key: while a job with this key is enqueued, scheduled or
+            processing, creating another returns that job's id instead
+            (see :mod:`backburner.jobs.uniqueness`).
+        mutex: at most ``mutex_limit`` jobs with this key run at once
+            across all servers; wins over a ``@mutex`` declaration (see
+            :mod:`backburner.jobs.mutex`).
+        mutex_limit: how many jobs holding ``mutex`` may run at once.
 
     Raises:
         ValueError: on construction, for an invalid queue name, a
             negative delay or timeout, a naive ``at``, or both ``delay``
-            and ``at``.
+            and ``at``, an empty or over-long unique key or mutex, or a
+            mutex limit below 1.
     """
 
     queue: str | None = None
@@ -109,10 +122,24 @@ class JobOptions:
     at: datetime | None = None
     timeout: float | None = None
     parameters: Mapping[str, object] = field(default_factory=dict)
+    unique_key: str | None = None
+    mutex: str | None = None
+    mutex_limit: int = 1
 
     def __post_init__(self) -> None:
         if self.queue is not None:
             check_queue_name(self.queue)
+        if self.unique_key is not None:
+            check_key(self.unique_key, "unique key")
+        if self.mutex is not None:
+            check_key(self.mutex, "mutex")
+        if isinstance(self.mutex_limit, bool) or not (
+            isinstance(self.mutex_limit, int) and self.mutex_limit >= 1
+        ):
+            raise ValueError(
+                f"mutex_limit must be an int of at least 1, "
+                f"got {self.mutex_limit!r}"
+            )
         if self.delay is not None and self.at is not None:
             raise ValueError("give either delay or at, not both")
         if self.delay is not None:
@@ -172,6 +199,8 @@ class Job:
     raw_arguments: str
     history: tuple[HistoryEntry, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    unique_key: str | None = None
+    mutex: str | None = None
 
     @property
     def progress(self) -> Progress | None:
@@ -211,6 +240,8 @@ class Job:
             raw_arguments=record.arguments,
             history=tuple(history),
             parameters=dict(parameters or {}),
+            unique_key=record.unique_key,
+            mutex=record.mutex,
         )
 
 
@@ -283,6 +314,11 @@ class Client:
         arguments = encode_arguments(call.args, call.kwargs)
         ready_at = options.ready_at(now)
         scheduled = ready_at is not None and ready_at > now
+        mutex, mutex_limit = options.mutex, options.mutex_limit
+        declared = mutex_of(call.func)
+        if mutex is None and declared is not None:
+            mutex = declared.key_for(call.args, call.kwargs)
+            mutex_limit = declared.limit
         return NewJob(
             function=reference,
             arguments=arguments,
@@ -293,6 +329,9 @@ class Client:
             scheduled_at=ready_at if scheduled else None,
             timeout=options.timeout,
             parameters=_encode_parameters(options.parameters),
+            unique_key=options.unique_key,
+            mutex=mutex,
+            mutex_limit=mutex_limit,
         )
 
     async def enqueue(
@@ -317,6 +356,9 @@ class Client:
         **kwargs: Any,
     ) -> JobId:
         """Create a job with ``options``; return its id once stored.
+
+        With ``options.unique_key`` held by an active job, nothing is
+        created and that job's id is returned.
 
         Raises:
             JobFunctionError, JobArgumentError, StorageError: as
@@ -375,6 +417,73 @@ class Client:
             return []
         return await self.storage.create_jobs(new_jobs)
 
+    # -- continuations ----------------------------------------------------
+
+    async def continue_with(
+        self,
+        parent_id: JobId,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job that is enqueued once ``parent_id`` succeeds.
+
+        It waits in *awaiting* until then (see
+        :mod:`backburner.jobs.continuations`).
+
+        Raises:
+            JobNotFoundError: there is no job ``parent_id``; nothing is
+                written.
+            JobFunctionError, JobArgumentError, StorageError: as
+                :meth:`enqueue`.
+        """
+        return await self.continue_with_options(
+            parent_id, ContinueOn.SUCCEEDED, None, func, *args, **kwargs
+        )
+
+    async def continue_with_options(
+        self,
+        parent_id: JobId,
+        on: ContinueOn | str,
+        options: JobOptions | None,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Create a job that runs when ``parent_id`` reaches ``on``.
+
+        ``options`` may set the queue, timeout, parameters and mutex; a
+        continuation is never scheduled and has no unique key.
+
+        Raises:
+            ValueError: ``on`` is unknown, or ``options`` has a delay,
+                ``at`` or a unique key.
+            JobNotFoundError: there is no job ``parent_id``; nothing is
+                written.
+            JobFunctionError, JobArgumentError, StorageError: as
+                :meth:`enqueue`.
+        """
+        waited = states_for(on)
+        options = options or JobOptions()
+        if options.delay is not None or options.at is not None:
+            raise ValueError("a continuation cannot be scheduled")
+        if options.unique_key is not None:
+            raise ValueError("a continuation cannot have a unique key")
+        now = utc_now()
+        job = dataclasses.replace(
+            self._new_job(options, Call(func, *args, **kwargs), now),
+            state=JobState.AWAITING,
+            reason=f"awaiting job {parent_id} ({ContinueOn(on).value})",
+        )
+        continuation = NewContinuation(parent_id, job, waited)
+        try:
+            (job_id,) = await self.storage.create_continuations([continuation])
+        except MissingParentError:
+            raise JobNotFoundError(parent_id) from None
+        return job_id
+
     # -- steering jobs ---------------------------------------------------
 
     async def _apply(
@@ -388,6 +497,13 @@ class Client:
             return
         if outcome.previous_state is None:
             raise JobNotFoundError(change.job_id)
+        if outcome.unique_holder is not None:
+            raise UniqueKeyTakenError(
+                change.job_id,
+                outcome.previous_state,
+                change.to_state,
+                outcome.unique_holder,
+            )
         raise InvalidStateChangeError(
             change.job_id,
             outcome.previous_state,
@@ -411,6 +527,8 @@ class Client:
             JobNotFoundError: there is no such job.
             InvalidStateChangeError: the job is enqueued already, or not
                 in ``expected_state``; it is left as it was.
+            UniqueKeyTakenError: another active job holds the job's
+                unique key; it is left as it was.
         """
         change = states.requeue(job_id, utc_now(), reason)
         await self._apply(change, expected_state)

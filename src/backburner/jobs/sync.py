@@ -24,6 +24,7 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
+from backburner.jobs.continuations import ContinueOn
 from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import SyncRecurringJobs
 from backburner.storage.base import JobId, JobState, ServerInfo, Storage
@@ -126,6 +127,37 @@ class SyncClient:
     ) -> list[JobId]:
         """Create jobs in one transaction (see :meth:`Client.enqueue_many`)."""
         return self._call(self._client.enqueue_many(list(calls), options))
+
+    def continue_with(
+        self,
+        parent_id: JobId,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Continue a job with another (see :meth:`Client.continue_with`)."""
+        return self._call(
+            self._client.continue_with(parent_id, func, *args, **kwargs)
+        )
+
+    def continue_with_options(
+        self,
+        parent_id: JobId,
+        on: ContinueOn | str,
+        options: JobOptions | None,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> JobId:
+        """Continue a job on ``on`` (see
+        :meth:`Client.continue_with_options`)."""
+        return self._call(
+            self._client.continue_with_options(
+                parent_id, on, options, func, *args, **kwargs
+            )
+        )
 
     def requeue(
         self,

@@ -62,6 +62,45 @@ class JobState(enum.StrEnum):
     DELETED = "deleted"
 
 
+ACTIVE_STATES = frozenset(
+    {JobState.ENQUEUED, JobState.SCHEDULED, JobState.PROCESSING}
+)
+"""States in which a job holds its unique key."""
+FINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.DELETED}
+)
+"""States a parent job's continuations react to."""
+
+
+def continuation_target(
+    parent_state: JobState, on_states: frozenset[JobState]
+) -> JobState | None:
+    """Where an awaiting continuation goes when its parent reaches
+    ``parent_state``: *enqueued* when it is one of ``on_states``;
+    *deleted* when the parent succeeded or was deleted otherwise (it will
+    not reach them without a requeue, which re-arms the continuation);
+    nowhere (``None``: it keeps waiting) after a failure it does not
+    wait for, since a failed job stays until someone requeues or
+    deletes it.
+    """
+    if parent_state in on_states:
+        return JobState.ENQUEUED
+    if parent_state in (JobState.SUCCEEDED, JobState.DELETED):
+        return JobState.DELETED
+    return None
+
+
+def encode_states(states: frozenset[JobState]) -> str:
+    """The stored form of a set of states (comma-separated, sorted)."""
+    return ",".join(sorted(state.value for state in states))
+
+
+def decode_states(text: str) -> frozenset[JobState]:
+    """Read back :func:`encode_states`; unknown names are ignored."""
+    known = {state.value: state for state in JobState}
+    return frozenset(known[name] for name in text.split(",") if name in known)
+
+
 class StorageError(Exception):
     """Base class of every error raised by a storage implementation."""
 
@@ -72,6 +111,18 @@ class InvalidStorageURLError(StorageError, ValueError):
 
 class SchemaError(StorageError):
     """Raised when the database schema is newer than this code knows."""
+
+
+class MissingParentError(StorageError):
+    """Raised when a continuation names a parent job that does not exist.
+
+    Attributes:
+        parent_id: the missing parent.
+    """
+
+    def __init__(self, parent_id: JobId) -> None:
+        super().__init__(f"parent job {parent_id} does not exist")
+        self.parent_id = parent_id
 
 
 class CorruptedJobError(StorageError):
@@ -107,6 +158,12 @@ class NewJob:
     ``arguments`` is the already-encoded argument document; storage keeps
     it as an opaque string. ``state`` is *enqueued*, *scheduled* (then
     ``scheduled_at`` is set) or *awaiting*.
+
+    ``unique_key``: while a job with this key is enqueued, scheduled or
+    processing (:data:`ACTIVE_STATES`), no other is created; its id is
+    returned instead. Not allowed on an *awaiting* job.
+    ``mutex``: at most ``mutex_limit`` jobs with this key are processing
+    at once, across all servers; the others wait on their queue.
     """
 
     function: str
@@ -118,6 +175,23 @@ class NewJob:
     scheduled_at: datetime | None = None
     timeout: float | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
+    unique_key: str | None = None
+    mutex: str | None = None
+    mutex_limit: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewContinuation:
+    """A job (created *awaiting*) that runs when its parent finishes.
+
+    When the parent reaches a state in ``on_states`` (a non-empty subset
+    of :data:`FINAL_STATES`) the job is enqueued; see
+    :func:`continuation_target` for the other cases.
+    """
+
+    parent_id: JobId
+    job: NewJob
+    on_states: frozenset[JobState]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +212,9 @@ class JobRecord:
     server: str | None
     expires_at: datetime | None
     timeout: float | None
+    unique_key: str | None = None
+    mutex: str | None = None
+    mutex_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +250,15 @@ class ChangeOutcome:
 
     ``previous_state`` is the state the job was found in (``None`` when
     there is no such job); ``applied`` tells whether the change was made.
+    ``unique_holder`` is set when the change was refused because it
+    would make the job active while another active job (this one) holds
+    the same unique key.
     """
 
     job_id: JobId
     applied: bool
     previous_state: JobState | None
+    unique_holder: JobId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +403,10 @@ class Storage(abc.ABC):
         """Store ``jobs`` in one transaction and return their ids in order.
 
         Each job gets its first history row, its queue entry when
-        enqueued, its parameters, and the counters move.
+        enqueued, its parameters, and the counters move. A job with a
+        ``unique_key`` held by an active job (or by an earlier job of the
+        same call) is not created: that job's id is returned in its
+        place. Two callers racing with the same key get the same id.
 
         Raises:
             StorageError: nothing was written.
@@ -340,6 +424,33 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def create_continuations(
+        self, continuations: Sequence[NewContinuation]
+    ) -> list[JobId]:
+        """Store continuations in one transaction; return their job ids.
+
+        Each job is created *awaiting* under its parent. A parent that
+        is already in a final state is taken into account at once, in
+        the same transaction (see :func:`continuation_target`), so a
+        continuation created just as its parent finishes is never left
+        waiting.
+
+        Continuations react to their parent inside the transaction that
+        moves the parent (:meth:`apply_changes`): when the parent reaches
+        a final state each awaiting continuation moves as
+        :func:`continuation_target` says (a continuation deleted this way
+        passes it on to its own continuations); when the parent leaves a
+        final state for *enqueued* (a requeue) its continuations in
+        final states go back to *awaiting* (re-armed), and theirs too.
+
+        Raises:
+            MissingParentError: a parent does not exist; nothing was
+                written.
+            StorageError: a job is not *awaiting*, has a unique key, or
+                ``on_states`` is empty or not final; nothing was written.
+        """
+
+    @abc.abstractmethod
     async def fetch(
         self,
         server: str,
@@ -351,6 +462,9 @@ class Storage(abc.ABC):
 
         Queues are drained in the order given; within a queue the oldest
         queue entry goes first. Each job is handed to one caller only.
+        A job with a mutex is passed over (it stays on its queue) while
+        its mutex's limit of processing jobs is reached; jobs fetched
+        together count against the limit too.
         The returned records show the new state, attempt and version.
         Returns nothing when ``server`` is not registered (it was declared
         dead and must announce itself again); otherwise the fetch also

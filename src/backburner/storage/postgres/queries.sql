@@ -14,15 +14,19 @@ WITH new AS (
         %(functions)s::text[], %(arguments)s::text[], %(queues)s::text[],
         %(states)s::text[], %(reasons)s::text[],
         %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
-        %(timeouts)s::float8[]
+        %(timeouts)s::float8[], %(unique_keys)s::text[],
+        %(mutexes)s::text[], %(mutex_limits)s::integer[]
     ) WITH ORDINALITY AS t (function, arguments, queue, state, reason,
-                           created_at, scheduled_at, timeout, position)
+                           created_at, scheduled_at, timeout, unique_key,
+                           mutex, mutex_limit, position)
     ORDER BY t.position
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
-                      created_at, state_changed_at, scheduled_at, timeout)
+                      created_at, state_changed_at, scheduled_at, timeout,
+                      unique_key, mutex, mutex_limit)
     SELECT id, function, arguments, queue, state, reason, created_at,
-           created_at, scheduled_at, timeout
+           created_at, scheduled_at, timeout, unique_key, mutex,
+           mutex_limit
     FROM new
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at)
@@ -49,6 +53,115 @@ FROM jobs
 WHERE id = ANY(%(ids)s::bigint[])
 ORDER BY id
 FOR UPDATE;
+
+-- name: unique_holders
+-- For each locked job with a unique key, another active job holding the
+-- same key (a change that would make the job active is refused).
+SELECT j.id, h.id
+FROM jobs AS j
+JOIN jobs AS h
+  ON h.unique_key = j.unique_key
+ AND h.id <> j.id
+ AND h.state IN ('enqueued', 'scheduled', 'processing')
+WHERE j.id = ANY(%(ids)s::bigint[]) AND j.unique_key IS NOT NULL;
+
+-- name: continuations_of
+-- Sent right after lock_jobs, so that its snapshot is taken once the
+-- parents are locked: a continuation committed by a creator that held
+-- the parent's lock is seen.
+SELECT parent_id, job_id, on_states
+FROM job_continuations
+WHERE parent_id = ANY(%(ids)s::bigint[])
+ORDER BY parent_id, job_id;
+
+-- name: lock_parent
+SELECT state, expires_at FROM jobs WHERE id = %(id)s FOR UPDATE;
+
+-- name: add_continuations
+INSERT INTO job_continuations (parent_id, job_id, on_states)
+SELECT parent_id, job_id, on_states
+FROM unnest(
+    %(parents)s::bigint[], %(jobs)s::bigint[], %(on_states)s::text[]
+) AS c (parent_id, job_id, on_states);
+
+-- name: lock_unique_key
+-- Creators of jobs with the same unique key take turns (until commit).
+SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(key)s));
+
+-- name: active_unique_keys
+SELECT unique_key, id
+FROM jobs
+WHERE unique_key = ANY(%(keys)s::text[])
+  AND state IN ('enqueued', 'scheduled', 'processing');
+
+-- name: mutex_waiting
+-- Whether jobs with a mutex wait on this queue (a probe on a partial
+-- index, sent with the fetch in one round trip) for a live server.
+SELECT EXISTS (
+    SELECT FROM jobs
+    WHERE state = 'enqueued' AND mutex IS NOT NULL
+      AND queue = %(queue)s
+) AND EXISTS (SELECT FROM servers WHERE name = %(server)s);
+
+-- name: mutex_candidates
+SELECT q.job_id, j.mutex, j.mutex_limit
+FROM job_queue AS q
+JOIN jobs AS j ON j.id = q.job_id
+WHERE q.queue = %(queue)s AND j.mutex IS NOT NULL
+ORDER BY q.seq
+LIMIT %(limit)s;
+
+-- name: lock_mutex
+-- Fetchers of jobs with the same mutex take turns (until commit), so
+-- that each counts the holders the others committed.
+SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(key)s));
+
+-- name: mutex_holders
+SELECT mutex, count(*)
+FROM jobs
+WHERE state = 'processing' AND mutex = ANY(%(keys)s::text[])
+GROUP BY mutex;
+
+-- name: fetch_ids
+-- As fetch, for the chosen jobs with a mutex.
+WITH picked AS (
+    SELECT q.job_id, q.seq
+    FROM job_queue AS q
+    JOIN jobs AS j ON j.id = q.job_id
+    WHERE q.job_id = ANY(%(ids)s::bigint[])
+    ORDER BY q.seq
+    FOR UPDATE OF q, j SKIP LOCKED
+), dequeued AS (
+    DELETE FROM job_queue
+    WHERE job_id = ANY(ARRAY(SELECT job_id FROM picked))
+), moved AS (
+    UPDATE jobs AS j
+    SET state = 'processing',
+        reason = %(reason)s,
+        version = j.version + 1,
+        attempt = j.attempt + 1,
+        state_changed_at = %(now)s,
+        scheduled_at = NULL,
+        server = %(server)s,
+        expires_at = NULL
+    WHERE j.id = ANY(ARRAY(SELECT job_id FROM picked))
+    RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
+              j.version, j.attempt, j.created_at, j.state_changed_at,
+              j.scheduled_at, j.server, j.expires_at, j.timeout,
+              j.unique_key, j.mutex, j.mutex_limit
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
+    FROM picked
+    ORDER BY seq
+)
+SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
+       m.version, m.attempt, m.created_at, m.state_changed_at,
+       m.scheduled_at, m.server, m.expires_at, m.timeout,
+       m.unique_key, m.mutex, m.mutex_limit
+FROM moved AS m
+JOIN picked AS p ON p.job_id = m.id
+ORDER BY p.seq;
 
 -- name: update_jobs
 -- The final row of each job changed by one apply_changes batch.
@@ -125,7 +238,9 @@ WITH alive AS (
     SELECT q.job_id, q.seq
     FROM job_queue AS q
     JOIN jobs AS j ON j.id = q.job_id
+    -- Jobs with a mutex are taken by fetch_mutex, which counts holders.
     WHERE q.queue = %(queue)s AND EXISTS (SELECT FROM alive)
+      AND j.mutex IS NULL
     ORDER BY q.seq
     LIMIT %(limit)s
     FOR UPDATE OF q, j SKIP LOCKED
@@ -148,7 +263,8 @@ WITH alive AS (
     -- while this release still runs.
     RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
               j.version, j.attempt, j.created_at, j.state_changed_at,
-              j.scheduled_at, j.server, j.expires_at, j.timeout
+              j.scheduled_at, j.server, j.expires_at, j.timeout,
+              j.unique_key, j.mutex, j.mutex_limit
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
@@ -157,7 +273,8 @@ WITH alive AS (
 )
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
-       m.scheduled_at, m.server, m.expires_at, m.timeout
+       m.scheduled_at, m.server, m.expires_at, m.timeout,
+       m.unique_key, m.mutex, m.mutex_limit
 FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
 ORDER BY p.seq;
@@ -257,6 +374,10 @@ WITH doomed AS (
 ), queue AS (
     DELETE FROM job_queue
     WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
+), continuations AS (
+    DELETE FROM job_continuations
+    WHERE parent_id = ANY(ARRAY(SELECT id FROM doomed))
+       OR job_id = ANY(ARRAY(SELECT id FROM doomed))
 )
 SELECT state, queue, count(*) FROM gone GROUP BY state, queue;
 
@@ -270,7 +391,7 @@ ORDER BY state, queue;
 -- name: get_job
 SELECT id, function, arguments, queue, state, reason, version, attempt,
        created_at, state_changed_at, scheduled_at, server, expires_at,
-       timeout
+       timeout, unique_key, mutex, mutex_limit
 FROM jobs
 WHERE id = %(id)s;
 

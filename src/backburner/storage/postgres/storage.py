@@ -32,6 +32,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from backburner.storage.base import (
+    ACTIVE_STATES,
+    FINAL_STATES,
     ChangeOutcome,
     CorruptedJobError,
     HistoryEntry,
@@ -41,6 +43,8 @@ from backburner.storage.base import (
     JobsEnqueued,
     JobState,
     Listener,
+    MissingParentError,
+    NewContinuation,
     NewJob,
     RecurringDefinition,
     RecurringFiring,
@@ -51,6 +55,9 @@ from backburner.storage.base import (
     StateCount,
     Storage,
     StorageError,
+    continuation_target,
+    decode_states,
+    encode_states,
 )
 from backburner.storage.postgres import notifications, schema
 from backburner.storage.postgres.config import PostgresSettings, redact
@@ -67,8 +74,14 @@ _COUNTER_SHARDS = 16
 _JOB_COLUMNS = sql.SQL(
     "id, function, arguments, queue, state, reason, version, attempt, "
     "created_at, state_changed_at, scheduled_at, server, expires_at, "
-    "timeout"
+    "timeout, unique_key, mutex, mutex_limit"
 )
+# First keys of the two-key advisory locks taken per unique key and per
+# mutex ("bu" and "bm" in ASCII; see schema.LOCK_CLASS).
+_UNIQUE_LOCK = 0x6275
+_MUTEX_LOCK = 0x626D
+# Queue entries with a mutex looked at per queue and fetch.
+_MUTEX_SCAN = 200
 _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
 )
@@ -93,6 +106,9 @@ def _record(row: Sequence[Any]) -> JobRecord:
             server=row[11],
             expires_at=row[12],
             timeout=None if row[13] is None else float(row[13]),
+            unique_key=row[14],
+            mutex=row[15],
+            mutex_limit=None if row[16] is None else int(row[16]),
         )
     except (TypeError, ValueError) as error:
         raise CorruptedJobError(row[0], str(error)) from error
@@ -169,6 +185,7 @@ class _Current:
     scheduled_at: datetime | None = None
     expires_at: datetime | None = None
     reset_attempt: bool = False
+    unique_holder: JobId | None = None
 
 
 class PostgresStorage(Storage):
@@ -450,12 +467,77 @@ class PostgresStorage(Storage):
             return []
 
         async def work(conn: Connection, pending: _Pending) -> list[JobId]:
-            cursor = await conn.execute(
-                query("create_jobs"), _new_job_params(jobs)
+            return await _create(conn, pending, jobs)
+
+        return await self._write(work)
+
+    async def create_continuations(
+        self, continuations: Sequence[NewContinuation]
+    ) -> list[JobId]:
+        """Store continuations (see :meth:`Storage.create_continuations`).
+
+        The parent's row is locked first: a parent finishing at the same
+        moment either sees the new continuation, or is seen finished.
+
+        Raises:
+            MissingParentError: a parent does not exist; nothing written.
+            StorageError: a continuation is invalid; nothing written.
+        """
+        _check_new_jobs([c.job for c in continuations])
+        for continuation in continuations:
+            if continuation.job.state is not JobState.AWAITING:
+                raise StorageError("a continuation is created awaiting")
+            if not continuation.on_states or not (
+                continuation.on_states <= FINAL_STATES
+            ):
+                raise StorageError(
+                    "a continuation waits for one or more final states"
+                )
+        if not continuations:
+            return []
+
+        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
+            parents = {}
+            for parent_id in sorted({c.parent_id for c in continuations}):
+                cursor = await conn.execute(
+                    query("lock_parent"), {"id": parent_id}
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    raise MissingParentError(parent_id)
+                parents[parent_id] = row
+            ids = await _create(conn, pending, [c.job for c in continuations])
+            await conn.execute(
+                query("add_continuations"),
+                {
+                    "parents": [c.parent_id for c in continuations],
+                    "jobs": ids,
+                    "on_states": [
+                        encode_states(c.on_states) for c in continuations
+                    ],
+                },
             )
-            ids = [int(row[0]) for row in await cursor.fetchall()]
-            for job in jobs:
-                pending.move(job.queue, None, job.state.value)
+            # Parents that finished already: their continuations react
+            # now, as if the parent finished at this moment.
+            changes = []
+            for job_id, continuation in zip(ids, continuations, strict=True):
+                state, expires_at = parents[continuation.parent_id]
+                parent_state = JobState(state)
+                if parent_state not in FINAL_STATES:
+                    continue
+                parent = StateChange(
+                    job_id=continuation.parent_id,
+                    to_state=parent_state,
+                    from_states=frozenset({parent_state}),
+                    reason="",
+                    at=continuation.job.created_at,
+                    expires_at=expires_at,
+                )
+                encoded = encode_states(continuation.on_states)
+                change = _continuation_change(parent, job_id, encoded)
+                if change is not None:
+                    changes.append(change)
+            await _apply(conn, pending, changes)
             return ids
 
         return await self._write(work)
@@ -955,6 +1037,16 @@ def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
             raise StorageError(f"{where}: cannot create a job in {job.state}")
         if job.state is JobState.SCHEDULED and job.scheduled_at is None:
             raise StorageError(f"{where}: a scheduled job needs scheduled_at")
+        if job.unique_key is not None and job.state is JobState.AWAITING:
+            raise StorageError(
+                f"{where}: an awaiting job cannot have a unique key"
+            )
+        if job.mutex_limit < 1:
+            raise StorageError(f"{where}: a mutex limit is at least 1")
+        if job.unique_key is not None:
+            _refuse_unstorable(job.unique_key, f"{where}: unique key")
+        if job.mutex is not None:
+            _refuse_unstorable(job.mutex, f"{where}: mutex")
         _refuse_unstorable(job.function, f"job #{index}: function")
         _refuse_unstorable(job.arguments, f"{where}: arguments")
         _refuse_unstorable(job.queue, f"{where}: queue")
@@ -1008,6 +1100,11 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
         "created": [job.created_at for job in jobs],
         "scheduled": [job.scheduled_at for job in jobs],
         "timeouts": [job.timeout for job in jobs],
+        "unique_keys": [job.unique_key for job in jobs],
+        "mutexes": [job.mutex for job in jobs],
+        "mutex_limits": [
+            None if job.mutex is None else job.mutex_limit for job in jobs
+        ],
         "parameter_positions": [row[0] for row in parameters],
         "parameter_names": [row[1] for row in parameters],
         "parameter_values": [row[2] for row in parameters],
@@ -1021,17 +1118,144 @@ async def _apply(
     if not changes:
         return []
     ids = sorted({change.job_id for change in changes})
-    cursor = await conn.execute(query("lock_jobs"), {"ids": ids})
+    # One round trip: the last two statements run once the first holds
+    # the locks (see continuations_of).
+    async with conn.pipeline():
+        locked = await conn.execute(query("lock_jobs"), {"ids": ids})
+        held = await conn.execute(query("unique_holders"), {"ids": ids})
+        waiting = await conn.execute(query("continuations_of"), {"ids": ids})
     jobs = {
         int(job_id): _Current(state, queue, version, state)
-        for job_id, state, queue, version in await cursor.fetchall()
+        for job_id, state, queue, version in await locked.fetchall()
     }
+    for job_id, holder in await held.fetchall():
+        jobs[int(job_id)].unique_holder = int(holder)
+    continuations: dict[JobId, list[tuple[JobId, str]]] = {}
+    for parent_id, job_id, on_states in await waiting.fetchall():
+        continuations.setdefault(int(parent_id), []).append(
+            (int(job_id), on_states)
+        )
     outcomes = [
         _decide(jobs, index, change, pending)
         for index, change in enumerate(changes)
     ]
     await _write_changes(conn, jobs, changes, outcomes)
+    if continuations:
+        await _apply(
+            conn,
+            pending,
+            _continuation_changes(changes, outcomes, continuations),
+        )
     return outcomes
+
+
+def _continuation_changes(
+    changes: Sequence[StateChange],
+    outcomes: Sequence[ChangeOutcome],
+    continuations: Mapping[JobId, Sequence[tuple[JobId, str]]],
+) -> list[StateChange]:
+    """What the applied ``changes`` do to the parents' continuations."""
+    found = []
+    for change, outcome in zip(changes, outcomes, strict=True):
+        if not outcome.applied:
+            continue
+        for job_id, on_states in continuations.get(change.job_id, ()):
+            if change.to_state in FINAL_STATES:
+                fired = _continuation_change(change, job_id, on_states)
+                if fired is not None:
+                    found.append(fired)
+            elif outcome.previous_state in FINAL_STATES:
+                found.append(
+                    StateChange(
+                        job_id=job_id,
+                        to_state=JobState.AWAITING,
+                        from_states=FINAL_STATES,
+                        reason=f"re-armed: parent job {change.job_id} left"
+                        " its final state",
+                        at=change.at,
+                        data={"parent": change.job_id},
+                        reset_attempt=True,
+                    )
+                )
+    return found
+
+
+def _continuation_change(
+    parent: StateChange, job_id: JobId, on_states: str
+) -> StateChange | None:
+    """Where an awaiting continuation goes as ``parent`` finishes."""
+    waited = decode_states(on_states)
+    target = continuation_target(parent.to_state, waited)
+    if target is None:
+        return None
+    state = parent.to_state.value
+    reason = f"parent job {parent.job_id} {state}"
+    if target is JobState.DELETED:
+        waits = " or ".join(sorted(s.value for s in waited))
+        reason += f"; this continuation waited for {waits}"
+    return StateChange(
+        job_id=job_id,
+        to_state=target,
+        from_states=frozenset({JobState.AWAITING}),
+        reason=reason,
+        at=parent.at,
+        data={"parent": parent.job_id},
+        expires_at=parent.expires_at if target is JobState.DELETED else None,
+    )
+
+
+async def _create(
+    conn: Connection, pending: _Pending, jobs: Sequence[NewJob]
+) -> list[JobId]:
+    """Create ``jobs`` inside the caller's transaction; see create_jobs.
+
+    Creators of the same unique key take turns on an advisory lock, then
+    look for an active holder: the second one finds the first's job.
+    """
+    keys = sorted({job.unique_key for job in jobs if job.unique_key})
+    holders: dict[str, JobId] = {}
+    if keys:
+        async with conn.pipeline():
+            for each in keys:
+                await conn.execute(
+                    query("lock_unique_key"),
+                    {"class": _UNIQUE_LOCK, "key": each},
+                )
+            cursor = await conn.execute(
+                query("active_unique_keys"), {"keys": keys}
+            )
+        holders = {k: int(job_id) for k, job_id in await cursor.fetchall()}
+    # The first job of the call with a key not held yet is created;
+    # later ones with that key get its id.
+    fresh = []
+    seen: set[str] = set()
+    for job in jobs:
+        key = job.unique_key
+        if key is None or (key not in holders and key not in seen):
+            fresh.append(job)
+            if key is not None:
+                seen.add(key)
+    created: list[JobId] = []
+    if fresh:
+        cursor = await conn.execute(
+            query("create_jobs"), _new_job_params(fresh)
+        )
+        created = [int(row[0]) for row in await cursor.fetchall()]
+        for job in fresh:
+            pending.move(job.queue, None, job.state.value)
+    ids: list[JobId] = []
+    made = iter(created)
+    for job in jobs:
+        key = job.unique_key
+        if key is not None and key in holders:
+            ids.append(holders[key])
+            continue
+        job_id = next(made) if key is None or key in seen else 0
+        if key is not None:
+            seen.discard(key)
+            holders[key] = job_id
+        ids.append(job_id)
+    return ids
 
 
 async def _fetch(
@@ -1054,15 +1278,66 @@ async def _fetch(
     for queue in dict.fromkeys(queues):
         if len(rows) >= limit:
             break
-        cursor = await conn.execute(
-            query("fetch"),
-            {**params, "queue": queue, "limit": limit - len(rows)},
-        )
+        # The probe for jobs waiting on a mutex rides along with the
+        # fetch: no extra round trip when there are none.
+        async with conn.pipeline():
+            cursor = await conn.execute(
+                query("fetch"),
+                {**params, "queue": queue, "limit": limit - len(rows)},
+            )
+            probe = await conn.execute(
+                query("mutex_waiting"), {"queue": queue, "server": server}
+            )
         taken = await cursor.fetchall()
+        waiting = await probe.fetchone()
+        if waiting and waiting[0] and len(rows) + len(taken) < limit:
+            room = limit - len(rows) - len(taken)
+            taken += await _fetch_mutex(conn, params, queue, room)
         pending.counters[(_ENQUEUED, queue)] -= len(taken)
         pending.counters[(_PROCESSING, queue)] += len(taken)
         rows.extend(taken)
     return rows
+
+
+async def _fetch_mutex(
+    conn: Connection, params: Mapping[str, object], queue: str, room: int
+) -> list[TupleRow]:
+    """Fetch up to ``room`` jobs with a mutex from ``queue``.
+
+    Fetchers lock each mutex (advisory, until commit, in key order so
+    they cannot deadlock), then count its processing holders: a slot
+    taken by another server's committed fetch is seen. Known limits:
+    jobs with a mutex are taken after those without one on the same
+    queue, and only the oldest 200 waiting on a queue are looked at per
+    fetch.
+    """
+    cursor = await conn.execute(
+        query("mutex_candidates"), {"queue": queue, "limit": _MUTEX_SCAN}
+    )
+    candidates = await cursor.fetchall()
+    keys = sorted({str(mutex) for _, mutex, _ in candidates})
+    if not keys:
+        return []
+    async with conn.pipeline():
+        for key in keys:
+            await conn.execute(
+                query("lock_mutex"), {"class": _MUTEX_LOCK, "key": key}
+            )
+        cursor = await conn.execute(query("mutex_holders"), {"keys": keys})
+    held = {str(key): int(count) for key, count in await cursor.fetchall()}
+    chosen = []
+    for job_id, mutex, mutex_limit in candidates:
+        count = held.get(mutex, 0)
+        if count >= (mutex_limit or 1):
+            continue
+        held[mutex] = count + 1
+        chosen.append(int(job_id))
+        if len(chosen) >= room:
+            break
+    if not chosen:
+        return []
+    cursor = await conn.execute(query("fetch_ids"), {**params, "ids": chosen})
+    return await cursor.fetchall()
 
 
 def _check_change(change: StateChange) -> None:
@@ -1095,6 +1370,13 @@ def _decide(
         and current.version != change.expected_version
     ):
         return ChangeOutcome(change.job_id, False, previous)
+    if (
+        current.unique_holder is not None
+        and change.to_state in ACTIVE_STATES
+        and previous not in ACTIVE_STATES
+    ):
+        holder = current.unique_holder
+        return ChangeOutcome(change.job_id, False, previous, holder)
 
     target = change.to_state.value
     pending.move(current.queue, current.state, target)

@@ -24,6 +24,8 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from backburner.storage.base import (
+    ACTIVE_STATES,
+    FINAL_STATES,
     ChangeOutcome,
     CorruptedJobError,
     HistoryEntry,
@@ -35,6 +37,8 @@ from backburner.storage.base import (
     JobState,
     JSONValue,
     Listener,
+    MissingParentError,
+    NewContinuation,
     NewJob,
     Notification,
     RecurringDefinition,
@@ -46,6 +50,9 @@ from backburner.storage.base import (
     StateCount,
     Storage,
     StorageError,
+    continuation_target,
+    decode_states,
+    encode_states,
 )
 
 T = TypeVar("T")
@@ -53,7 +60,7 @@ T = TypeVar("T")
 _JOB_COLUMNS = (
     "id, function, arguments, queue, state, reason, version, attempt, "
     "created_at, state_changed_at, scheduled_at, server, expires_at, "
-    "timeout"
+    "timeout, unique_key, mutex, mutex_limit"
 )
 # SQLite's default limit on host parameters is far above this; chunks
 # keep every IN (...) list well inside it.
@@ -104,6 +111,9 @@ def _record(row: Sequence[Any]) -> JobRecord:
             server=row[11],
             expires_at=_opt_dt(row[12]),
             timeout=None if row[13] is None else float(row[13]),
+            unique_key=None if row[14] is None else str(row[14]),
+            mutex=None if row[15] is None else str(row[15]),
+            mutex_limit=None if row[16] is None else int(row[16]),
         )
     except (TypeError, ValueError, OverflowError, OSError) as error:
         raise CorruptedJobError(row[0], str(error)) from error
@@ -325,12 +335,12 @@ class SQLiteStorage(Storage):
         from_worker: bool,
     ) -> ChangeOutcome:
         row = conn.execute(
-            "SELECT state, queue, version FROM jobs WHERE id = ?",
+            "SELECT state, queue, version, unique_key FROM jobs WHERE id = ?",
             (change.job_id,),
         ).fetchone()
         if row is None:
             return ChangeOutcome(change.job_id, False, None)
-        state, queue, version = row
+        state, queue, version, unique_key = row
         try:
             previous = JobState(state)
         except ValueError as error:
@@ -340,6 +350,14 @@ class SQLiteStorage(Storage):
             and version != change.expected_version
         ):
             return ChangeOutcome(change.job_id, False, previous)
+        if (
+            unique_key is not None
+            and change.to_state in ACTIVE_STATES
+            and previous not in ACTIVE_STATES
+        ):
+            holder = _unique_holder(conn, unique_key, change.job_id)
+            if holder is not None:
+                return ChangeOutcome(change.job_id, False, previous, holder)
 
         target = change.to_state.value
         at = _ts(change.at)
@@ -373,7 +391,79 @@ class SQLiteStorage(Storage):
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
+        if change.to_state in FINAL_STATES:
+            self._fire_continuations(conn, changes, change)
+        elif previous in FINAL_STATES:
+            self._rearm_continuations(conn, changes, change)
         return ChangeOutcome(change.job_id, True, previous)
+
+    def _fire_continuations(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        parent: StateChange,
+        only: JobId | None = None,
+    ) -> None:
+        """Move the parent's awaiting continuations (see the base class)."""
+        rows = conn.execute(
+            "SELECT job_id, on_states FROM job_continuations"
+            " WHERE parent_id = ? AND (? IS NULL OR job_id = ?)",
+            (parent.job_id, only, only),
+        ).fetchall()
+        for job_id, on_states in rows:
+            target = continuation_target(
+                parent.to_state, decode_states(on_states)
+            )
+            if target is None:
+                continue
+            # Recursive: a continuation deleted here passes it on to its
+            # own continuations.
+            self._change(
+                conn,
+                changes,
+                StateChange(
+                    job_id=job_id,
+                    to_state=target,
+                    from_states=frozenset({JobState.AWAITING}),
+                    reason=_continuation_reason(parent, on_states),
+                    at=parent.at,
+                    data={"parent": parent.job_id},
+                    expires_at=(
+                        parent.expires_at
+                        if target is JobState.DELETED
+                        else None
+                    ),
+                ),
+                from_worker=False,
+            )
+
+    def _rearm_continuations(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        parent: StateChange,
+    ) -> None:
+        """Put the parent's finished continuations back to *awaiting*."""
+        rows = conn.execute(
+            "SELECT job_id FROM job_continuations WHERE parent_id = ?",
+            (parent.job_id,),
+        ).fetchall()
+        for (job_id,) in rows:
+            self._change(
+                conn,
+                changes,
+                StateChange(
+                    job_id=job_id,
+                    to_state=JobState.AWAITING,
+                    from_states=FINAL_STATES,
+                    reason=f"re-armed: parent job {parent.job_id} left"
+                    f" its final state",
+                    at=parent.at,
+                    data={"parent": parent.job_id},
+                    reset_attempt=True,
+                ),
+                from_worker=False,
+            )
 
     # -- Storage ----------------------------------------------------------
 
@@ -413,6 +503,70 @@ class SQLiteStorage(Storage):
 
         return await self._run(lambda conn: self._write(conn, work))
 
+    async def create_continuations(
+        self, continuations: Sequence[NewContinuation]
+    ) -> list[JobId]:
+        """Store continuations (see :meth:`Storage.create_continuations`).
+
+        Raises:
+            MissingParentError: a parent does not exist; nothing written.
+            StorageError: a continuation is invalid; nothing written.
+        """
+        _check_continuations(continuations)
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
+            ids = []
+            for continuation in continuations:
+                ids.append(self._continue(conn, changes, continuation))
+            return ids
+
+        if not continuations:
+            return []
+        return await self._run(lambda conn: self._write(conn, work))
+
+    def _continue(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        continuation: NewContinuation,
+    ) -> JobId:
+        parent = conn.execute(
+            "SELECT state, expires_at FROM jobs WHERE id = ?",
+            (continuation.parent_id,),
+        ).fetchone()
+        if parent is None:
+            raise MissingParentError(continuation.parent_id)
+        (job_id,) = self._insert_jobs(conn, changes, [continuation.job])
+        on_states = encode_states(continuation.on_states)
+        conn.execute(
+            "INSERT INTO job_continuations (parent_id, job_id, on_states)"
+            " VALUES (?, ?, ?)",
+            (continuation.parent_id, job_id, on_states),
+        )
+        try:
+            parent_state = JobState(parent[0])
+        except ValueError as error:
+            raise CorruptedJobError(
+                continuation.parent_id, str(error)
+            ) from error
+        if parent_state in FINAL_STATES:
+            # The parent finished before its continuation was created:
+            # react now, as if it finished at this moment.
+            self._fire_continuations(
+                conn,
+                changes,
+                StateChange(
+                    job_id=continuation.parent_id,
+                    to_state=parent_state,
+                    from_states=frozenset({parent_state}),
+                    reason="",
+                    at=continuation.job.created_at,
+                    expires_at=_opt_dt(parent[1]),
+                ),
+                only=job_id,
+            )
+        return job_id
+
     def _insert_jobs(
         self,
         conn: sqlite3.Connection,
@@ -421,11 +575,19 @@ class SQLiteStorage(Storage):
     ) -> list[int]:
         ids = []
         for job in jobs:
+            if job.unique_key is not None:
+                # The write lock (BEGIN IMMEDIATE) is held: no other
+                # process can create or activate a holder meanwhile.
+                holder = _unique_holder(conn, job.unique_key, None)
+                if holder is not None:
+                    ids.append(holder)
+                    continue
             at = _ts(job.created_at)
             cursor = conn.execute(
                 "INSERT INTO jobs (function, arguments, queue, state,"
                 " reason, created_at, state_changed_at, scheduled_at,"
-                " timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " timeout, unique_key, mutex, mutex_limit)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.function,
                     job.arguments,
@@ -436,6 +598,9 @@ class SQLiteStorage(Storage):
                     at,
                     _opt_ts(job.scheduled_at),
                     job.timeout,
+                    job.unique_key,
+                    job.mutex,
+                    None if job.mutex is None else job.mutex_limit,
                 ),
             )
             job_id = cursor.lastrowid
@@ -496,7 +661,7 @@ class SQLiteStorage(Storage):
         heartbeat.
         """
 
-        def run(conn: sqlite3.Connection) -> list[Any]:
+        def run(conn: sqlite3.Connection) -> list[JobRecord]:
             # A read first: polling an empty queue must not take the
             # write lock that every other process is waiting for.
             found = any(
@@ -514,7 +679,7 @@ class SQLiteStorage(Storage):
                 ),
             )
 
-        return [_record(row) for row in await self._run(run)]
+        return await self._run(run)
 
     async def apply_changes_and_fetch(
         self,
@@ -536,7 +701,7 @@ class SQLiteStorage(Storage):
 
         def work(
             conn: sqlite3.Connection, gathered: _Changes
-        ) -> tuple[list[ChangeOutcome], list[Any]]:
+        ) -> tuple[list[ChangeOutcome], list[JobRecord]]:
             outcomes = [
                 self._change(
                     conn, gathered, change, from_worker=change.from_worker
@@ -546,8 +711,7 @@ class SQLiteStorage(Storage):
             rows = self._fetch_rows(conn, gathered, server, queues, limit, now)
             return outcomes, rows
 
-        outcomes, rows = await self._run(lambda conn: self._write(conn, work))
-        return outcomes, [_record(row) for row in rows]
+        return await self._run(lambda conn: self._write(conn, work))
 
     def _fetch_rows(
         self,
@@ -557,7 +721,7 @@ class SQLiteStorage(Storage):
         queues: Sequence[str],
         limit: int,
         now: datetime,
-    ) -> list[Any]:
+    ) -> list[JobRecord]:
         at = _ts(now)
         reason = f"fetched by {server}"
         data = json.dumps({"server": server})
@@ -567,18 +731,7 @@ class SQLiteStorage(Storage):
         ).rowcount
         if not alive or limit <= 0:
             return []
-        picked: list[int] = []
-        for queue in queues:
-            if len(picked) >= limit:
-                break
-            picked.extend(
-                job_id
-                for (job_id,) in conn.execute(
-                    "SELECT job_id FROM job_queue WHERE queue = ?"
-                    " ORDER BY seq LIMIT ?",
-                    (queue, limit - len(picked)),
-                )
-            )
+        picked = _pick(conn, queues, limit)
         rows: list[Any] = []
         for chunk in _chunks(picked):
             marks = _marks(len(chunk))
@@ -604,7 +757,28 @@ class SQLiteStorage(Storage):
             changes.move(row[3], _ENQUEUED, _PROCESSING)
         position = {job_id: index for index, job_id in enumerate(picked)}
         rows.sort(key=lambda row: position[row[0]])
-        return rows
+        # Decoded here, inside the transaction: a damaged row fails its
+        # own job now, instead of raising after the whole batch was
+        # committed to processing with nobody to run it.
+        records = []
+        for row in rows:
+            try:
+                records.append(_record(row))
+            except CorruptedJobError as error:
+                self._change(
+                    conn,
+                    changes,
+                    StateChange(
+                        job_id=row[0],
+                        to_state=JobState.FAILED,
+                        from_states=frozenset({JobState.PROCESSING}),
+                        reason=f"cannot run: {error}",
+                        at=now,
+                        data={"server": server, "corrupted": True},
+                    ),
+                    from_worker=True,
+                )
+        return records
 
     async def promote_scheduled(self, now: datetime, limit: int) -> int:
         """Enqueue due scheduled jobs (see the base class)."""
@@ -1117,6 +1291,8 @@ _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
 )
 _JOB_TABLES = (
+    ("job_continuations", "parent_id"),
+    ("job_continuations", "job_id"),
     ("job_history", "job_id"),
     ("job_parameters", "job_id"),
     ("job_queue", "job_id"),
@@ -1130,6 +1306,10 @@ def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
             raise StorageError("a scheduled job needs scheduled_at")
         if job.state not in _CREATABLE:
             raise StorageError(f"cannot create a job in {job.state}")
+        if job.unique_key is not None and job.state is JobState.AWAITING:
+            raise StorageError("an awaiting job cannot have a unique key")
+        if job.mutex_limit < 1:
+            raise StorageError("a mutex limit is at least 1")
 
 
 _RECURRING_COLUMNS = (
@@ -1176,6 +1356,93 @@ def _recurring(row: Sequence[Any]) -> RecurringRecord:
         raise StorageError(
             f"recurring job {row[0]!r} is corrupted in storage: {error}"
         ) from error
+
+
+def _pick(
+    conn: sqlite3.Connection, queues: Sequence[str], limit: int
+) -> list[JobId]:
+    """The ids of up to ``limit`` queued jobs to fetch, queue by queue.
+
+    A job whose mutex already has its limit of processing jobs (counting
+    those picked here) is passed over and stays queued. Known cost: a
+    long run of such jobs at the head of a queue is read on every fetch
+    until their mutex frees up.
+    """
+    picked: list[JobId] = []
+    held: dict[str, int] = {}
+    for queue in queues:
+        if len(picked) >= limit:
+            break
+        # Read lazily: the scan stops as soon as enough jobs are picked.
+        cursor = conn.execute(
+            "SELECT q.job_id, j.mutex, j.mutex_limit FROM job_queue AS q"
+            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
+            " ORDER BY q.seq",
+            (queue,),
+        )
+        try:
+            for job_id, mutex, mutex_limit in cursor:
+                if mutex is not None:
+                    count = held.get(mutex)
+                    if count is None:
+                        count = _mutex_holders(conn, mutex)
+                    held[mutex] = count
+                    if count >= (mutex_limit or 1):
+                        continue
+                    held[mutex] = count + 1
+                picked.append(job_id)
+                if len(picked) >= limit:
+                    break
+        finally:
+            cursor.close()
+    return picked
+
+
+def _mutex_holders(conn: sqlite3.Connection, mutex: str) -> int:
+    (count,) = conn.execute(
+        "SELECT count(*) FROM jobs WHERE state = 'processing' AND mutex = ?",
+        (mutex,),
+    ).fetchone()
+    return int(count)
+
+
+def _check_continuations(continuations: Sequence[NewContinuation]) -> None:
+    _check_new_jobs([c.job for c in continuations])
+    for continuation in continuations:
+        if continuation.job.state is not JobState.AWAITING:
+            raise StorageError("a continuation is created awaiting")
+        if not continuation.on_states or not (
+            continuation.on_states <= FINAL_STATES
+        ):
+            raise StorageError(
+                "a continuation waits for one or more final states"
+            )
+
+
+def _unique_holder(
+    conn: sqlite3.Connection, key: str, other_than: JobId | None
+) -> JobId | None:
+    """The active job holding ``key`` (other than ``other_than``)."""
+    # The condition repeats the unique index's own, so that SQLite
+    # answers from that index.
+    found = conn.execute(
+        "SELECT id FROM jobs WHERE unique_key = ?"
+        " AND state IN ('enqueued', 'scheduled', 'processing')"
+        " AND id IS NOT ?",
+        (key, other_than),
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
+def _continuation_reason(parent: StateChange, on_states: str) -> str:
+    state = parent.to_state.value
+    waits = on_states.replace(",", " or ")
+    if parent.to_state.value in on_states.split(","):
+        return f"parent job {parent.job_id} {state}"
+    return (
+        f"parent job {parent.job_id} {state}; this continuation "
+        f"waited for {waits}"
+    )
 
 
 def _check_change(change: StateChange) -> None:
