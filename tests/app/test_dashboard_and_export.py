@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from backburner.jobs import JobId, JobState
 from catalogue import Settings, create_app
 from catalogue.models import User
 
-from .conftest import running, services_of, sign_up
+from .conftest import PASSWORD, running, services_of, sign_up
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,11 +46,16 @@ async def test_the_dashboard_is_for_signed_in_job_managers_only(
 
 
 @pytest.fixture
+def pace() -> float:
+    return 0.0
+
+
+@pytest.fixture
 async def worker_client(
-    settings: Settings,
+    settings: Settings, pace: float
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        Settings(**{**settings.__dict__, "run_worker": True}),
+        replace(settings, run_worker=True, export_pace=pace),
         server_options={"poll_interval": 0.05, "concurrency": 2},
         start_smtp_sink=False,
     )
@@ -95,3 +102,70 @@ async def test_an_export_reports_progress_and_offers_its_file(
         await worker_client.get(f"/api/exports/{export['id']}")
     ).status_code == 404
     assert (await worker_client.get(export["download"])).status_code == 404
+
+
+async def _export_in(
+    client: httpx.AsyncClient, export_id: str, *statuses: str
+) -> dict[str, object]:
+    while True:
+        export = (await client.get(f"/api/exports/{export_id}")).json()
+        if export["status"] in statuses:
+            found: dict[str, object] = export
+            return found
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("pace", [30.0])
+async def test_deleting_the_export_job_stops_the_export(
+    worker_client: httpx.AsyncClient,
+) -> None:
+    await sign_up(worker_client)
+    export = (await worker_client.post("/api/exports")).json()
+    await _export_in(worker_client, export["id"], "running")
+
+    services = services_of(worker_client.app)  # type: ignore[attr-defined]
+    await services.client.delete(JobId(int(export["job_id"])))
+    stopped = await _export_in(worker_client, export["id"], "cancelled")
+    assert stopped["download"] is None
+    assert not list(services.settings.exports_dir.iterdir())
+
+
+async def test_a_job_manager_hands_the_permission_on(
+    api_client: httpx.AsyncClient,
+) -> None:
+    bob = (await sign_up(api_client, email="bob@example.com"))["user"]
+    grant = {"can_manage_jobs": True}
+    refused = await api_client.put(
+        f"/api/users/{bob['id']}/permissions", json=grant
+    )
+    assert refused.status_code == 403  # bob may not grant himself
+
+    api_client.cookies.clear()
+    await sign_up(api_client)
+    await _grant_jobs(api_client, "ann@example.com")
+    granted = await api_client.put(
+        f"/api/users/{bob['id']}/permissions", json=grant
+    )
+    assert granted.json() == {"id": bob["id"], "can_manage_jobs": True}
+    missing = await api_client.put("/api/users/999/permissions", json=grant)
+    assert missing.status_code == 404
+
+    api_client.cookies.clear()
+    await api_client.post(
+        "/api/auth/signin",
+        json={"email": "bob@example.com", "password": PASSWORD},
+    )
+    assert (await api_client.get("/jobs/")).status_code == 200
+
+
+async def test_a_busy_smtp_port_does_not_stop_the_app(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = create_app(replace(settings, smtp_port=port))
+        async with running(app):
+            pass
+    assert "SMTP sink cannot listen" in caplog.text

@@ -170,9 +170,7 @@ def _lifespan(
                     settings.smtp_host,
                     settings.smtp_port,
                 )
-                await sink.start()
-                stack.push_async_callback(sink.stop)
-                _log.info("SMTP sink listening on %s:%d", sink.host, sink.port)
+                await _start_sink(sink, stack)
             if settings.development:
                 await seed_demo(services, CancellationToken.NONE)
             if settings.run_worker:
@@ -186,3 +184,23 @@ def _lifespan(
             yield
 
     return lifespan
+
+
+async def _start_sink(
+    sink: SmtpSink, stack: contextlib.AsyncExitStack
+) -> None:
+    try:
+        await sink.start()
+    except OSError as error:
+        # The app is still useful without it; the email jobs will fail
+        # and retry, and say why in the dashboard.
+        _log.error(
+            "SMTP sink cannot listen on %s:%d (%s); set CATALOGUE_SMTP_PORT "
+            "to a free port",
+            sink.host,
+            sink.port,
+            error.strerror or error,
+        )
+        return
+    stack.push_async_callback(sink.stop)
+    _log.info("SMTP sink listening on %s:%d", sink.host, sink.port)

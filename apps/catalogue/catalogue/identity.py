@@ -347,4 +347,41 @@ async def session(user: OptionalUser) -> dict[str, Any]:
     return {"user": None if user is None else user_view(user)}
 
 
+class Permissions(BaseModel):
+    """What a user may do beyond the catalogue."""
+
+    can_manage_jobs: bool
+
+
+@router.put("/users/{user_id}/permissions")
+async def set_permissions(
+    user_id: int,
+    form: Permissions,
+    user: CurrentUser,
+    services: ServicesDep,
+    token: RequestCancellation,
+) -> dict[str, Any]:
+    """Grant or withdraw the job-management permission.
+
+    Only a user who manages jobs may hand the permission on.
+    """
+    if not user.can_manage_jobs:
+        raise ApiError(403, "only job managers may change permissions")
+    async with services.db.session(token) as session:
+        target = await session.get(User, user_id)
+        if target is None:
+            raise ApiError(404, "no such user")
+        target.can_manage_jobs = form.can_manage_jobs
+        async with shielded():
+            await session.commit()
+    _log.info(
+        "user %d %s job management to user %d",
+        user.id,
+        "granted" if form.can_manage_jobs else "withdrew",
+        user_id,
+        extra={"event": "user.permissions_changed", "user_id": user_id},
+    )
+    return {"id": user_id, "can_manage_jobs": form.can_manage_jobs}
+
+
 _DUMMY_HASH = _hasher.hash("no such user: compare against something")

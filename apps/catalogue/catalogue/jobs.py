@@ -30,8 +30,10 @@ import os
 import smtplib
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, TypeVar
 
+from aiohttp import encode_basic_auth
 from sqlalchemy import func, select
 
 # twilio ships no type information.
@@ -89,7 +91,11 @@ class CatalogueActivator(Activator):
     @contextlib.asynccontextmanager
     async def scope(self, runner_class: type[T]) -> AsyncIterator[T]:
         """Yield ``runner_class(services)``."""
-        yield runner_class(self.services)  # type: ignore[call-arg]
+        # Every runner class here takes the services as its argument;
+        # the activator's signature cannot say so.
+        build: Any = runner_class
+        runner: T = build(self.services)
+        yield runner
 
 
 _shared: Services | None = None
@@ -113,32 +119,35 @@ class _Runner:
         return self._given or await _shared_services()
 
 
-class _BaseUrlHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """Twilio's async HTTP client, sending to another origin.
+class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """Twilio's async HTTP client, optionally sending to another origin.
 
     The Twilio client builds absolute ``https://api.twilio.com/...``
-    URLs; this client swaps the origin, so that development and tests
-    talk to a local stand-in with the real library.
+    URLs; with ``base_url`` this client swaps the origin, so that
+    development and tests talk to a local stand-in with the real
+    library. It also sends the credentials as a header of its own:
+    twilio hands them to aiohttp in a form aiohttp has deprecated.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str | None) -> None:
         super().__init__(timeout=10)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/") if base_url else None
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        if url.startswith(_TWILIO_ORIGIN):
+        if self.base_url and url.startswith(_TWILIO_ORIGIN):
             url = self.base_url + url[len(_TWILIO_ORIGIN) :]
+        auth = kwargs.pop("auth", None)
+        if auth is not None:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers["Authorization"] = encode_basic_auth(*auth)
+            kwargs["headers"] = headers
         return await super().request(method, url, **kwargs)
 
 
 @contextlib.asynccontextmanager
 async def twilio_client(settings: Settings) -> AsyncIterator[TwilioClient]:
     """A Twilio client for one job, its HTTP session closed afterwards."""
-    http: AsyncTwilioHttpClient = (
-        _BaseUrlHttpClient(settings.twilio_base_url)
-        if settings.twilio_base_url
-        else AsyncTwilioHttpClient(timeout=10)
-    )
+    http = _TwilioHttpClient(settings.twilio_base_url)
     try:
         yield TwilioClient(
             settings.twilio_account_sid,
@@ -316,6 +325,8 @@ def _cell(value: object) -> str:
 class Exporter(_Runner):
     """Writes the catalogue to a CSV file, reporting its progress."""
 
+    # A failed export is shown as failed; the user starts a new one.
+    @retry(attempts=1)
     async def export(self, export_id: str, token: CancellationToken) -> None:
         """Write every product of the catalogue to ``<export_id>.csv``.
 
@@ -328,6 +339,8 @@ class Exporter(_Runner):
             OperationCancelled: the job's token fired; the export is
                 marked ``cancelled`` (deleted) or ``queued`` (it runs
                 again after a restart).
+            OSError: the file could not be written; the export is
+                marked ``failed`` (and the job fails, without retries).
         """
         services = await self.services()
         try:
@@ -336,6 +349,12 @@ class Exporter(_Runner):
             status = "queued" if stop.reason == "shutdown" else "cancelled"
             await self._update(services, export_id, status=status)
             raise
+        except Exception:
+            await self._update(services, export_id, status="failed")
+            raise
+        finally:
+            # Only a complete export keeps its file (renamed from this).
+            _partial_file(services, export_id).unlink(missing_ok=True)
 
     async def _write(
         self, services: Services, export_id: str, token: CancellationToken
@@ -347,7 +366,7 @@ class Exporter(_Runner):
 
         folder = services.settings.exports_dir
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f"{export_id}.csv.part"
+        partial = _partial_file(services, export_id)
         written, last_id = 0, 0
         with partial.open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
@@ -420,6 +439,10 @@ class Exporter(_Runner):
             await services.client.set_parameter(
                 JobId(int(job_id)), "progress", progress
             )
+
+
+def _partial_file(services: Services, export_id: str) -> Path:
+    return services.settings.exports_dir / f"{export_id}.csv.part"
 
 
 async def _product_batch(
