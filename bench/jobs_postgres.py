@@ -89,6 +89,7 @@ class Sizes:
     probes: int = 150
     probe_pause: float = 0.02
     million: int = 0
+    drains_only: bool = False
     repeats: int = 1
 
 
@@ -335,6 +336,13 @@ def measure_once(
         )
         found["drain_noop"] = details["drain_noop"]["rate"]
 
+    if sizes.drains_only:
+        # Only what the deep-queue ratio needs: the 10,000-job drain
+        # above and the deep one below.
+        found.update(_deep(space, system, sizes, drain_timeout, details))
+        found["details"] = details
+        return found
+
     with space("bulk") as bulk:
         took = client(bulk, "enqueue-bulk", sizes.bulk_jobs)["seconds"]
         found["enqueue_bulk"] = sizes.bulk_jobs / took
@@ -355,16 +363,28 @@ def measure_once(
     found["latency_p99"] = percentile(latencies_ms, 99)
     details["latencies_ms"] = [round(v, 3) for v in latencies_ms]
 
-    if sizes.million and peer_module(system).KIND == "postgres":
-        with space("million") as deep:
-            filled = client(deep, "fill-timed", "noop", sizes.million)
-            details["million_fill_seconds"] = filled["seconds"]
-            details["drain_million"] = drain(
-                deep, "noop", sizes.noop_jobs, timeout=drain_timeout
-            )
-            found["drain_million"] = details["drain_million"]["rate"]
+    found.update(_deep(space, system, sizes, drain_timeout, details))
     found["details"] = details
     return found
+
+
+def _deep(
+    space: Callable[[str], Any],
+    system: str,
+    sizes: Sizes,
+    timeout: float,
+    details: dict[str, Any],
+) -> dict[str, float]:
+    """The drain with ``sizes.million`` jobs queued, if asked for."""
+    if not sizes.million or peer_module(system).KIND != "postgres":
+        return {}
+    with space("million") as deep:
+        filled = client(deep, "fill-timed", "noop", sizes.million)
+        details["million_fill_seconds"] = filled["seconds"]
+        details["drain_million"] = drain(
+            deep, "noop", sizes.noop_jobs, timeout=timeout
+        )
+    return {"drain_million": details["drain_million"]["rate"]}
 
 
 # -- the report ---------------------------------------------------------------
@@ -614,6 +634,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also drain with this many jobs queued (default 1,000,000; "
         "PostgreSQL systems; takes minutes)",
     )
+    parser.add_argument(
+        "--drains-only",
+        action="store_true",
+        help="measure only the 10,000-job drain and, with --million, "
+        "the deep one (their ratio)",
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument(
         "--only",
@@ -636,6 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **{
             **asdict(base),
             "million": args.million,
+            "drains_only": args.drains_only,
             **({"repeats": args.repeats} if args.repeats else {}),
         }
     )

@@ -1,0 +1,79 @@
+"""``python -m bench.jobs_postgres --quick`` runs end to end.
+
+Slow (a minute or more: every measurement creates a database and starts
+consumers) and needs the machine's PostgreSQL. No timing thresholds:
+this proves that backburner and one PostgreSQL peer get every row
+measured (every job ran, every probe started) and that each measurement
+dropped the database it created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MEASURED = (
+    "enqueue_single",
+    "enqueue_bulk",
+    "drain_noop",
+    "drain_sleep",
+    "latency_p50",
+    "latency_p99",
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
+
+
+def test_quick_run_measures_every_row_and_leaves_no_database(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    before = bench_databases(postgres_url)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.jobs_postgres",
+            "--quick",
+            "--only",
+            "backburner",
+            "--only",
+            "pgqueuer",
+            "--json",
+            str(report_path),
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "BENCH_POSTGRES_URL": postgres_url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=580,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_path.read_text())
+    rows = {row["key"]: row for row in report["rows"]}
+    for key in MEASURED:
+        for system in ("backburner", "pgqueuer"):
+            value = rows[key]["values"][system]
+            assert value is not None, (key, system)
+            assert value > 0, (key, system)
+    assert rows["drain_million"]["values"]["backburner"] is None
+    assert bench_databases(postgres_url) <= before
+
+
+def bench_databases(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench%'"
+        ).fetchall()
+    return {name for (name,) in rows}
