@@ -163,12 +163,14 @@ class RecurringScheduler:
             "job_ids": ids,
         }
         if plan.problem is not None:
+            # A try that will be repeated warns; the last one is an error.
             stopped = plan.firing.next_run_at is None
-            _log.error(
+            _log.log(
+                logging.ERROR if stopped else logging.WARNING,
                 "recurring job %s: %s%s",
                 record.id,
                 plan.problem,
-                "; stopped" if stopped else "",
+                "; stopped" if stopped else "; trying again later",
                 extra={
                     **facts,
                     "event": "recurring.stopped"
@@ -176,8 +178,7 @@ class RecurringScheduler:
                     else "recurring.error",
                 },
             )
-            return
-        if plan.missed:
+        elif plan.missed:
             _log.warning(
                 "recurring job %s missed its occurrences since %s (%s)",
                 record.id,
