@@ -44,6 +44,7 @@ from catalogue import (
     outbox,
     pages,
     products,
+    signup,
 )
 from catalogue.activity import Activity
 from catalogue.errors import install_error_handlers
@@ -101,7 +102,14 @@ def create_app(
     api.state.settings = settings
     api.state.activity = activity
     install_error_handlers(api)
-    for module in (identity, confirmation, categories, products, exports):
+    for module in (
+        identity,
+        signup,
+        confirmation,
+        categories,
+        products,
+        exports,
+    ):
         api.include_router(module.router)
     if settings.development:
         api.include_router(outbox.router)

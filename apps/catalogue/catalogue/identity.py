@@ -1,4 +1,7 @@
-"""Sign up, sign in and out, and who is asking.
+"""Accounts: sign in and out, who is asking, who may manage jobs.
+
+(Sign-up, which ends by sending confirmation codes, is in
+:mod:`catalogue.signup`.)
 
 A session is a token signed with the app's secret (itsdangerous), sent
 in an HTTP-only, ``SameSite=Lax`` cookie and also accepted as
@@ -141,9 +144,10 @@ OptionalUser = Annotated[User | None, Depends(_optional_user)]
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-def _set_session_cookie(
+def set_session_cookie(
     response: Response, services: Services, token: str
 ) -> None:
+    """Send the session token as an HTTP-only cookie."""
     response.set_cookie(
         COOKIE,
         token,
@@ -280,26 +284,6 @@ async def create_user(
     return user
 
 
-@router.post("/auth/signup", status_code=201)
-async def sign_up(
-    form: SignUp,
-    request: Request,
-    response: Response,
-    services: ServicesDep,
-    token: RequestCancellation,
-) -> dict[str, Any]:
-    """Create an account, sign it in and send both confirmation codes."""
-    # Imported here: confirmation builds on this module.
-    from catalogue.confirmation import send_code
-
-    user = await create_user(services, token, form)
-    session_token = issue_token(services, user)
-    _set_session_cookie(response, services, session_token)
-    await send_code(services, token, user, "sms")
-    await send_code(services, token, user, "email")
-    return {"user": user_view(user), "token": session_token}
-
-
 @router.post("/auth/signin")
 async def sign_in(
     form: SignIn,
@@ -325,7 +309,7 @@ async def sign_in(
             {"password": "wrong email address or password"},
         )
     session_token = issue_token(services, user)
-    _set_session_cookie(response, services, session_token)
+    set_session_cookie(response, services, session_token)
     return {"user": user_view(user), "token": session_token}
 
 

@@ -47,7 +47,7 @@ from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped]
 
 from backburner import CancellationToken, OperationCancelled
 from backburner.jobs import Activator, JobId, JobNotFoundError, retry
-from catalogue.models import Export, Message, Product, utc_now
+from catalogue.models import Category, Export, Message, Product, utc_now
 from catalogue.privacy import mask_email, mask_phone
 from catalogue.services import Services
 from catalogue.settings import Settings
@@ -450,8 +450,6 @@ async def _product_batch(
 ) -> list[tuple[Any, ...]]:
     # Keyset pagination: each batch is an index range scan, however far
     # into the catalogue the export is.
-    from catalogue.models import Category
-
     query = (
         select(
             Product.id,

@@ -7,6 +7,7 @@ fetches from the API under the page's cancellation scope
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -41,7 +42,9 @@ def _render(request: Request, page: str, title: str) -> HTMLResponse:
     )
 
 
-def _page_route(page: str, title: str) -> object:
+def _page_route(
+    page: str, title: str
+) -> Callable[[Request], Awaitable[HTMLResponse]]:
     async def show(request: Request) -> HTMLResponse:
         return _render(request, page, title)
 
@@ -52,7 +55,7 @@ def _page_route(page: str, title: str) -> object:
 for _path, (_page, _title) in _PAGES.items():
     router.add_api_route(
         _path,
-        _page_route(_page, _title),  # type: ignore[arg-type]
+        _page_route(_page, _title),
         methods=["GET"],
         response_class=HTMLResponse,
     )
