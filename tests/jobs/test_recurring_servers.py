@@ -85,7 +85,9 @@ async def run_three_servers(url: str, occurrences: int) -> None:
                     storages[index],
                     concurrency=2,
                     name=f"server-{index}",
-                    **FAST,
+                    # A loaded machine must not get a server declared
+                    # dead: its recovered jobs would run twice.
+                    **{**FAST, "dead_after": 30.0},
                 )
                 await servers.enter_async_context(server)
             await eventually(
