@@ -21,7 +21,12 @@ def listening_socket() -> socket.socket:
     Connections made before the server starts accepting wait in the
     backlog, so tests need not wait for a "started" signal.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio turns Nagle's algorithm off only on
+    # sockets that say they are TCP; without it every keep-alive response
+    # (head and body written apart) waits for the client's delayed ACK.
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

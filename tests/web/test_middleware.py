@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -557,3 +559,287 @@ async def test_no_task_outlives_the_request() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
     assert asyncio.all_tasks() == before
+
+
+# -- who reads receive: the app itself, or a watcher task ---------------
+
+
+class WatchedServer(ScriptedServer):
+    """A scripted server that says when a receive call waits for input."""
+
+    def __init__(self, *messages: Message) -> None:
+        super().__init__(*messages)
+        self.waiting = asyncio.Event()
+
+    async def receive(self) -> Message:
+        if self.inbox.empty():
+            self.waiting.set()
+        return await super().receive()
+
+
+@contextlib.contextmanager
+def tasks_created() -> Iterator[list[str]]:
+    """Names of the coroutines of every task created inside the block."""
+    loop = asyncio.get_running_loop()
+    names: list[str] = []
+    previous = loop.get_task_factory()
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        names.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield names
+    finally:
+        loop.set_task_factory(previous)
+
+
+WATCHER = "ReceiveWatch._watch"
+
+
+async def test_a_request_that_never_suspends_gets_no_watcher_task() -> None:
+    received: list[Message] = []
+
+    async def reads(scope: Scope, receive: Any, send: Any) -> None:
+        received.append(await receive())
+        await respond(send)
+
+    async def ignores_the_body(scope: Scope, receive: Any, send: Any) -> None:
+        await respond(send)
+
+    request: Message = {"type": "http.request", "body": b""}
+    for app in (reads, ignores_the_body):
+        server = ScriptedServer(request)
+        with tasks_created() as names:
+            await CancellationMiddleware(app)(
+                http_scope(), server.receive, server.send
+            )
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+        assert names == [], app.__name__
+        assert server.status == 200
+    assert len(received) == 1
+    assert received[0] is request
+
+
+async def test_a_disconnect_while_the_app_waits_in_receive_interrupts_it() -> (
+    None
+):
+    outcome: list[str] = []
+    seen: list[CancelledRequest] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        try:
+            await receive()
+        except asyncio.CancelledError:
+            outcome.append("cancelled in receive")
+            raise
+        outcome.append("went on")  # pragma: no cover - must not run
+
+    server = WatchedServer()
+    with tasks_created() as names:
+        task = asyncio.create_task(
+            CancellationMiddleware(app, on_request_cancelled=seen.append)(
+                http_scope(), server.receive, server.send
+            )
+        )
+        await server.waiting.wait()
+        server.disconnect()
+        await task
+
+    assert outcome == ["cancelled in receive"]
+    assert WATCHER not in names
+    [info] = seen
+    assert info.interrupted
+    assert info.reason == CancellationReason.CLIENT_DISCONNECTED
+
+
+async def test_a_disconnect_in_receive_is_handed_over_when_opted_out() -> None:
+    answers: list[str] = []
+    tokens: list[CancellationToken] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        tokens.append(request_cancellation_token(scope))
+        answers.append((await receive())["type"])
+        answers.append((await receive())["type"])
+        answers.append((await receive())["type"])
+
+    server = WatchedServer()
+    task = asyncio.create_task(
+        CancellationMiddleware(app, cancel_handler=False)(
+            http_scope(), server.receive, server.send
+        )
+    )
+    await server.waiting.wait()
+    server.disconnect()
+    await task
+
+    assert answers == ["http.request", "http.disconnect", "http.disconnect"]
+    assert tokens[0].reason == CancellationReason.CLIENT_DISCONNECTED
+    assert server.receive_calls == 2
+
+
+async def test_a_disconnect_before_the_app_reads_interrupts_it() -> None:
+    waiting = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled before reading")
+            raise
+
+    server = ScriptedServer()
+    seen: list[CancelledRequest] = []
+    with tasks_created() as names:
+        task = asyncio.create_task(
+            CancellationMiddleware(app, on_request_cancelled=seen.append)(
+                http_scope(), server.receive, server.send
+            )
+        )
+        await waiting.wait()
+        server.disconnect()
+        await task
+
+    assert outcome == ["cancelled before reading"]
+    assert names.count(WATCHER) == 1
+    assert seen[0].interrupted
+
+
+async def test_messages_the_watcher_read_ahead_are_replayed_in_order() -> None:
+    request: Message = {"type": "http.request", "body": b"x"}
+    received: list[Message] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        # Busy before reading: the watcher reads on, to the disconnect.
+        await request_cancellation_token(scope).wait()
+        for _ in range(3):
+            received.append(await receive())
+
+    server = ScriptedServer(request)
+    server.disconnect()
+    await CancellationMiddleware(app, cancel_handler=False)(
+        http_scope("POST"), server.receive, server.send
+    )
+
+    assert received[0] is request
+    assert [m["type"] for m in received[1:]] == ["http.disconnect"] * 2
+    assert server.receive_calls == 2
+
+
+async def test_a_body_read_with_pauses_is_replayed_untouched() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"one", "more_body": True},
+        {"type": "http.request", "body": b"two", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"three", "more_body": True},
+        {"type": "http.request", "body": b"four", "more_body": False},
+    ]
+    received: list[Message] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            received.append(message)
+            # Work between chunks: the watcher takes over the reading
+            # after the first one.
+            await asyncio.sleep(0)
+            if not message.get("more_body"):
+                break
+        await respond(send)
+
+    server = ScriptedServer(*messages)
+    with tasks_created() as names:
+        await CancellationMiddleware(app, max_body_buffer=4)(
+            http_scope("POST"), server.receive, server.send
+        )
+
+    assert all(a is b for a, b in zip(received, messages, strict=True))
+    assert len(received) == len(messages)
+    assert names.count(WATCHER) == 1
+    assert server.status == 200
+
+
+async def test_leaving_in_the_middle_of_a_body_read_with_pauses() -> None:
+    first: Message = {"type": "http.request", "body": b"a", "more_body": True}
+    paused = asyncio.Event()
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        paused.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled between chunks")
+            raise
+
+    server = ScriptedServer(first)
+    seen: list[CancelledRequest] = []
+    task = asyncio.create_task(
+        CancellationMiddleware(app, on_request_cancelled=seen.append)(
+            http_scope("POST"), server.receive, server.send
+        )
+    )
+    await paused.wait()
+    server.disconnect()
+    await task
+
+    assert outcome == ["cancelled between chunks"]
+    assert seen[0].interrupted
+
+
+async def test_concurrent_receive_calls_get_one_message_each() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"one", "more_body": True},
+        {"type": "http.request", "body": b"two", "more_body": False},
+    ]
+    received: list[Message] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        async def read() -> None:
+            received.append(await receive())
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(read())
+            group.create_task(read())
+            await server.waiting.wait()
+            for message in messages:
+                server.inbox.put_nowait(message)
+        await respond(send)
+
+    server = WatchedServer()
+    server.inbox.get_nowait()
+    await CancellationMiddleware(app)(
+        http_scope("POST"), server.receive, server.send
+    )
+
+    assert received == messages
+    assert all(a is b for a, b in zip(received, messages, strict=True))
+    assert server.status == 200
+
+
+async def test_no_watcher_starts_after_the_response_is_complete() -> None:
+    done = asyncio.Event()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await respond(send)
+        # Like a background task: suspended after the final body.
+        await asyncio.sleep(0)
+        done.set()
+
+    server = ScriptedServer()
+    with tasks_created() as names:
+        await CancellationMiddleware(app)(
+            http_scope(), server.receive, server.send
+        )
+
+    assert done.is_set()
+    assert names == []

@@ -8,12 +8,15 @@ body was sent, and by default interrupts the handler at the ``await`` it
 is blocked on.
 
 To see a disconnect while the app is busy elsewhere, the middleware owns
-``receive``: a watcher task reads the server's messages and hands them to
-the app in order and untouched. It reads ahead of the app by at most
-``max_body_buffer`` bytes of request body, so the server's flow control
-on uploads still works; the price is that a client leaving in the middle
-of an upload that the app is not reading is noticed only once the app
-reads on, or the server notices the closed socket by itself.
+``receive`` and hands the app every message in order and untouched. While
+the app waits in its own ``receive`` the call goes straight to the
+server; once the app suspends anywhere else, a watcher task reads for it,
+ahead by at most ``max_body_buffer`` bytes of request body, so the
+server's flow control on uploads still works. The price is that a client
+leaving in the middle of an upload that the app is not reading is
+noticed only once the app reads on, or the server notices the closed
+socket by itself. A request that never suspends (a hello-world route)
+gets no watcher at all. See :mod:`backburner.web._receive_watch`.
 
 A disconnect reported after the final response body was handed to the
 server is not premature and is ignored: servers report one after every
@@ -31,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +43,7 @@ from backburner.cancellation import (
     OperationCancelled,
 )
 from backburner.web._asgi import ASGIApp, Message, Receive, Scope, Send
+from backburner.web._receive_watch import ReceiveWatch
 from backburner.web.request import (
     SCOPE_KEY,
     STATE_TOKEN_KEY,
@@ -141,21 +144,15 @@ class _RequestCycle:
     """One HTTP request going through the middleware."""
 
     __slots__ = (
-        "_buffer",
-        "_buffered_bytes",
-        "_disconnect",
         "_expect_trailers",
         "_finished",
         "_interrupted",
         "_middleware",
-        "_readable",
-        "_receive_error",
+        "_receive",
         "_response_complete",
         "_response_started",
-        "_room",
         "_scope",
         "_send",
-        "_server_receive",
         "_source",
         "_state",
         "_task",
@@ -177,16 +174,10 @@ class _RequestCycle:
         # and the router's in-place updates (scope["endpoint"]) land in
         # this copy, where the interrupt decision looks for them.
         self._scope: Scope = {**scope, "state": state, SCOPE_KEY: self._state}
-        self._server_receive = receive
+        self._receive = ReceiveWatch(
+            receive, middleware.max_body_buffer, self._on_disconnect
+        )
         self._send = send
-
-        self._buffer: deque[Message] = deque()
-        self._buffered_bytes = 0
-        self._readable = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._disconnect: Message | None = None
-        self._receive_error: Exception | None = None
 
         self._response_started = False
         self._response_complete = False
@@ -198,12 +189,14 @@ class _RequestCycle:
     async def run(self) -> None:
         self._task = asyncio.current_task()
         self._state.interrupt = self._interrupt
-        watcher = asyncio.get_running_loop().create_task(self._watch())
         current = _set_current(self._state)
         delivered = False
+        # No watcher yet: one starts only if the app suspends outside
+        # its own receive (see _receive_watch).
+        self._receive.arm()
         try:
             await self._middleware.app(
-                self._scope, self._receive, self._send_out
+                self._scope, self._receive.receive, self._send_out
             )
         except BaseException as exc:
             # Nothing may await between the app's end and this flag:
@@ -218,11 +211,25 @@ class _RequestCycle:
             self._settle_interrupt()
         finally:
             _reset_current(current)
-            watcher.cancel()
-            self._source.close()
+            self._receive.close()
+            # Break the reference cycles (state, watch and task back to
+            # this object): freed by reference counting, the request
+            # leaves nothing for the garbage collector, whose full runs
+            # over a big app's heap cost more than the request itself.
+            self._state.interrupt = None
+            self._task = None
         self._report_if_cancelled(delivered)
 
     # -- the handler interruption ----------------------------------------
+
+    def _on_disconnect(self) -> bool:
+        """The server reported http.disconnect; True if we interrupted."""
+        if self._response_complete:
+            return False
+        self._source.cancel(CancellationReason.CLIENT_DISCONNECTED)
+        before = self._interrupted
+        self._interrupt()
+        return self._interrupted and not before
 
     def _interrupt(self) -> None:
         if self._finished or self._interrupted or self._task is None:
@@ -284,52 +291,6 @@ class _RequestCycle:
         self._state.cancelled = info
         self._middleware._report(self._scope, info)
 
-    # -- receive: watched by us, replayed to the app ---------------------
-
-    async def _watch(self) -> None:
-        limit = self._middleware.max_body_buffer
-        try:
-            while True:
-                await self._room.wait()
-                message = await self._server_receive()
-                kind = message.get("type")
-                self._buffer.append(message)
-                self._readable.set()
-                if kind == "http.disconnect":
-                    self._disconnect = message
-                    self._on_disconnect()
-                    return
-                if kind == "http.request" and message.get("more_body"):
-                    self._buffered_bytes += len(message.get("body", b""))
-                    if self._buffered_bytes >= limit:
-                        self._room.clear()
-        except Exception as exc:  # noqa: BLE001 - handed to the app
-            self._receive_error = exc
-            self._readable.set()
-
-    def _on_disconnect(self) -> None:
-        if self._response_complete:
-            return
-        self._source.cancel(CancellationReason.CLIENT_DISCONNECTED)
-        self._interrupt()
-
-    async def _receive(self) -> Message:
-        while not self._buffer:
-            if self._receive_error is not None:
-                raise self._receive_error
-            if self._disconnect is not None:
-                # Servers keep answering http.disconnect once the client
-                # has gone; so do we.
-                return self._disconnect
-            self._readable.clear()
-            await self._readable.wait()
-        message = self._buffer.popleft()
-        if message.get("type") == "http.request" and message.get("more_body"):
-            self._buffered_bytes -= len(message.get("body", b""))
-            if self._buffered_bytes < self._middleware.max_body_buffer:
-                self._room.set()
-        return message
-
     # -- send: watched for the end of the response -----------------------
 
     async def _send_out(self, message: Message) -> None:
@@ -345,6 +306,9 @@ class _RequestCycle:
                 self._response_complete = True
         elif kind == "http.response.pathsend":
             self._response_complete = True
+        if self._response_complete:
+            # A disconnect is no longer premature: nothing to watch for.
+            self._receive.stop_watching()
         if self._state.token.is_cancellation_requested:
             # The client left before the response was complete: there is
             # nobody to send to, and servers differ in how they refuse.

@@ -1,0 +1,221 @@
+"""The server's ``receive``, read for the app and watched for a disconnect.
+
+A request has one reader of the server's ``receive`` at a time, and the
+app gets every message, untouched and in order. Who reads changes:
+
+- **The app itself**, while nobody else does: its ``receive`` call goes
+  straight to the server's. A disconnect is then seen the moment the
+  server reports it, at no cost.
+- **A watcher task**, once the app is busy elsewhere: it reads ahead of
+  the app (by at most ``max_buffer`` bytes of request body, so the
+  server's flow control on uploads still works) and the app's
+  ``receive`` takes from what it buffered. Once started, the watcher
+  reads until the disconnect, so order is never in doubt.
+
+The watcher starts lazily. Every request schedules one look at the next
+turn of the event loop; the loop only gets that turn when the app's task
+has suspended. If the app is then inside its own ``receive``, nothing
+starts (it looks again after that call returns); if the app finished
+without ever suspending (a hello-world route), the look is cancelled
+and no task was ever made. So the task per request is paid only by
+requests that wait on something else, where one more task is cheap
+next to the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from backburner.web._asgi import Message, Receive
+
+DisconnectHook = Callable[[], bool]
+"""Told of an ``http.disconnect``; True if it interrupted the app."""
+
+
+def _request_over() -> bool:
+    return False
+
+
+class ReceiveWatch:
+    """One request's ``receive``: replayed to the app, watched by us.
+
+    Args:
+        receive: the server's ``receive``.
+        max_buffer: request body bytes the watcher may read ahead.
+        on_disconnect: called once, when the server reports
+            ``http.disconnect``; returns True if it interrupted the task
+            running the app.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_buffered_bytes",
+        "_changed",
+        "_disconnect",
+        "_error",
+        "_look",
+        "_loop",
+        "_max_buffer",
+        "_on_disconnect",
+        "_reading",
+        "_room",
+        "_server_receive",
+        "_stopped",
+        "_watcher",
+    )
+
+    def __init__(
+        self,
+        receive: Receive,
+        max_buffer: int,
+        on_disconnect: DisconnectHook,
+    ) -> None:
+        self._server_receive = receive
+        self._max_buffer = max_buffer
+        self._on_disconnect = on_disconnect
+        self._loop = asyncio.get_running_loop()
+
+        self._reading = False
+        self._stopped = False
+        self._disconnect: Message | None = None
+        self._error: Exception | None = None
+        self._look: asyncio.Handle | None = None
+        # The rest exists only once a watcher runs.
+        self._watcher: asyncio.Task[None] | None = None
+        self._buffer: deque[Message] | None = None
+        self._buffered_bytes = 0
+        self._changed: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
+
+    # -- lifecycle, driven by the middleware -----------------------------
+
+    def arm(self) -> None:
+        """Look at the next loop turn whether a watcher must start."""
+        if self._look is None and self._watcher is None and not self._stopped:
+            self._look = self._loop.call_soon(self._look_now)
+
+    def stop_watching(self) -> None:
+        """Start no watcher from now on; one that runs reads on.
+
+        Called when a disconnect would no longer be premature: the app
+        can still receive, its calls then go to the server directly.
+        """
+        self._stopped = True
+        look, self._look = self._look, None
+        if look is not None:
+            look.cancel()
+
+    def close(self) -> None:
+        """The request is over: stop the look and the watcher.
+
+        A disconnect read after this (by a task the app left behind)
+        is handed over but told to nobody.
+        """
+        self.stop_watching()
+        self._on_disconnect = _request_over
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+
+    def _look_now(self) -> None:
+        self._look = None
+        if (
+            self._reading
+            or self._stopped
+            or self._watcher is not None
+            or self._disconnect is not None
+            or self._error is not None
+        ):
+            return
+        buffer = self._buffer = deque()
+        changed = self._changed_event()
+        self._watcher = self._loop.create_task(self._watch(buffer, changed))
+
+    # -- the app's receive ------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The ``receive`` the app is given."""
+        while True:
+            buffer = self._buffer
+            if buffer:
+                return self._take(buffer)
+            if self._error is not None:
+                raise self._error
+            if self._disconnect is not None:
+                # Servers keep answering http.disconnect once the client
+                # has gone; so do we.
+                return self._disconnect
+            if self._watcher is None and not self._reading:
+                return await self._read_directly()
+            # The watcher, or another receive call of the app, is
+            # reading: its message (or the end of its call) comes first.
+            changed = self._changed_event()
+            changed.clear()
+            await changed.wait()
+
+    async def _read_directly(self) -> Message:
+        self._reading = True
+        try:
+            message = await self._server_receive()
+        except Exception as exc:
+            self._error = exc
+            raise
+        finally:
+            self._reading = False
+            if self._changed is not None:
+                self._changed.set()
+            # Whatever the app does next may suspend it elsewhere.
+            self.arm()
+        if message.get("type") != "http.disconnect":
+            return message
+        self._disconnect = message
+        if self._on_disconnect():
+            # The task was cancelled, most likely this very one: let the
+            # cancellation land here, in receive, where the app waited.
+            await asyncio.sleep(0)
+        return message
+
+    def _take(self, buffer: deque[Message]) -> Message:
+        message = buffer.popleft()
+        if message.get("type") == "http.request" and message.get("more_body"):
+            self._buffered_bytes -= len(message.get("body", b""))
+            if self._room is not None and self._has_room():
+                self._room.set()
+        return message
+
+    def _changed_event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def _has_room(self) -> bool:
+        return self._buffered_bytes < self._max_buffer
+
+    # -- the watcher --------------------------------------------------------
+
+    async def _watch(
+        self, buffer: deque[Message], changed: asyncio.Event
+    ) -> None:
+        try:
+            while True:
+                if not self._has_room():
+                    if self._room is None:
+                        self._room = asyncio.Event()
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                message = await self._server_receive()
+                buffer.append(message)
+                changed.set()
+                kind = message.get("type")
+                if kind == "http.disconnect":
+                    self._disconnect = message
+                    self._on_disconnect()
+                    return
+                if kind == "http.request" and message.get("more_body"):
+                    self._buffered_bytes += len(message.get("body", b""))
+        except Exception as exc:  # noqa: BLE001 - handed to the app
+            self._error = exc
+            changed.set()
