@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from backburner.cancellation import CancellationToken
-from backburner.jobs import JobContext, current_job, retry
+from backburner.jobs import JobContext, current_job, mutex, retry
 
 # Per key: how many executions run now, the most seen at once, and how
 # many ran in all; ``order`` lists finished runs by name.
@@ -76,3 +76,15 @@ async def wait_release(name: str) -> None:
     runs[name] = runs.get(name, 0) + 1
     reported.set()
     await asyncio.to_thread(release.wait, 30)
+
+
+@mutex("one-at-a-time")
+async def exclusive(key: str) -> None:
+    """Declared with a mutex of limit 1."""
+    await hold(key)
+
+
+@mutex(lambda tenant, key: f"tenant:{tenant}", limit=2)
+async def per_tenant(tenant: str, key: str) -> None:
+    """A mutex per tenant, two at a time."""
+    await hold(key)

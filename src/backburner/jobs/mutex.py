@@ -5,7 +5,7 @@ Declare it on the job function::
     @mutex("stock-import")              # one at a time
     async def import_stock(file: str) -> None: ...
 
-    @mutex(lambda tenant, **_: f"export:{tenant}", limit=2)
+    @mutex(lambda tenant, month: f"export:{tenant}", limit=2)
     async def export(tenant: str, month: str) -> None: ...
 
 or per job with ``JobOptions(mutex="...", mutex_limit=N)``, which wins
@@ -59,11 +59,20 @@ class Mutex:
         """The mutex name for one call.
 
         Raises:
-            ValueError: the callable did not return a usable name.
+            ValueError: the callable failed on these arguments or did
+                not return a usable name.
         """
-        if callable(self.key):
-            return check_key(self.key(*args, **kwargs), "mutex")
-        return self.key
+        if not callable(self.key):
+            return self.key
+        try:
+            key = self.key(*args, **kwargs)
+        except Exception as error:
+            # Any failure of application code here refuses the enqueue.
+            raise ValueError(
+                f"the mutex key function failed on the job's arguments: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        return check_key(key, "mutex")
 
 
 def mutex(
