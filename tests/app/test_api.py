@@ -399,6 +399,52 @@ async def test_a_new_code_is_rate_limited_per_user(
     assert len(await _messages(api_client, "sms")) == 3
 
 
+async def test_email_codes_are_limited_and_end_with_confirmation(
+    api_client: httpx.AsyncClient,
+) -> None:
+    await sign_up(api_client)
+    soon = await api_client.post("/api/me/email/code")
+    assert soon.status_code == 429
+    [mail] = await _messages(api_client, "email")
+    await api_client.post(
+        "/api/me/email/confirm", json={"code": _code_in(mail.body)}
+    )
+    done = await api_client.post("/api/me/email/code")
+    assert done.status_code == 409
+    assert "confirmed already" in done.json()["detail"]
+
+
+async def test_codes_need_a_signed_in_user(
+    api_client: httpx.AsyncClient,
+) -> None:
+    for path in ("phone/code", "email/code"):
+        answer = await api_client.post(f"/api/me/{path}")
+        assert answer.status_code == 401
+    confirm = await api_client.post(
+        "/api/me/phone/confirm", json={"code": "123456"}
+    )
+    assert confirm.status_code == 401
+
+
+async def test_five_wrong_codes_use_the_code_up(
+    api_client: httpx.AsyncClient,
+) -> None:
+    await sign_up(api_client)
+    [sms] = await _messages(api_client, "sms")
+    right = _code_in(sms.body)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        answer = await api_client.post(
+            "/api/me/phone/confirm", json={"code": wrong}
+        )
+        assert (
+            answer.json()["fields"]["code"] == "this is not the code we sent"
+        )
+    late = await api_client.post("/api/me/phone/confirm", json={"code": right})
+    assert late.status_code == 400
+    assert "too many" in late.json()["fields"]["code"]
+
+
 async def test_an_expired_code_is_refused(
     api_client: httpx.AsyncClient,
 ) -> None:
@@ -439,6 +485,24 @@ async def test_the_outbox_needs_a_user(api_client: httpx.AsyncClient) -> None:
     answer = await api_client.get("/api/outbox")
     assert answer.status_code == 200
     assert answer.json() == []
+
+
+async def test_exports_are_listed_for_their_owner_only(
+    api_client: httpx.AsyncClient,
+) -> None:
+    assert (await api_client.get("/api/exports")).status_code == 401
+    await sign_up(api_client)
+    started = (await api_client.post("/api/exports")).json()
+    assert started["status"] == "queued"
+    assert started["download"] is None
+    mine = (await api_client.get("/api/exports")).json()
+    assert [e["id"] for e in mine] == [started["id"]]
+    early = await api_client.get(f"/api/exports/{started['id']}/file")
+    assert early.status_code == 409  # no worker runs in these tests
+
+    api_client.cookies.clear()
+    await sign_up(api_client, email="eve@example.com")
+    assert (await api_client.get("/api/exports")).json() == []
 
 
 async def test_pages_are_served_with_a_strict_csp(
