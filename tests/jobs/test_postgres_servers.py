@@ -282,6 +282,12 @@ async def test_jobs_of_a_killed_server_are_recovered_within_the_window(
     victim.send_signal(signal.SIGKILL)
     killed_at = time.time()
     await exited(victim)
+    # Its registration stays until a survivor declares it dead.
+    [last_beat] = [
+        server.heartbeat_at
+        for server in await storage.list_servers()
+        if server.name == server_name(victim)
+    ]
     held = [
         job
         for job in await storage.list_jobs(state=S.PROCESSING, limit=1000)
@@ -299,10 +305,11 @@ async def test_jobs_of_a_killed_server_are_recovered_within_the_window(
         job = await client.get(record.id)
         recovery = [e for e in job.history if e.reason == RECOVERY_REASON]
         assert len(recovery) == 1
+        # Never before the victim has been silent for dead_after, and
+        # soon after (generous: the survivors share two busy cores).
+        silence = (recovery[0].at - last_beat).total_seconds()
+        assert silence >= FAST["dead_after"]
         delay = recovery[0].at.timestamp() - killed_at
-        # Never before the victim has been silent for dead_after (less
-        # the heartbeat it may have just skipped), and soon after.
-        assert window - 2 * FAST["heartbeat_interval"] - 0.1 < delay
         assert delay < window + 5.0, f"recovered after {delay:.2f} s"
         assert job.history[-1].data["server"] in survivors
 
