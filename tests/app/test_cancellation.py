@@ -10,14 +10,17 @@ could not do while the statement still ran.
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from catalogue import Settings, create_app
 
-from .conftest import running
+from .conftest import running, services_of, sign_up
 from .serving import serve
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,3 +95,68 @@ async def test_slow_searches_do_not_exist_in_production(
             answer = await client.get("/api/products?slow=5")
             assert answer.status_code == 400
             assert (await client.get("/api/outbox")).status_code == 404
+
+
+async def test_a_save_that_has_begun_finishes_for_a_client_that_left(
+    api_client: httpx.AsyncClient,
+) -> None:
+    api = api_client.app  # type: ignore[attr-defined]
+    token = (await sign_up(api_client))["token"]
+    app = api_client._transport.app  # type: ignore[attr-defined]
+    services = services_of(api)
+    left = asyncio.Event()
+
+    def client_leaves(
+        connection: Any, cursor: Any, statement: str, *_: Any
+    ) -> None:
+        if statement.startswith("INSERT INTO categories"):
+            left.set()  # the disconnect arrives while the write runs
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", client_leaves)
+    body = json.dumps({"name": "Toys", "colour": "#aabbcc"}).encode()
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/categories",
+        "raw_path": b"/api/categories",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"catalogue.test"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("catalogue.test", 80),
+    }
+    try:
+        await app(scope, receive, send)
+    finally:
+        event.remove(engine, "before_cursor_execute", client_leaves)
+
+    cancelled = await api.state.activity.wait_for(
+        "request.cancelled", path="/api/categories"
+    )
+    assert cancelled.facts["reason"] == "client disconnected"
+    assert not any(m["type"] == "http.response.start" for m in sent)
+    found = (await api_client.get("/api/categories?q=Toys")).json()
+    assert [c["name"] for c in found["items"]] == ["Toys"]  # saved

@@ -1,8 +1,9 @@
 """Categories: create, read, update, delete, paginated listing, search.
 
 Every route takes its request's cancellation token and runs its
-database work in a session that obeys it; commits are shielded, so a
-browser leaving mid-commit does not leave the outcome unknown.
+reads and checks in a session that obeys it; the write itself runs in
+``db.writing()``, so a save that has begun is not lost halfway to a
+browser that left.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backburner.web import shielded
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
@@ -83,8 +83,7 @@ async def _check_unique(
 
 async def _commit(session: AsyncSession) -> None:
     try:
-        async with shielded():
-            await session.commit()
+        await session.commit()
     except IntegrityError:
         # Another request took the name between the check and the write.
         raise _DUPLICATE from None
@@ -129,7 +128,8 @@ async def create_category(
     """Add a category."""
     async with services.db.session(token) as session:
         await _check_unique(session, form.name)
-        category = Category(name=form.name, colour=form.colour)
+    category = Category(name=form.name, colour=form.colour)
+    async with services.db.writing() as session:
         session.add(category)
         await _commit(session)
     return category_view(category)
@@ -160,10 +160,11 @@ async def update_category(
 ) -> dict[str, Any]:
     """Rename or recolour a category."""
     async with services.db.session(token) as session:
+        await _check_unique(session, form.name, category_id)
+    async with services.db.writing() as session:
         category = await session.get(Category, category_id)
         if category is None:
             raise not_found("category")
-        await _check_unique(session, form.name, category_id)
         category.name = form.name
         category.colour = form.colour
         await _commit(session)
@@ -178,11 +179,11 @@ async def delete_category(
     token: RequestCancellation,
 ) -> None:
     """Delete a category; its products stay, without a category."""
-    async with services.db.session(token) as session:
+    token.raise_if_cancellation_requested()
+    async with services.db.writing() as session:
         result = await session.execute(
             delete(Category).where(Category.id == category_id)
         )
         if not cast(CursorResult[Any], result).rowcount:
             raise not_found("category")
-        async with shielded():
-            await session.commit()
+        await session.commit()

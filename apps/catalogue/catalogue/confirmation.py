@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import math
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -80,20 +80,38 @@ async def send_code(
             .order_by(Code.created_at.desc())
             .limit(1)
         )
-        if latest is not None:
-            wait = settings.code_interval - (now - latest).total_seconds()
-            if wait > 0:
-                seconds = math.ceil(wait)
-                raise ApiError(
-                    429,
-                    f"wait {seconds} s before asking for another code",
-                    headers={"Retry-After": str(seconds)},
-                )
+    if latest is not None:
+        wait = settings.code_interval - (now - latest).total_seconds()
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"wait {seconds} s before asking for another code",
+                headers={"Retry-After": str(seconds)},
+            )
+    # From here on the code is stored and sent even if the browser
+    # leaves: a stored code that never went out would only block the
+    # next request for half a minute.
+    async with shielded():
+        await _store_code(services, user.id, channel, code, now)
+        await _deliver(services, user, channel, code)
+    return {"expires_in": settings.code_lifetime}
+
+
+async def _store_code(
+    services: Services,
+    user_id: int,
+    channel: Channel,
+    code: str,
+    now: datetime,
+) -> None:
+    lifetime = timedelta(seconds=services.settings.code_lifetime)
+    async with services.db.writing() as session:
         # The newest code replaces the older ones.
         await session.execute(
             update(Code)
             .where(
-                Code.user_id == user.id,
+                Code.user_id == user_id,
                 Code.channel == channel,
                 Code.used_at.is_(None),
             )
@@ -101,28 +119,33 @@ async def send_code(
         )
         session.add(
             Code(
-                user_id=user.id,
+                user_id=user_id,
                 channel=channel,
-                code_hash=_hash(services, user.id, channel, code),
+                code_hash=_hash(services, user_id, channel, code),
                 created_at=now,
-                expires_at=now + timedelta(seconds=settings.code_lifetime),
+                expires_at=now + lifetime,
                 failed_tries=0,
             )
         )
-        async with shielded():
-            await session.commit()
+        await session.commit()
+
+
+async def _deliver(
+    services: Services, user: User, channel: Channel, code: str
+) -> None:
+    settings = services.settings
+    unbound = CancellationToken.NONE  # begun: the message goes out
     if channel == "sms":
         text = sms_text(code, settings.otp_host)
-        await PhoneService(services).send_sms(token, user.phone, text)
+        await PhoneService(services).send_sms(unbound, user.phone, text)
     else:
         text = (
             f"Your catalogue code is {code}. It is valid for "
             f"{int(settings.code_lifetime // 60)} minutes."
         )
         await MailService(services).send_mail(
-            token, user.email, "Confirm your email address", text
+            unbound, user.email, "Confirm your email address", text
         )
-    return {"expires_in": settings.code_lifetime}
 
 
 class CodeForm(BaseModel):
@@ -157,7 +180,10 @@ async def confirm(
         OperationCancelled: ``token`` fired.
     """
     now = utc_now()
-    async with services.db.session(token) as session:
+    token.raise_if_cancellation_requested()
+    # Checking and recording a try is one short write that finishes
+    # once begun: a wrong try is counted even if the browser has left.
+    async with services.db.writing() as session:
         code = await session.scalar(
             select(Code)
             .where(
@@ -183,8 +209,7 @@ async def confirm(
         expected = _hash(services, user_id, channel, typed)
         if not hmac.compare_digest(code.code_hash, expected):
             code.failed_tries += 1
-            async with shielded():
-                await session.commit()
+            await session.commit()
             raise ApiError(
                 400, "wrong code", {"code": "this is not the code we sent"}
             )
@@ -195,8 +220,7 @@ async def confirm(
             user.phone_confirmed_at = now
         else:
             user.email_confirmed_at = now
-        async with shielded():
-            await session.commit()
+        await session.commit()
     return user
 
 

@@ -1,10 +1,11 @@
 """The catalogue's database: engine, sessions under a token, migrations.
 
-Every piece of database work goes through :meth:`Database.session`,
-which is backburner's ``cancellable_session``: when the token fires
-(the browser left, the job was deleted, the server shuts down) the
-running statement stops in the database and the block ends with
-``OperationCancelled``.
+Database work goes through :meth:`Database.session`, which is
+backburner's ``cancellable_session``: when the token fires (the browser
+left, the job was deleted, the server shuts down) the running statement
+stops in the database and the block ends with ``OperationCancelled``.
+A write that should finish once begun goes through
+:meth:`Database.writing` instead.
 
 :meth:`Database.slow_statement` exists for the demonstration: a
 statement that keeps the database busy for a given time (SQLite: a
@@ -14,8 +15,10 @@ search can be made slow enough to leave it on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from backburner import CancellationToken
+from backburner.web import shielded
 from backburner.web.sqlalchemy import cancellable_session, install_cancellation
 
 __all__ = ["Database"]
@@ -67,6 +71,25 @@ class Database:
             OperationCancelled: the token fired before or during the block.
         """
         return cancellable_session(self.sessions, token)
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write that finishes once it has begun.
+
+        ``async with db.writing() as session:`` obeys no token, and the
+        request's cancellation waits for the block (``shielded``): a
+        browser that leaves while its save is being written still gets
+        the save, and the request then ends as cancelled. A session
+        bound to the request's token could not do this, as the token
+        would interrupt the commit itself. Keep these blocks short:
+        checks and reads belong in :meth:`session` before.
+
+        Raises:
+            OperationCancelled: on exit, after the block, if the client
+                left meanwhile.
+        """
+        async with shielded(), self.session(CancellationToken.NONE) as session:
+            yield session
 
     async def migrate(self) -> None:
         """Bring the schema up to the newest migration."""

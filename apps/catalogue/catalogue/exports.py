@@ -21,7 +21,6 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from backburner import CancellationToken
-from backburner.web import shielded
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
@@ -64,8 +63,7 @@ async def start_export(
     )
     # Once started, the export and its job exist together, whether or
     # not the browser waits for the answer.
-    unbound = CancellationToken.NONE
-    async with shielded(), services.db.session(unbound) as session:
+    async with services.db.writing() as session:
         session.add(export)
         await session.commit()
         job_id = await services.client.enqueue(Exporter.export, export.id)

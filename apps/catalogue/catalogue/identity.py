@@ -28,9 +28,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, field_validator
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from backburner import CancellationToken
-from backburner.web import shielded
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError
 from catalogue.models import User, utc_now
@@ -241,6 +241,13 @@ def user_view(user: User) -> dict[str, Any]:
 # -- routes ---------------------------------------------------------------
 
 
+_EMAIL_TAKEN = ApiError(
+    409,
+    "this email address is taken",
+    {"email": "an account with this address exists; sign in"},
+)
+
+
 async def create_user(
     services: Services,
     token: CancellationToken,
@@ -259,22 +266,22 @@ async def create_user(
         taken = await session.scalar(
             select(func.count()).where(User.email == form.email)
         )
-        if taken:
-            raise ApiError(
-                409,
-                "this email address is taken",
-                {"email": "an account with this address exists; sign in"},
-            )
-        user = User(
-            email=form.email,
-            password_hash=password_hash,
-            phone=form.phone,
-            can_manage_jobs=can_manage_jobs,
-            created_at=utc_now(),
-        )
+    if taken:
+        raise _EMAIL_TAKEN
+    user = User(
+        email=form.email,
+        password_hash=password_hash,
+        phone=form.phone,
+        can_manage_jobs=can_manage_jobs,
+        created_at=utc_now(),
+    )
+    async with services.db.writing() as session:
         session.add(user)
-        async with shielded():
+        try:
             await session.commit()
+        except IntegrityError:
+            # Signed up twice at once: the other request won.
+            raise _EMAIL_TAKEN from None
     _log.info(
         "user %d signed up (%s)",
         user.id,
@@ -351,13 +358,13 @@ async def set_permissions(
     """
     if not user.can_manage_jobs:
         raise ApiError(403, "only job managers may change permissions")
-    async with services.db.session(token) as session:
+    token.raise_if_cancellation_requested()
+    async with services.db.writing() as session:
         target = await session.get(User, user_id)
         if target is None:
             raise ApiError(404, "no such user")
         target.can_manage_jobs = form.can_manage_jobs
-        async with shielded():
-            await session.commit()
+        await session.commit()
     _log.info(
         "user %d %s job management to user %d",
         user.id,

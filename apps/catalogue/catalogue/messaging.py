@@ -30,9 +30,7 @@ _log = logging.getLogger("catalogue.messaging")
 
 
 async def _store(services: Services, message: Message) -> int:
-    # Under shielded() the request's token may fire mid-write; the write
-    # completes regardless, so it obeys no token.
-    async with services.db.session(CancellationToken.NONE) as session:
+    async with services.db.writing() as session:
         session.add(message)
         await session.commit()
     return message.id

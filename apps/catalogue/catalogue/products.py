@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backburner import OperationCancelled
-from backburner.web import shielded
 from backburner.web.fastapi import RequestCancellation
 from catalogue.activity import Activity
 from catalogue.errors import ApiError, not_found
@@ -110,8 +109,7 @@ def _fill(product: Product, form: ProductForm) -> None:
 
 async def _commit(session: AsyncSession) -> None:
     try:
-        async with shielded():
-            await session.commit()
+        await session.commit()
     except IntegrityError:
         raise _DUPLICATE from None
 
@@ -189,8 +187,9 @@ async def create_product(
     """Add a product."""
     async with services.db.session(token) as session:
         category = await _check(session, form)
-        product = Product()
-        _fill(product, form)
+    product = Product()
+    _fill(product, form)
+    async with services.db.writing() as session:
         session.add(product)
         await _commit(session)
     return product_view(product, category)
@@ -223,10 +222,11 @@ async def update_product(
 ) -> dict[str, Any]:
     """Replace a product's fields."""
     async with services.db.session(token) as session:
+        category = await _check(session, form, product_id)
+    async with services.db.writing() as session:
         product = await session.get(Product, product_id)
         if product is None:
             raise not_found("product")
-        category = await _check(session, form, product_id)
         _fill(product, form)
         await _commit(session)
     return product_view(product, category)
@@ -240,10 +240,10 @@ async def delete_product(
     token: RequestCancellation,
 ) -> None:
     """Delete a product."""
-    async with services.db.session(token) as session:
+    token.raise_if_cancellation_requested()
+    async with services.db.writing() as session:
         product = await session.get(Product, product_id)
         if product is None:
             raise not_found("product")
         await session.delete(product)
-        async with shielded():
-            await session.commit()
+        await session.commit()
