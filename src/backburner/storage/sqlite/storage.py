@@ -175,6 +175,18 @@ class _Changes:
         self.counters: Counter[tuple[str, str]] = Counter()
         self.enqueued: set[str] = set()
         self.aborted: set[JobId] = set()
+        # Whether any continuation exists, looked up once per
+        # transaction (the write lock keeps it true for all of it).
+        self.continuations: bool | None = None
+
+    def any_continuations(self, conn: sqlite3.Connection) -> bool:
+        if self.continuations is None:
+            self.continuations = bool(
+                conn.execute(
+                    "SELECT 1 FROM job_continuations LIMIT 1"
+                ).fetchone()
+            )
+        return self.continuations
 
     def move(self, queue: str, old: str | None, new: str | None) -> None:
         if old is not None:
@@ -391,7 +403,9 @@ class SQLiteStorage(Storage):
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
-        if change.to_state in FINAL_STATES:
+        if not changes.any_continuations(conn):
+            pass
+        elif change.to_state in FINAL_STATES:
             self._fire_continuations(conn, changes, change)
         elif previous in FINAL_STATES:
             self._rearm_continuations(conn, changes, change)
@@ -543,6 +557,7 @@ class SQLiteStorage(Storage):
             " VALUES (?, ?, ?)",
             (continuation.parent_id, job_id, on_states),
         )
+        changes.continuations = True
         try:
             parent_state = JobState(parent[0])
         except ValueError as error:
