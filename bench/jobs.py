@@ -359,11 +359,16 @@ def measure_once(
 
     found: dict[str, Any] = {}
     # (1) and (3): the queue that the single enqueues fill is the one the
-    # no-op drain empties, which saves filling another file.
-    noop = space("noop")
-    seconds = client(noop, "enqueue-single", sizes.enqueue_jobs)["seconds"]
+    # no-op drain empties (topped up if it is to drain more), which saves
+    # filling another file.
+    single = space("single")
+    seconds = client(single, "enqueue-single", sizes.enqueue_jobs)["seconds"]
     found["enqueue_single"] = sizes.enqueue_jobs / seconds
-    if sizes.noop_jobs > sizes.enqueue_jobs:
+    noop = single
+    if sizes.noop_jobs < sizes.enqueue_jobs:
+        noop = space("noop")
+        client(noop, "fill", "noop", sizes.noop_jobs)
+    elif sizes.noop_jobs > sizes.enqueue_jobs:
         client(noop, "fill", "noop", sizes.noop_jobs - sizes.enqueue_jobs)
     noop_drain = drain(noop, "noop", sizes.noop_jobs, setup)
     found["drain_noop"] = noop_drain["rate"]
