@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import update
 
 from catalogue import Settings, create_app
@@ -25,7 +26,11 @@ from .conftest import PASSWORD, running, services_of
 from .serving import listening, serve, url_of
 
 playwright_api = pytest.importorskip("playwright.async_api")
-pytestmark = pytest.mark.timeout(90)
+# One Chromium for the module: the tests share its event loop.
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.timeout(90),
+]
 
 CHROMIUM = os.environ.get("BACKBURNER_TEST_CHROMIUM", "/usr/bin/chromium")
 HAS_CHROMIUM = Path(CHROMIUM).exists()
@@ -51,7 +56,7 @@ class Site:
     activity: Activity
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def site(settings: Settings) -> AsyncIterator[Site]:
     sock = listening()
     url = url_of(sock)
@@ -69,7 +74,7 @@ async def site(settings: Settings) -> AsyncIterator[Site]:
         yield Site(url, api, api.state.activity)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
     if not HAS_CHROMIUM:
         message = f"no Chromium at {CHROMIUM}"
@@ -86,7 +91,7 @@ async def browser() -> AsyncIterator[Any]:
             await launched.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Any, site: Site) -> AsyncIterator[Any]:
     context = await browser.new_context(base_url=site.url)
     opened = await context.new_page()
