@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from backburner.web import (
 )
 
 from .scripted import Message, ScriptedServer, http_scope
+from .task_names import WATCHER, tasks_created
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -575,29 +574,6 @@ class WatchedServer(ScriptedServer):
         if self.inbox.empty():
             self.waiting.set()
         return await super().receive()
-
-
-@contextlib.contextmanager
-def tasks_created() -> Iterator[list[str]]:
-    """Names of the coroutines of every task created inside the block."""
-    loop = asyncio.get_running_loop()
-    names: list[str] = []
-    previous = loop.get_task_factory()
-
-    def factory(
-        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        names.append(coro.__qualname__)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)
-    try:
-        yield names
-    finally:
-        loop.set_task_factory(previous)
-
-
-WATCHER = "ReceiveWatch._watch"
 
 
 async def test_a_request_that_never_suspends_gets_no_watcher_task() -> None:
