@@ -20,6 +20,9 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic announces each of its plugins at INFO; the migrations it
+    # runs are still logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         settings = Settings.from_environment()
     except SettingsError as error:

@@ -2,7 +2,7 @@
 // one before it, and leaving the page aborts whatever is in flight.
 import { api, Aborted, say, showError } from "../api.js";
 import { page } from "../scope.js";
-import { currentUser } from "../session.js";
+import "../session.js";
 
 const search = document.getElementById("search");
 const category = document.getElementById("category");
@@ -114,6 +114,5 @@ async function loadCategories() {
   }
 }
 
-currentUser.catch(() => null);
 loadCategories();
 run();
