@@ -1,9 +1,8 @@
-"""The app with its catalogue database on PostgreSQL, chosen by URL.
+"""The app on PostgreSQL, chosen by URL: catalogue and job storage.
 
 Each test gets a database of its own, dropped afterwards, so the
-catalogue's tables never meet anyone else's. The job storage stays on
-SQLite here: PostgreSQL storage is backburner's own concern, covered by
-its storage conformance suite.
+catalogue's tables (and the job storage's ``jobs`` schema) never meet
+anyone else's.
 """
 
 from __future__ import annotations
@@ -110,3 +109,36 @@ async def test_a_left_search_is_cancelled_in_postgresql(
                 if row is not None and row[0] == 0:
                     break
                 await asyncio.sleep(0.05)
+
+
+async def test_jobs_run_from_postgresql_storage(
+    pg_settings: Settings, database: str
+) -> None:
+    settings = replace(pg_settings, storage_url=database, run_worker=True)
+    app = create_app(
+        settings,
+        server_options={"poll_interval": 0.05},
+        start_smtp_sink=False,
+    )
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t"
+        ) as client:
+            await sign_up(client)
+            export = (await client.post("/api/exports")).json()
+            while export["status"] != "done":
+                await asyncio.sleep(0.05)
+                url = f"/api/exports/{export['id']}"
+                export = (await client.get(url)).json()
+                assert export["status"] in ("queued", "running", "done")
+            download = await client.get(export["download"])
+    assert download.text.count("\n") == 289
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'jobs'"
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    assert row[0] > 0
