@@ -50,5 +50,16 @@ bench-jobs: env
 bench-jobs-postgres: env
 	$(RUN) python -m bench.jobs_postgres $(ARGS)
 
+# Fault, load and abuse scenarios at full size (~30 min), then their
+# figures into docs/chaos.md; BACKBURNER_CHAOS_SCALE=0.1 for a shorter run.
+CHAOS_RESULTS := bench/results/chaos
+chaos: env
+	rm -rf $(CHAOS_RESULTS)
+	BACKBURNER_CHAOS_SCALE=$${BACKBURNER_CHAOS_SCALE:-1} \
+	BACKBURNER_CHAOS_RESULTS=$(CHAOS_RESULTS) \
+		$(RUN) pytest -m chaos -p no:cacheprovider tests/chaos; \
+	status=$$?; $(RUN) python -m bench.chaos_report $(CHAOS_RESULTS) && \
+		exit $$status
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
