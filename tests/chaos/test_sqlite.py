@@ -99,7 +99,8 @@ async def test_four_processes_enqueue_and_drain_one_file_at_full_speed(
         "Traceback"
     )
     figures.note(
-        f"{total / took:,.0f} jobs/s enqueued and drained, process start included"
+        f"{total / took:,.0f} jobs/s enqueued and drained"
+        " (process start included)"
     )
 
     assert "locked" not in errors + logs
