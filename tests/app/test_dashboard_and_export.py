@@ -56,7 +56,11 @@ async def worker_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         replace(settings, run_worker=True, export_pace=pace),
-        server_options={"poll_interval": 0.05, "concurrency": 2},
+        server_options={
+            "poll_interval": 0.05,
+            "progress_interval": 0.05,
+            "concurrency": 2,
+        },
         start_smtp_sink=False,
     )
     async with running(app) as api:
@@ -68,6 +72,7 @@ async def worker_client(
             yield client
 
 
+@pytest.mark.parametrize("pace", [0.2])
 async def test_an_export_reports_progress_and_offers_its_file(
     worker_client: httpx.AsyncClient,
 ) -> None:
@@ -75,19 +80,32 @@ async def test_an_export_reports_progress_and_offers_its_file(
     started = await worker_client.post("/api/exports")
     assert started.status_code == 202
     export = started.json()
+    seen = []
     while export["status"] != "done":
         await asyncio.sleep(0.05)
         export = (
             await worker_client.get(f"/api/exports/{export['id']}")
         ).json()
         assert export["status"] in ("queued", "running", "done")
+        seen.append((export["progress"], export["message"]))
+    # Six batches of 50, a pause after each: the page saw it move.
+    assert any(0 < percent < 100 for percent, _ in seen), seen
+    assert any(m.endswith("of 288 products") for _, m in seen), seen
     assert export["progress"] == 100
     assert export["rows"] == 288
 
     services = services_of(worker_client.app)  # type: ignore[attr-defined]
-    job = await services.client.get(JobId(int(export["job_id"])))
-    assert job.state == JobState.SUCCEEDED
-    assert job.parameters["progress"] == 100
+    job_id = JobId(int(export["job_id"]))
+    assert (await services.client.get(job_id)).state == JobState.SUCCEEDED
+    # The last report is written just after the outcome.
+    progress = await services.client.get_progress(job_id)
+    for _ in range(200):
+        if progress is not None and progress.fraction == 1:
+            break
+        await asyncio.sleep(0.05)
+        progress = await services.client.get_progress(job_id)
+    assert progress is not None
+    assert progress.message == "288 of 288 products"
 
     download = await worker_client.get(export["download"])
     assert download.status_code == 200

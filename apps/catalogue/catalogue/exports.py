@@ -6,9 +6,10 @@ reports its status and progress (the page polls it); the file is
 downloaded from ``/api/exports/{id}/file`` once the export is done.
 Only the user who started an export sees it.
 
-backburner has no progress API of its own yet: the job writes its
-progress to the export row for this page, and to the job's
-``progress`` parameter, which the dashboard shows as a bar.
+The job reports its progress through backburner's job context
+(``context.report_progress``); this API reads it back with
+``client.get_progress`` for exports still running, and the dashboard
+shows the same value as a bar.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from backburner import CancellationToken
+from backburner.jobs import JobId
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
@@ -33,13 +35,21 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 
 
-def export_view(export: Export) -> dict[str, Any]:
-    """What the API shows of an export."""
+async def export_view(services: Services, export: Export) -> dict[str, Any]:
+    """What the API shows of an export, with its job's latest progress."""
     done = export.status == "done"
+    percent, message = (100, "") if done else (0, "")
+    if not done and export.job_id is not None:
+        progress = await services.client.get_progress(
+            JobId(int(export.job_id))
+        )
+        if progress is not None:
+            percent, message = int(progress.percent), progress.message
     return {
         "id": export.id,
         "status": export.status,
-        "progress": export.progress,
+        "progress": percent,
+        "message": message,
         "rows": export.rows,
         "job_id": export.job_id,
         "created_at": export.created_at.isoformat() + "Z",
@@ -69,7 +79,7 @@ async def start_export(
         job_id = await services.client.enqueue(Exporter.export, export.id)
         export.job_id = str(job_id)
         await session.commit()
-    return export_view(export)
+    return await export_view(services, export)
 
 
 async def _own_export(
@@ -98,7 +108,7 @@ async def list_exports(
     )
     async with services.db.session(token) as session:
         exports = (await session.scalars(query)).all()
-    return [export_view(export) for export in exports]
+    return [await export_view(services, export) for export in exports]
 
 
 @router.get("/{export_id}")
@@ -110,7 +120,7 @@ async def get_export(
 ) -> dict[str, Any]:
     """One export's status and progress."""
     export = await _own_export(services, token, user.id, export_id)
-    return export_view(export)
+    return await export_view(services, export)
 
 
 @router.get("/{export_id}/file")

@@ -46,7 +46,7 @@ from twilio.http.async_http_client import (  # type: ignore[import-untyped]
 from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped]
 
 from backburner import CancellationToken, OperationCancelled
-from backburner.jobs import Activator, JobId, JobNotFoundError, retry
+from backburner.jobs import Activator, JobContext, retry
 from catalogue.models import Category, Export, Message, Product, utc_now
 from catalogue.privacy import mask_email, mask_phone
 from catalogue.services import Services
@@ -327,11 +327,11 @@ class Exporter(_Runner):
 
     # A failed export is shown as failed; the user starts a new one.
     @retry(attempts=1)
-    async def export(self, export_id: str, token: CancellationToken) -> None:
+    async def export(self, export_id: str, context: JobContext) -> None:
         """Write every product of the catalogue to ``<export_id>.csv``.
 
-        Progress goes to the export's row (for the app's page) and to
-        the job's ``progress`` parameter (for the dashboard). The file is
+        Progress is reported through the job's context, where both the
+        app's export page and the dashboard read it. The file is
         written under a temporary name and renamed when complete, so a
         download never sees half a file.
 
@@ -344,7 +344,7 @@ class Exporter(_Runner):
         """
         services = await self.services()
         try:
-            await self._write(services, export_id, token)
+            await self._write(services, export_id, context)
         except OperationCancelled as stop:
             status = "queued" if stop.reason == "shutdown" else "cancelled"
             await self._update(services, export_id, status=status)
@@ -357,12 +357,14 @@ class Exporter(_Runner):
             _partial_file(services, export_id).unlink(missing_ok=True)
 
     async def _write(
-        self, services: Services, export_id: str, token: CancellationToken
+        self, services: Services, export_id: str, context: JobContext
     ) -> None:
+        token = context.token
         async with services.db.session(token) as session:
             total = await session.scalar(select(func.count(Product.id)))
         total = total or 0
-        await self._update(services, export_id, status="running", progress=0)
+        await self._update(services, export_id, status="running")
+        context.report_progress(0, f"0 of {total} products")
 
         folder = services.settings.exports_dir
         folder.mkdir(parents=True, exist_ok=True)
@@ -379,9 +381,10 @@ class Exporter(_Runner):
                     writer.writerow([_cell(value) for value in row])
                 written += len(batch)
                 last_id = int(batch[-1][0])
-                progress = min(99, written * 100 // max(total, 1))
-                await self._update(services, export_id, progress=progress)
-                await self._report(services, export_id, progress)
+                context.report_progress(
+                    min(written / max(total, 1), 1.0),
+                    f"{written} of {total} products",
+                )
                 await _pause(token, services.settings.export_pace)
         partial.replace(folder / f"{export_id}.csv")
         await self._update(
@@ -392,7 +395,6 @@ class Exporter(_Runner):
             rows=written,
             finished=True,
         )
-        await self._report(services, export_id, 100)
         _log.info(
             "export %s done: %d products",
             export_id,
@@ -423,22 +425,6 @@ class Exporter(_Runner):
             if finished:
                 export.finished_at = utc_now()
             await session.commit()
-
-    async def _report(
-        self, services: Services, export_id: str, progress: int
-    ) -> None:
-        # backburner gives a job no handle on its own id, so the export
-        # row carries it; it may still be unset in the first instant.
-        async with services.db.session(CancellationToken.NONE) as session:
-            job_id = await session.scalar(
-                select(Export.job_id).where(Export.id == export_id)
-            )
-        if job_id is None:
-            return
-        with contextlib.suppress(JobNotFoundError):
-            await services.client.set_parameter(
-                JobId(int(job_id)), "progress", progress
-            )
 
 
 def _partial_file(services: Services, export_id: str) -> Path:

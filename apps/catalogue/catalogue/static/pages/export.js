@@ -14,7 +14,10 @@ function item(exp) {
   const bar = document.createElement("progress");
   bar.max = 100;
   bar.value = exp.progress;
-  li.append(label, bar);
+  const note = document.createElement("span");
+  note.className = "dev";
+  note.textContent = exp.message;
+  li.append(label, bar, note);
   if (exp.download) {
     const link = document.createElement("a");
     link.href = exp.download;
