@@ -14,7 +14,12 @@ export function guardUnsavedChanges({ isDirty, dialog }) {
 
   document.addEventListener("click", (event) => {
     const link = event.target.closest("a[href]");
-    if (!link || !isDirty() || link.target || event.defaultPrevented) {
+    const newTab =
+      event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey;
+    if (!link || newTab || link.target || event.defaultPrevented) {
+      return; // this page stays: nothing is lost
+    }
+    if (!isDirty()) {
       return;
     }
     event.preventDefault();
