@@ -265,3 +265,18 @@ async def test_only_a_job_manager_gets_the_dashboard(
     await page.wait_for_url("**/jobs/")
     await expect(page).to_have_title(re.compile("Overview"))
     await expect(page.locator("header")).to_contain_text("catalogue jobs")
+
+
+async def test_the_export_page_offers_the_file_when_the_job_is_done(
+    page: Any, site: Site
+) -> None:
+    expect = playwright_api.expect
+    await sign_up_through_the_api(page)
+    await page.goto("/export")
+    await page.click("#start")
+    link = page.locator('#exports li[data-status="done"] a')
+    await expect(link).to_have_text("Download (288 products)", timeout=20_000)
+    async with page.expect_download() as waiting:
+        await link.click()
+    download = await waiting.value
+    assert download.suggested_filename.endswith(".csv")
