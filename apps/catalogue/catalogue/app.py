@@ -30,7 +30,7 @@ from starlette.requests import Request
 from backburner import CancellationToken
 from backburner.dashboard import Access, create_dashboard
 from backburner.jobs import Client, Server
-from backburner.storage import open_storage
+from backburner.storage import Storage, open_storage
 from backburner.web import (
     CancellationMiddleware,
     CancelledRequest,
@@ -53,7 +53,7 @@ from catalogue.jobs import CatalogueActivator
 from catalogue.seed import seed_demo
 from catalogue.services import Services
 from catalogue.settings import Settings
-from catalogue.standins import Respond, SmtpSink, twilio_standin
+from catalogue.standins import SmtpSink, twilio_standin
 
 __all__ = ["create_app"]
 
@@ -65,7 +65,6 @@ def create_app(
     settings: Settings | None = None,
     *,
     server_options: Mapping[str, Any] | None = None,
-    twilio_respond: Respond | None = None,
     start_smtp_sink: bool | None = None,
 ) -> CancellationMiddleware:
     """Build the catalogue app.
@@ -74,7 +73,6 @@ def create_app(
         settings: the configuration; by default from the environment.
         server_options: extra keywords for the job server
             (``concurrency``, tuning such as ``shutdown_grace``).
-        twilio_respond: a test hook for the Twilio stand-in.
         start_smtp_sink: run the local SMTP sink; by default in
             development.
 
@@ -124,7 +122,6 @@ def create_app(
                 settings.twilio_account_sid,
                 settings.twilio_auth_token,
                 record,
-                twilio_respond,
             ),
         )
 
@@ -162,7 +159,7 @@ def create_app(
 
 def _lifespan(
     settings: Settings,
-    storage: Any,
+    storage: Storage,
     server_options: dict[str, Any],
     smtp_sink: bool,
 ) -> Any:
