@@ -1388,6 +1388,17 @@ def _pick(
     for queue in queues:
         if len(picked) >= limit:
             break
+        want = limit - len(picked)
+        head = conn.execute(
+            "SELECT q.job_id, j.mutex FROM job_queue AS q"
+            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
+            " ORDER BY q.seq LIMIT ?",
+            (queue, want),
+        ).fetchall()
+        if all(mutex is None for _, mutex in head):
+            # The usual case: no mutex at the head of the queue.
+            picked.extend(job_id for job_id, _ in head)
+            continue
         # Read lazily: the scan stops as soon as enough jobs are picked.
         cursor = conn.execute(
             "SELECT q.job_id, j.mutex, j.mutex_limit FROM job_queue AS q"
