@@ -598,26 +598,29 @@ class SQLiteStorage(Storage):
                     ids.append(holder)
                     continue
             at = _ts(job.created_at)
-            cursor = conn.execute(
-                "INSERT INTO jobs (function, arguments, queue, state,"
-                " reason, created_at, state_changed_at, scheduled_at,"
-                " timeout, unique_key, mutex, mutex_limit)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.function,
-                    job.arguments,
-                    job.queue,
-                    job.state.value,
-                    job.reason,
-                    at,
-                    at,
-                    _opt_ts(job.scheduled_at),
-                    job.timeout,
-                    job.unique_key,
-                    job.mutex,
-                    None if job.mutex is None else job.mutex_limit,
-                ),
+            row = (
+                job.function,
+                job.arguments,
+                job.queue,
+                job.state.value,
+                job.reason,
+                at,
+                at,
+                _opt_ts(job.scheduled_at),
+                job.timeout,
             )
+            if job.unique_key is None and job.mutex is None:
+                cursor = conn.execute(_INSERT_JOB, row)
+            else:
+                cursor = conn.execute(
+                    _INSERT_COORDINATED_JOB,
+                    (
+                        *row,
+                        job.unique_key,
+                        job.mutex,
+                        None if job.mutex is None else job.mutex_limit,
+                    ),
+                )
             job_id = cursor.lastrowid
             assert job_id is not None
             seq = self._history(
@@ -1302,6 +1305,17 @@ class SQLiteStorage(Storage):
         return await self._run(lambda conn: self._write(conn, work))
 
 
+_INSERT_JOB = (
+    "INSERT INTO jobs (function, arguments, queue, state, reason,"
+    " created_at, state_changed_at, scheduled_at, timeout)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Jobs with a unique key or a mutex: the columns of migration 0003 too.
+_INSERT_COORDINATED_JOB = (
+    "INSERT INTO jobs (function, arguments, queue, state, reason,"
+    " created_at, state_changed_at, scheduled_at, timeout, unique_key,"
+    " mutex, mutex_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
 )
