@@ -819,3 +819,66 @@ async def test_no_watcher_starts_after_the_response_is_complete() -> None:
 
     assert done.is_set()
     assert names == []
+
+
+async def test_a_disconnect_before_the_app_ever_suspends_interrupts_it() -> (
+    None
+):
+    outcome: list[str] = []
+    seen: list[CancelledRequest] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        try:
+            await receive()
+        except asyncio.CancelledError:
+            outcome.append("cancelled in its first receive")
+            raise
+
+    # The client left before the app started: the server's first answer
+    # is the disconnect.
+    server = ScriptedServer({"type": "http.disconnect"})
+    await CancellationMiddleware(app, on_request_cancelled=seen.append)(
+        http_scope(), server.receive, server.send
+    )
+
+    assert outcome == ["cancelled in its first receive"]
+    [info] = seen
+    assert info.interrupted
+    assert info.reason == CancellationReason.CLIENT_DISCONNECTED
+
+
+async def test_an_app_that_swallows_the_interruption_runs_on_unchained() -> (
+    None
+):
+    app = BlockingApp()
+    contexts: list[BaseException | None] = []
+    steps: list[str] = []
+
+    async def swallowing(scope: Scope, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except asyncio.CancelledError:
+            steps.append("swallowed")
+        # Raised in the same step the cancellation was thrown into: it
+        # must not look as if raised while handling it.
+        try:
+            raise ValueError("unrelated")
+        except ValueError as exc:
+            contexts.append(exc.__context__)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        steps.append("ran on")
+
+    server = ScriptedServer()
+    task = asyncio.create_task(
+        CancellationMiddleware(swallowing)(
+            http_scope(), server.receive, server.send
+        )
+    )
+    await app.started.wait()
+    server.disconnect()
+    await task
+
+    assert steps == ["swallowed", "ran on"]
+    assert contexts == [None]
+    assert not task.cancelled()

@@ -12,41 +12,34 @@ app gets every message, untouched and in order. Who reads changes:
   ``receive`` takes from what it buffered. Once started, the watcher
   reads until the disconnect, so order is never in doubt.
 
-The watcher starts lazily. Every request schedules one look at the next
-turn of the event loop; the loop only gets that turn when the app's task
-has suspended. If the app is then inside its own ``receive``, nothing
-starts (it looks again after that call returns); if the app finished
-without ever suspending (a hello-world route), the look is cancelled
-and no task was ever made. So the task per request is paid only by
-requests that wait on something else, where one more task is cheap
-next to the wait.
+The watcher starts lazily, when the app's task first suspends: the
+middleware takes the app's first step itself and calls
+:meth:`ReceiveWatch.look` if the app did not finish in it. If the app is
+then inside its own ``receive``, nothing starts, and
+:meth:`ReceiveWatch.arm` looks again at the next loop turn after that
+call returns. A request that never suspends (a hello-world route) makes
+no task and no loop callback at all; the task is paid only by requests
+that wait on something else, where one more task is small next to the
+wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 
 from backburner.web._asgi import Message, Receive
-
-DisconnectHook = Callable[[], bool]
-"""Told of an ``http.disconnect``; True if it interrupted the app."""
-
-
-def _request_over() -> bool:
-    return False
 
 
 class ReceiveWatch:
     """One request's ``receive``: replayed to the app, watched by us.
 
+    The middleware's request cycle extends it and decides, in
+    :meth:`_on_disconnect`, what a disconnect means.
+
     Args:
         receive: the server's ``receive``.
         max_buffer: request body bytes the watcher may read ahead.
-        on_disconnect: called once, when the server reports
-            ``http.disconnect``; returns True if it interrupted the task
-            running the app.
     """
 
     __slots__ = (
@@ -56,9 +49,7 @@ class ReceiveWatch:
         "_disconnect",
         "_error",
         "_look",
-        "_loop",
         "_max_buffer",
-        "_on_disconnect",
         "_reading",
         "_room",
         "_server_receive",
@@ -66,16 +57,9 @@ class ReceiveWatch:
         "_watcher",
     )
 
-    def __init__(
-        self,
-        receive: Receive,
-        max_buffer: int,
-        on_disconnect: DisconnectHook,
-    ) -> None:
+    def __init__(self, receive: Receive, max_buffer: int) -> None:
         self._server_receive = receive
         self._max_buffer = max_buffer
-        self._on_disconnect = on_disconnect
-        self._loop = asyncio.get_running_loop()
 
         self._reading = False
         self._stopped = False
@@ -91,10 +75,16 @@ class ReceiveWatch:
 
     # -- lifecycle, driven by the middleware -----------------------------
 
+    def _on_disconnect(self) -> bool:
+        """The server reported ``http.disconnect``; True if that
+        interrupted the task running the app."""
+        return False
+
     def arm(self) -> None:
         """Look at the next loop turn whether a watcher must start."""
         if self._look is None and self._watcher is None and not self._stopped:
-            self._look = self._loop.call_soon(self._look_now)
+            loop = asyncio.get_running_loop()
+            self._look = loop.call_soon(self.look)
 
     def stop_watching(self) -> None:
         """Start no watcher from now on; one that runs reads on.
@@ -107,19 +97,21 @@ class ReceiveWatch:
         if look is not None:
             look.cancel()
 
-    def close(self) -> None:
-        """The request is over: stop the look and the watcher.
-
-        A disconnect read after this (by a task the app left behind)
-        is handed over but told to nobody.
-        """
-        self.stop_watching()
-        self._on_disconnect = _request_over
+    def close_watch(self) -> None:
+        """The request is over: stop the look and the watcher."""
+        self._stopped = True
+        if self._look is not None:
+            self._look.cancel()
+            self._look = None
+        # Dropped, not kept: its traceback would refer back to us, a
+        # cycle only the garbage collector could free.
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
 
-    def _look_now(self) -> None:
+    def look(self) -> None:
+        """Start a watcher, unless the app is inside its own receive (or
+        there is nothing left to watch for)."""
         self._look = None
         if (
             self._reading
@@ -131,7 +123,8 @@ class ReceiveWatch:
             return
         buffer = self._buffer = deque()
         changed = self._changed_event()
-        self._watcher = self._loop.create_task(self._watch(buffer, changed))
+        loop = asyncio.get_running_loop()
+        self._watcher = loop.create_task(self._watch(buffer, changed))
 
     # -- the app's receive ------------------------------------------------
 

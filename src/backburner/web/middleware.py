@@ -15,8 +15,9 @@ ahead by at most ``max_body_buffer`` bytes of request body, so the
 server's flow control on uploads still works. The price is that a client
 leaving in the middle of an upload that the app is not reading is
 noticed only once the app reads on, or the server notices the closed
-socket by itself. A request that never suspends (a hello-world route)
-gets no watcher at all. See :mod:`backburner.web._receive_watch`.
+socket by itself. The middleware takes the app's first step itself: a
+request that never suspends (a hello-world route) gets no watcher at
+all. See :mod:`backburner.web._receive_watch`.
 
 A disconnect reported after the final response body was handed to the
 server is not premature and is ignored: servers report one after every
@@ -34,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from backburner.cancellation import (
@@ -49,12 +51,12 @@ from backburner.web.request import (
     STATE_TOKEN_KEY,
     CancelledRequest,
     RequestCancellationState,
-    _reset_current,
-    _set_current,
     endpoint_keeps_running,
 )
+from backburner.web.request import _current as _current_request
 
 _log = logging.getLogger("backburner.web")
+
 
 DEFAULT_MAX_BODY_BUFFER = 64 * 1024
 
@@ -140,15 +142,20 @@ class CancellationMiddleware:
             self.on_request_cancelled(info)
 
 
-class _RequestCycle:
-    """One HTTP request going through the middleware."""
+class _RequestCycle(ReceiveWatch):
+    """One HTTP request going through the middleware.
+
+    It is the request's :class:`ReceiveWatch` too: one object per
+    request, and the watch tells it of a disconnect without a callback
+    that would tie the two into a reference cycle.
+    """
 
     __slots__ = (
+        "_client_gone",
         "_expect_trailers",
         "_finished",
         "_interrupted",
         "_middleware",
-        "_receive",
         "_response_complete",
         "_response_started",
         "_scope",
@@ -174,10 +181,11 @@ class _RequestCycle:
         # and the router's in-place updates (scope["endpoint"]) land in
         # this copy, where the interrupt decision looks for them.
         self._scope: Scope = {**scope, "state": state, SCOPE_KEY: self._state}
-        self._receive = ReceiveWatch(
-            receive, middleware.max_body_buffer, self._on_disconnect
-        )
+        ReceiveWatch.__init__(self, receive, middleware.max_body_buffer)
         self._send = send
+        # Only _on_disconnect cancels the source: a flag is cheaper to
+        # read on every send than the token's state.
+        self._client_gone = False
 
         self._response_started = False
         self._response_complete = False
@@ -187,45 +195,64 @@ class _RequestCycle:
         self._finished = False
 
     async def run(self) -> None:
-        self._task = asyncio.current_task()
-        self._state.interrupt = self._interrupt
-        current = _set_current(self._state)
+        current = _current_request.set(self._state)
         delivered = False
-        # No watcher yet: one starts only if the app suspends outside
-        # its own receive (see _receive_watch).
-        self._receive.arm()
         try:
-            await self._middleware.app(
-                self._scope, self._receive.receive, self._send_out
-            )
+            app = self._middleware.app
+            steps = app(self._scope, self.receive, self._send_out).__await__()
+            try:
+                first = steps.send(None)
+            except StopIteration:
+                # Done without ever suspending (a hello-world route):
+                # nobody could disconnect in between, nothing to watch.
+                pass
+            else:
+                self._suspended()
+                await _resumed(steps, first)
         except BaseException as exc:
             # Nothing may await between the app's end and this flag:
             # the watcher must not cancel a task that has moved on.
             self._finished = True
             delivered = self._delivered(exc)
             if not self._absorb(exc):
-                self._report_if_cancelled(delivered)
+                if self._client_gone:
+                    self._report_cancelled(delivered)
                 raise
         else:
             self._finished = True
-            self._settle_interrupt()
+            if self._interrupted:
+                self._settle_interrupt()
         finally:
-            _reset_current(current)
-            self._receive.close()
-            # Break the reference cycles (state, watch and task back to
-            # this object): freed by reference counting, the request
-            # leaves nothing for the garbage collector, whose full runs
-            # over a big app's heap cost more than the request itself.
-            self._state.interrupt = None
+            _current_request.reset(current)
+            self.close_watch()
+            # Break the reference cycles (state and task back to this
+            # object): freed by reference counting, the request leaves
+            # nothing for the garbage collector, whose full runs over a
+            # big app's heap cost more than the request itself.
+            if self._client_gone:
+                self._state.interrupt = None
             self._task = None
-        self._report_if_cancelled(delivered)
+        if self._client_gone:
+            self._report_cancelled(delivered)
+
+    def _suspended(self) -> None:
+        """The app's task waits for the first time: watch from now on."""
+        self._task = asyncio.current_task()
+        self.look()
 
     # -- the handler interruption ----------------------------------------
 
     def _on_disconnect(self) -> bool:
-        """The server reported http.disconnect; True if we interrupted."""
-        if self._response_complete:
+        if self._response_complete or self._finished:
             return False
+        self._client_gone = True
+        # From now on a shielded block may hold the interruption back
+        # and ask for it when it ends.
+        self._state.interrupt = self._interrupt
+        if self._task is None:
+            # The app has not suspended yet, so its own task is the one
+            # that read the disconnect.
+            self._task = asyncio.current_task()
         self._source.cancel(CancellationReason.CLIENT_DISCONNECTED)
         before = self._interrupted
         self._interrupt()
@@ -255,7 +282,7 @@ class _RequestCycle:
     def _absorb(self, exc: BaseException) -> bool:
         """Whether the app's exception ends here, as a cancelled request."""
         only_ours = self._settle_interrupt()
-        if not self._state.token.is_cancellation_requested:
+        if not self._client_gone:
             return False
         if isinstance(exc, asyncio.CancelledError):
             # Our interruption, unless someone else (a server shutting
@@ -276,10 +303,8 @@ class _RequestCycle:
             and exc.token is self._state.token
         )
 
-    def _report_if_cancelled(self, delivered: bool) -> None:
+    def _report_cancelled(self, delivered: bool) -> None:
         token = self._state.token
-        if not token.is_cancellation_requested:
-            return
         info = CancelledRequest(
             method=str(self._scope.get("method", "")),
             path=str(self._scope.get("path", "")),
@@ -293,7 +318,9 @@ class _RequestCycle:
 
     # -- send: watched for the end of the response -----------------------
 
-    async def _send_out(self, message: Message) -> None:
+    def _send_out(self, message: Message) -> Awaitable[None]:
+        # A plain function, not a coroutine: the app awaits the server's
+        # send itself, one frame less for every message.
         kind = message.get("type")
         if kind == "http.response.start":
             self._response_started = True
@@ -308,9 +335,51 @@ class _RequestCycle:
             self._response_complete = True
         if self._response_complete:
             # A disconnect is no longer premature: nothing to watch for.
-            self._receive.stop_watching()
-        if self._state.token.is_cancellation_requested:
+            self.stop_watching()
+        if self._client_gone:
             # The client left before the response was complete: there is
             # nobody to send to, and servers differ in how they refuse.
+            return _NOT_SENT
+        return self._send(message)
+
+
+class _NotSent:
+    """What awaiting a dropped send gives: nothing, at once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator: awaitable, done at the first step
+
+
+_NOT_SENT = _NotSent()
+
+
+@types.coroutine
+def _resumed(
+    steps: Generator[Any, None, None], first: Any
+) -> Generator[Any, None, None]:
+    """Await the rest of ``steps``, whose first step yielded ``first``.
+
+    The middleware takes the app's first step itself to learn whether it
+    suspends at all; from then on the app runs as if awaited directly:
+    what the task sends or throws in goes on to the app.
+    """
+    yielded = first
+    while True:
+        try:
+            yield yielded
+        except BaseException as exc:  # noqa: BLE001 - thrown on, into the app
+            thrown = exc
+        else:
+            yield from steps
             return
-        await self._send(message)
+        # Thrown in outside the except block, so that what the app raises
+        # later is not chained to this exception.
+        try:
+            yielded = steps.throw(thrown)
+        except StopIteration:
+            return
+        finally:
+            del thrown

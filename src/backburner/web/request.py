@@ -98,7 +98,8 @@ class RequestCancellationState:
         self._keep_running = False
         self._shield_depth = 0
         self._interrupt_pending = False
-        # Set by the middleware: interrupts the task running the app.
+        # Set by the middleware once the client has left: interrupts the
+        # task running the app (a shielded block calls it at its end).
         self.interrupt: Callable[[], None] | None = None
 
     @property
