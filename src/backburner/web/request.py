@@ -223,18 +223,6 @@ def current_request_token() -> CancellationToken:
     return CancellationToken.NONE if state is None else state.token
 
 
-def _set_current(
-    state: RequestCancellationState,
-) -> contextvars.Token[RequestCancellationState | None]:
-    return _current.set(state)
-
-
-def _reset_current(
-    reset: contextvars.Token[RequestCancellationState | None],
-) -> None:
-    _current.reset(reset)
-
-
 def keep_running(endpoint: F) -> F:
     """Mark an endpoint so a client disconnect does not interrupt it.
 
