@@ -65,15 +65,6 @@ JOIN jobs AS h
  AND h.state IN ('enqueued', 'scheduled', 'processing')
 WHERE j.id = ANY(%(ids)s::bigint[]) AND j.unique_key IS NOT NULL;
 
--- name: continuations_of
--- Sent right after lock_jobs, so that its snapshot is taken once the
--- parents are locked: a continuation committed by a creator that held
--- the parent's lock is seen.
-SELECT parent_id, job_id, on_states
-FROM job_continuations
-WHERE parent_id = ANY(%(ids)s::bigint[])
-ORDER BY parent_id, job_id;
-
 -- name: lock_parent
 SELECT state, expires_at FROM jobs WHERE id = %(id)s FOR UPDATE;
 
@@ -93,15 +84,6 @@ SELECT unique_key, id
 FROM jobs
 WHERE unique_key = ANY(%(keys)s::text[])
   AND state IN ('enqueued', 'scheduled', 'processing');
-
--- name: mutex_waiting
--- Whether jobs with a mutex wait on this queue (a probe on a partial
--- index, sent with the fetch in one round trip) for a live server.
-SELECT EXISTS (
-    SELECT FROM jobs
-    WHERE state = 'enqueued' AND mutex IS NOT NULL
-      AND queue = %(queue)s
-) AND EXISTS (SELECT FROM servers WHERE name = %(server)s);
 
 -- name: mutex_candidates
 SELECT q.job_id, j.mutex, j.mutex_limit
@@ -164,7 +146,11 @@ JOIN picked AS p ON p.job_id = m.id
 ORDER BY p.seq;
 
 -- name: update_jobs
--- The final row of each job changed by one apply_changes batch.
+-- The final row of each job changed by one apply_changes batch; returns
+-- the continuations of those jobs. This statement starts once lock_jobs
+-- holds the locks, so its snapshot sees a continuation committed by a
+-- creator that held a parent's lock (see create_continuations).
+WITH updated AS (
 UPDATE jobs AS j
 SET state = c.state,
     reason = c.reason,
@@ -181,7 +167,13 @@ FROM unnest(
     %(resets)s::boolean[]
 ) AS c (id, state, reason, steps, at, scheduled_at, expires_at,
         reset_attempt)
-WHERE j.id = c.id;
+WHERE j.id = c.id
+RETURNING j.id
+)
+SELECT parent_id, job_id, on_states
+FROM job_continuations
+WHERE parent_id = ANY(ARRAY(SELECT id FROM updated))
+ORDER BY parent_id, job_id;
 
 -- name: add_history
 INSERT INTO job_history (job_id, state, reason, created_at, data)
@@ -280,10 +272,23 @@ WITH alive AS (
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
        m.scheduled_at, m.server, m.expires_at, m.timeout,
-       m.unique_key, m.mutex, m.mutex_limit
+       m.unique_key, m.mutex, m.mutex_limit, p.seq
 FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
-ORDER BY p.seq;
+UNION ALL
+-- A last row with no job (id NULL) when the batch is not full and jobs
+-- with a mutex wait on this queue (a probe on a partial index): then
+-- fetch_mutex looks at them. No extra round trip either way.
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE EXISTS (SELECT FROM alive)
+  AND (SELECT count(*) FROM picked) < %(limit)s
+  AND EXISTS (
+      SELECT FROM jobs
+      WHERE state = 'enqueued' AND mutex IS NOT NULL
+        AND queue = %(queue)s
+  )
+ORDER BY 18 NULLS LAST;
 
 -- name: promote
 -- Due scheduled jobs, oldest due first; SKIP LOCKED lets every server

@@ -1118,28 +1118,32 @@ async def _apply(
     if not changes:
         return []
     ids = sorted({change.job_id for change in changes})
-    # One round trip: the last two statements run once the first holds
-    # the locks (see continuations_of).
-    async with conn.pipeline():
+    # Only a change that may make an inactive job active can clash with
+    # a unique key: a worker's outcome never does.
+    unique = any(
+        change.to_state in ACTIVE_STATES
+        and not change.from_states <= ACTIVE_STATES
+        for change in changes
+    )
+    if unique:
+        async with conn.pipeline():
+            locked = await conn.execute(query("lock_jobs"), {"ids": ids})
+            held = await conn.execute(query("unique_holders"), {"ids": ids})
+        holders = await held.fetchall()
+    else:
         locked = await conn.execute(query("lock_jobs"), {"ids": ids})
-        held = await conn.execute(query("unique_holders"), {"ids": ids})
-        waiting = await conn.execute(query("continuations_of"), {"ids": ids})
+        holders = []
     jobs = {
         int(job_id): _Current(state, queue, version, state)
         for job_id, state, queue, version in await locked.fetchall()
     }
-    for job_id, holder in await held.fetchall():
+    for job_id, holder in holders:
         jobs[int(job_id)].unique_holder = int(holder)
-    continuations: dict[JobId, list[tuple[JobId, str]]] = {}
-    for parent_id, job_id, on_states in await waiting.fetchall():
-        continuations.setdefault(int(parent_id), []).append(
-            (int(job_id), on_states)
-        )
     outcomes = [
         _decide(jobs, index, change, pending)
         for index, change in enumerate(changes)
     ]
-    await _write_changes(conn, jobs, changes, outcomes)
+    continuations = await _write_changes(conn, jobs, changes, outcomes)
     if continuations:
         await _apply(
             conn,
@@ -1278,19 +1282,14 @@ async def _fetch(
     for queue in dict.fromkeys(queues):
         if len(rows) >= limit:
             break
-        # The probe for jobs waiting on a mutex rides along with the
-        # fetch: no extra round trip when there are none.
-        async with conn.pipeline():
-            cursor = await conn.execute(
-                query("fetch"),
-                {**params, "queue": queue, "limit": limit - len(rows)},
-            )
-            probe = await conn.execute(
-                query("mutex_waiting"), {"queue": queue, "server": server}
-            )
+        cursor = await conn.execute(
+            query("fetch"),
+            {**params, "queue": queue, "limit": limit - len(rows)},
+        )
         taken = await cursor.fetchall()
-        waiting = await probe.fetchone()
-        if waiting and waiting[0] and len(rows) + len(taken) < limit:
+        if taken and taken[-1][0] is None:
+            # The marker row: jobs with a mutex wait on this queue.
+            taken.pop()
             room = limit - len(rows) - len(taken)
             taken += await _fetch_mutex(conn, params, queue, room)
         pending.counters[(_ENQUEUED, queue)] -= len(taken)
@@ -1399,15 +1398,19 @@ async def _write_changes(
     jobs: Mapping[JobId, _Current],
     changes: Sequence[StateChange],
     outcomes: Sequence[ChangeOutcome],
-) -> None:
-    """Write what :func:`_decide` settled: rows, history, queue entries."""
+) -> dict[JobId, list[tuple[JobId, str]]]:
+    """Write what :func:`_decide` settled: rows, history, queue entries.
+
+    Returns the continuations of the jobs moved, by parent.
+    """
+    continuations: dict[JobId, list[tuple[JobId, str]]] = {}
     applied = [c for c, o in zip(changes, outcomes, strict=True) if o.applied]
     if not applied:
-        return
+        return continuations
     moved = {
         job_id: current for job_id, current in jobs.items() if current.steps
     }
-    await conn.execute(
+    cursor = await conn.execute(
         query("update_jobs"),
         {
             "ids": list(moved),
@@ -1420,6 +1423,10 @@ async def _write_changes(
             "resets": [c.reset_attempt for c in moved.values()],
         },
     )
+    for parent_id, job_id, on_states in await cursor.fetchall():
+        continuations.setdefault(int(parent_id), []).append(
+            (int(job_id), on_states)
+        )
     await conn.execute(
         query("add_history"),
         {
@@ -1452,3 +1459,4 @@ async def _write_changes(
                 "queues": [queue for _, _, queue in requeued],
             },
         )
+    return continuations
