@@ -88,3 +88,11 @@ async def exclusive(key: str) -> None:
 async def per_tenant(tenant: str, key: str) -> None:
     """A mutex per tenant, two at a time."""
     await hold(key)
+
+
+class Reporter:
+    """A runner class whose method takes the job's context."""
+
+    async def run(self, label: str, context: JobContext) -> None:
+        seen["runner"] = (label, context.job_id, current_job() is context)
+        context.report_progress(0.5, label)

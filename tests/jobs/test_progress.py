@@ -203,3 +203,15 @@ def test_jobs_show_prints_the_progress(
     assert ["progress", "42% copying files"] in lines
     quiet_lines = [line.split(None, 1) for line in quiet.splitlines()]
     assert ["progress", "-"] in quiet_lines
+
+
+async def test_a_runner_method_gets_the_context_too(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(samples.Reporter.run, "half way", None)
+
+    await server(storage).run(until_empty=True)
+
+    assert samples.seen["runner"] == ("half way", job_id, True)
+    assert await client.get_progress(job_id) == Progress(0.5, "half way")
+    assert (await client.get(job_id)).state is JobState.SUCCEEDED
