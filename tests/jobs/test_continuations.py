@@ -204,3 +204,20 @@ async def test_continuations_added_while_parents_finish_never_stay_awaiting(
         await eventually(all_done, what="every continuation to run")
 
     assert all(samples.runs[f"c{index}"] == 1 for index in range(60))
+
+
+async def test_links_tell_a_continuation_its_parent_and_trigger(
+    shared: Client,
+) -> None:
+    parent = await shared.enqueue(samples.note, "p")
+    child = await shared.continue_with_options(
+        parent, ContinueOn.FAILED, None, samples.note, "c"
+    )
+
+    links = await shared.continuation_links(child)
+    parents_links = await shared.continuation_links(parent)
+
+    assert (links.parent_id, links.on) == (parent, ContinueOn.FAILED)
+    assert links.continuations == ()
+    assert parents_links.parent_id is None
+    assert parents_links.continuations == ((child, ContinueOn.FAILED),)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backburner.storage import (
+    ContinuationLink,
     JobsAborted,
     JobsEnqueued,
     JobState,
@@ -1489,3 +1490,26 @@ async def test_servers_fetching_at_once_respect_the_mutex(
     )
 
     assert sum(len(batch) for batch in batches) == 2
+
+
+async def test_continuation_links_name_the_parent_and_the_continuations(
+    storage: Storage,
+) -> None:
+    (parent,) = await storage.create_jobs([new_job()])
+    child = await continue_on(storage, parent, S.SUCCEEDED)
+    other = await continue_on(storage, parent, *FINAL)
+    grandchild = await continue_on(storage, child, S.FAILED)
+
+    links = await storage.continuation_links(child)
+
+    assert links == [
+        ContinuationLink(parent, child, frozenset({S.SUCCEEDED})),
+        ContinuationLink(child, grandchild, frozenset({S.FAILED})),
+    ]
+    assert [
+        link.job_id for link in await storage.continuation_links(parent)
+    ] == [
+        child,
+        other,
+    ]
+    assert await storage.continuation_links(parent + 1000) == []

@@ -14,7 +14,7 @@ from backburner.jobs.client import (
     JobPage,
 )
 from backburner.jobs.context import JobContext, current_job
-from backburner.jobs.continuations import ContinueOn
+from backburner.jobs.continuations import ContinuationLinks, ContinueOn
 from backburner.jobs.cron import CronSchedule, InvalidCronError
 from backburner.jobs.errors import (
     InvalidStateChangeError,
@@ -44,6 +44,7 @@ __all__ = [
     "Activator",
     "Call",
     "Client",
+    "ContinuationLinks",
     "ContinueOn",
     "Counts",
     "CronSchedule",

@@ -25,7 +25,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backburner.jobs import states
-from backburner.jobs.continuations import ContinueOn, states_for
+from backburner.jobs.continuations import (
+    ContinuationLinks,
+    ContinueOn,
+    states_for,
+)
 from backburner.jobs.errors import (
     InvalidStateChangeError,
     JobArgumentError,
@@ -483,6 +487,12 @@ class Client:
         except MissingParentError:
             raise JobNotFoundError(parent_id) from None
         return job_id
+
+    async def continuation_links(self, job_id: JobId) -> ContinuationLinks:
+        """Return the job's parent (if it is a continuation) and the jobs
+        that continue it (empty for an unknown job)."""
+        links = await self.storage.continuation_links(job_id)
+        return ContinuationLinks.of(job_id, links)
 
     # -- steering jobs ---------------------------------------------------
 

@@ -25,10 +25,12 @@ policy deletes it when attempts run out ends *deleted*, not failed.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from backburner.storage.base import JobState
+from backburner.storage.base import ContinuationLink, JobId, JobState
 
-__all__ = ["ContinueOn", "states_for"]
+__all__ = ["ContinuationLinks", "ContinueOn", "states_for"]
 
 
 class ContinueOn(enum.StrEnum):
@@ -67,3 +69,43 @@ def states_for(on: ContinueOn | str) -> frozenset[JobState]:
         raise ValueError(
             f"a continuation runs on one of {names}, not {on!r}"
         ) from None
+
+
+def _trigger(states: frozenset[JobState]) -> ContinueOn:
+    for on, waited in _STATES.items():
+        if waited == states:
+            return on
+    # Stored by hand or by a newer release: the widest name that fits.
+    return ContinueOn.FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationLinks:
+    """How a job is tied to others by continuations.
+
+    Attributes:
+        parent_id: the job this one continues (``None``: none).
+        on: when this job runs after its parent (``None``: no parent).
+        continuations: the jobs that continue this one, with when they
+            run, oldest first.
+    """
+
+    parent_id: JobId | None
+    on: ContinueOn | None
+    continuations: tuple[tuple[JobId, ContinueOn], ...]
+
+    @classmethod
+    def of(
+        cls, job_id: JobId, links: Sequence[ContinuationLink]
+    ) -> ContinuationLinks:
+        """Sort storage's links into parent and continuations."""
+        parent = next((link for link in links if link.job_id == job_id), None)
+        return cls(
+            parent_id=None if parent is None else parent.parent_id,
+            on=None if parent is None else _trigger(parent.on_states),
+            continuations=tuple(
+                (link.job_id, _trigger(link.on_states))
+                for link in links
+                if link.parent_id == job_id
+            ),
+        )

@@ -24,7 +24,7 @@ from backburner.jobs.client import (
     JobOptions,
     JobPage,
 )
-from backburner.jobs.continuations import ContinueOn
+from backburner.jobs.continuations import ContinuationLinks, ContinueOn
 from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import SyncRecurringJobs
 from backburner.storage.base import JobId, JobState, ServerInfo, Storage
@@ -158,6 +158,11 @@ class SyncClient:
                 parent_id, on, options, func, *args, **kwargs
             )
         )
+
+    def continuation_links(self, job_id: JobId) -> ContinuationLinks:
+        """Return a job's continuation links (see
+        :meth:`Client.continuation_links`)."""
+        return self._call(self._client.continuation_links(job_id))
 
     def requeue(
         self,

@@ -18,6 +18,7 @@ from typing import cast
 
 from backburner.storage.base import (
     ChangeOutcome,
+    ContinuationLink,
     CorruptedJobError,
     HistoryEntry,
     InvalidStorageURLError,
@@ -44,6 +45,7 @@ from backburner.storage.base import (
 
 __all__ = [
     "ChangeOutcome",
+    "ContinuationLink",
     "CorruptedJobError",
     "HistoryEntry",
     "InvalidStorageURLError",

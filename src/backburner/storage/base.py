@@ -195,6 +195,15 @@ class NewContinuation:
 
 
 @dataclass(frozen=True, slots=True)
+class ContinuationLink:
+    """A parent job and one of its continuations."""
+
+    parent_id: JobId
+    job_id: JobId
+    on_states: frozenset[JobState]
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job as storage keeps it (arguments still encoded)."""
 
@@ -449,6 +458,13 @@ class Storage(abc.ABC):
             StorageError: a job is not *awaiting*, has a unique key, or
                 ``on_states`` is empty or not final; nothing was written.
         """
+
+    @abc.abstractmethod
+    async def continuation_links(
+        self, job_id: JobId
+    ) -> list[ContinuationLink]:
+        """Return the links of a job: to its parent (where it is the
+        continuation) and to its continuations, by continuation id."""
 
     @abc.abstractmethod
     async def fetch(

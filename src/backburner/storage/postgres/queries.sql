@@ -65,6 +65,12 @@ JOIN jobs AS h
  AND h.state IN ('enqueued', 'scheduled', 'processing')
 WHERE j.id = ANY(%(ids)s::bigint[]) AND j.unique_key IS NOT NULL;
 
+-- name: continuation_links
+SELECT parent_id, job_id, on_states
+FROM job_continuations
+WHERE parent_id = %(id)s OR job_id = %(id)s
+ORDER BY job_id;
+
 -- name: lock_parent
 SELECT state, expires_at FROM jobs WHERE id = %(id)s FOR UPDATE;
 

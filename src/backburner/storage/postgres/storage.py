@@ -35,6 +35,7 @@ from backburner.storage.base import (
     ACTIVE_STATES,
     FINAL_STATES,
     ChangeOutcome,
+    ContinuationLink,
     CorruptedJobError,
     HistoryEntry,
     JobId,
@@ -562,6 +563,16 @@ class PostgresStorage(Storage):
             return await _apply(conn, pending, changes)
 
         return await self._write(work)
+
+    async def continuation_links(
+        self, job_id: JobId
+    ) -> list[ContinuationLink]:
+        """Return the job's parent and continuation links (see base)."""
+        rows = await self._read(query("continuation_links"), {"id": job_id})
+        return [
+            ContinuationLink(int(parent), int(child), decode_states(states))
+            for parent, child, states in rows
+        ]
 
     async def fetch(
         self,

@@ -27,6 +27,7 @@ from backburner.storage.base import (
     ACTIVE_STATES,
     FINAL_STATES,
     ChangeOutcome,
+    ContinuationLink,
     CorruptedJobError,
     HistoryEntry,
     InvalidStorageURLError,
@@ -537,6 +538,23 @@ class SQLiteStorage(Storage):
         if not continuations:
             return []
         return await self._run(lambda conn: self._write(conn, work))
+
+    async def continuation_links(
+        self, job_id: JobId
+    ) -> list[ContinuationLink]:
+        """Return the job's parent and continuation links (see base)."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT parent_id, job_id, on_states FROM job_continuations"
+                " WHERE parent_id = ? OR job_id = ? ORDER BY job_id",
+                (job_id, job_id),
+            ).fetchall()
+
+        return [
+            ContinuationLink(parent, child, decode_states(on_states))
+            for parent, child, on_states in await self._run(work)
+        ]
 
     def _continue(
         self,
