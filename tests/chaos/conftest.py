@@ -27,7 +27,10 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call" or report.failed:
-        item.stash.setdefault(_OUTCOME, []).append(report.outcome)
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            outcome = "failed" if report.skipped else "passed"
+        item.stash.setdefault(_OUTCOME, []).append(outcome)
     return report
 
 

@@ -1,0 +1,71 @@
+"""The reference app on a real uvicorn server on 127.0.0.1.
+
+The server runs on a thread of its own with its lifespan on, so that
+synchronous clients (Schemathesis, the abuse tests) can call it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from argon2 import PasswordHasher
+
+from catalogue import Settings, create_app, identity
+
+SECRET = "chaos-secret-" + "x" * 32
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def catalogue_server(data_dir: Path) -> Iterator[str]:
+    """Run the reference app; yield its base URL."""
+    # Argon2 at its real cost would make every sign-up take a third of
+    # a second on this busy machine; the scenarios test behaviour.
+    identity._hasher = PasswordHasher(
+        time_cost=1, memory_cost=1024, parallelism=1
+    )
+    settings = Settings(
+        data_dir=data_dir,
+        secret_key=SECRET,
+        run_worker=False,
+        twilio_base_url="http://127.0.0.1:9/unused",
+        smtp_port=_free_port(),
+        export_pace=0,
+    )
+    app: Any = create_app(settings, start_smtp_sink=False)
+    port = _free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the reference app did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
