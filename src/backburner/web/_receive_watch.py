@@ -122,9 +122,8 @@ class ReceiveWatch:
         ):
             return
         buffer = self._buffer = deque()
-        changed = self._changed_event()
         loop = asyncio.get_running_loop()
-        self._watcher = loop.create_task(self._watch(buffer, changed))
+        self._watcher = loop.create_task(self._watch(buffer))
 
     # -- the app's receive ------------------------------------------------
 
@@ -174,26 +173,24 @@ class ReceiveWatch:
         message = buffer.popleft()
         if message.get("type") == "http.request" and message.get("more_body"):
             self._buffered_bytes -= len(message.get("body", b""))
-            if self._room is not None and self._has_room():
-                self._room.set()
+            room = self._room
+            if room is not None and self._buffered_bytes < self._max_buffer:
+                room.set()
         return message
 
     def _changed_event(self) -> asyncio.Event:
+        # Made only when a receive call waits: most requests never do.
         if self._changed is None:
             self._changed = asyncio.Event()
         return self._changed
 
-    def _has_room(self) -> bool:
-        return self._buffered_bytes < self._max_buffer
-
     # -- the watcher --------------------------------------------------------
 
-    async def _watch(
-        self, buffer: deque[Message], changed: asyncio.Event
-    ) -> None:
+    async def _watch(self, buffer: deque[Message]) -> None:
+        limit = self._max_buffer
         try:
             while True:
-                if not self._has_room():
+                if self._buffered_bytes >= limit:
                     if self._room is None:
                         self._room = asyncio.Event()
                     self._room.clear()
@@ -201,7 +198,8 @@ class ReceiveWatch:
                     continue
                 message = await self._server_receive()
                 buffer.append(message)
-                changed.set()
+                if self._changed is not None:
+                    self._changed.set()
                 kind = message.get("type")
                 if kind == "http.disconnect":
                     self._disconnect = message
@@ -211,4 +209,5 @@ class ReceiveWatch:
                     self._buffered_bytes += len(message.get("body", b""))
         except Exception as exc:  # noqa: BLE001 - handed to the app
             self._error = exc
-            changed.set()
+            if self._changed is not None:
+                self._changed.set()
