@@ -127,3 +127,42 @@ async def test_a_whole_upload_read_with_pauses_is_not_cancelled(
     assert upload.outcome == ["read 300000"]
     assert upload.tokens[0].reason is None
     assert upload.cancelled == []
+
+
+async def test_is_disconnected_polls_then_the_handler_is_interrupted(
+    serve: Serve,
+) -> None:
+    answers: list[bool] = []
+    entered = asyncio.Event()
+    ended = asyncio.Event()
+    outcome: list[str] = []
+
+    async def check(request: Request) -> Response:
+        # Starlette's own check reads receive under a cancelled scope:
+        # the middleware must hand the read over and go on watching.
+        answers.append(await request.is_disconnected())
+        answers.append(await request.is_disconnected())
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return Response("never")  # pragma: no cover - cancelled above
+
+    app = CancellationMiddleware(
+        Starlette(routes=[Route("/check", check)]),
+        on_request_cancelled=lambda info: ended.set(),
+    )
+    async with serve(app) as (host, port):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /check HTTP/1.1\r\nhost: test\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(entered.wait(), WAIT)
+
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(ended.wait(), WAIT)
+
+    assert answers == [False, False]
+    assert outcome == ["cancelled"]
