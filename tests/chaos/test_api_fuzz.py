@@ -17,7 +17,7 @@ from chaos_app import PASSWORD, catalogue_server
 from chaos_harness import Record, seconds, size
 from hypothesis import HealthCheck, given, settings
 
-EXAMPLES = size(200, 8)
+EXAMPLES = size(200, 5)
 
 pytestmark = [
     pytest.mark.chaos,

@@ -29,7 +29,7 @@ from backburner.jobs import Client, JobState
 from backburner.storage import open_storage
 
 S = JobState
-JOBS = size(50_000, 400)
+JOBS = size(50_000, 300)
 KILLS = size(10, 2)
 
 pytestmark = [
