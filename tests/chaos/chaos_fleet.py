@@ -31,10 +31,13 @@ class Fleet:
         self.logs = logs
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, concurrency: int = 8) -> subprocess.Popen[bytes]:
-        """Start one server process."""
+    def spawn(
+        self, concurrency: int = 8, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start one server process (``extra_env`` added to its env)."""
         env = {
             **os.environ,
+            **(extra_env or {}),
             "PYTHONPATH": os.pathsep.join([str(TESTS_JOBS), str(TESTS)]),
         }
         log = self.logs / f"server{len(self.children)}.log"
