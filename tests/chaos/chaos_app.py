@@ -6,6 +6,7 @@ synchronous clients (Schemathesis, the abuse tests) can call it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -33,6 +34,37 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def catalogue_server(data_dir: Path) -> Iterator[str]:
     """Run the reference app; yield its base URL."""
+    with running_catalogue(data_dir) as running:
+        yield running.url
+
+
+class Running:
+    """A running app: its URL, ASGI app, and the server's event loop."""
+
+    def __init__(self, url: str, app: Any) -> None:
+        self.url = url
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def api(self) -> Any:
+        """The FastAPI object inside the middleware."""
+        return self.app.app.app
+
+    def tasks(self) -> int:
+        """How many asyncio tasks the server's loop has."""
+        assert self.loop is not None
+
+        async def count() -> int:
+            return len(asyncio.all_tasks())
+
+        future = asyncio.run_coroutine_threadsafe(count(), self.loop)
+        return future.result(30)
+
+
+@contextlib.contextmanager
+def running_catalogue(data_dir: Path) -> Iterator[Running]:
+    """Run the reference app; yield what a test may look at."""
     # Argon2 at its real cost would make every sign-up take a third of
     # a second on this busy machine; the scenarios test behaviour.
     identity._hasher = PasswordHasher(
@@ -57,7 +89,14 @@ def catalogue_server(data_dir: Path) -> Iterator[str]:
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    running = Running(f"http://127.0.0.1:{port}", app)
+
+    async def serve() -> None:
+        running.loop = asyncio.get_running_loop()
+        await server.serve()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.daemon = True
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
@@ -65,7 +104,7 @@ def catalogue_server(data_dir: Path) -> Iterator[str]:
             raise RuntimeError("the reference app did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield running
     finally:
         server.should_exit = True
         thread.join(30)
