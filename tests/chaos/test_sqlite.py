@@ -204,14 +204,6 @@ async def test_a_full_disk_refuses_the_enqueue_and_writes_nothing(
 
 
 @pytest.mark.chaos_smoke
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: SQLiteStorage._write runs ROLLBACK after SQLite already "
-        "rolled back (SQLITE_FULL), so the user sees 'cannot rollback - "
-        "no transaction is active' instead of 'database or disk is full'"
-    ),
-)
 async def test_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
     with small_filesystem(tmp_path / "small", 2) as disk:
         full = await fill_the_disk(disk)

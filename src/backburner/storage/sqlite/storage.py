@@ -159,6 +159,14 @@ def _hub_for(key: str) -> _Hub:
         return hub
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (SQLITE_FULL, IOERR);
+    # a second ROLLBACK would hide the real error behind "cannot
+    # rollback - no transaction is active".
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def _migrations() -> list[tuple[int, str]]:
     folder = resources.files("backburner.storage.sqlite") / "migrations"
     found = []
@@ -281,7 +289,7 @@ class SQLiteStorage(Storage):
             changes.write_counters(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         if changes.enqueued:
             self._hub.publish(JobsEnqueued(frozenset(changes.enqueued)))
@@ -316,7 +324,7 @@ class SQLiteStorage(Storage):
             conn.execute(f"PRAGMA user_version = {latest}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         return applied
 
