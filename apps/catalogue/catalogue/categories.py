@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backburner.web.fastapi import RequestCancellation
+from catalogue.bounds import PageNumber, RowId
 from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
@@ -94,7 +95,7 @@ async def list_categories(
     services: ServicesDep,
     token: RequestCancellation,
     q: Annotated[str, Query(max_length=100)] = "",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page:
     """Categories by name, with their product counts."""
@@ -137,7 +138,7 @@ async def create_category(
 
 @router.get("/{category_id}")
 async def get_category(
-    category_id: int, services: ServicesDep, token: RequestCancellation
+    category_id: RowId, services: ServicesDep, token: RequestCancellation
 ) -> dict[str, Any]:
     """One category."""
     async with services.db.session(token) as session:
@@ -152,7 +153,7 @@ async def get_category(
 
 @router.put("/{category_id}")
 async def update_category(
-    category_id: int,
+    category_id: RowId,
     form: CategoryForm,
     user: CurrentUser,
     services: ServicesDep,
@@ -173,7 +174,7 @@ async def update_category(
 
 @router.delete("/{category_id}", status_code=204)
 async def delete_category(
-    category_id: int,
+    category_id: RowId,
     user: CurrentUser,
     services: ServicesDep,
     token: RequestCancellation,

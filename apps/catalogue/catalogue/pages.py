@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from catalogue.bounds import RowId
+
 __all__ = ["router"]
 
 _TEMPLATES = Jinja2Templates(
@@ -62,7 +64,7 @@ for _path, (_page, _title) in _PAGES.items():
 
 
 @router.get("/products/{product_id}", response_class=HTMLResponse)
-async def product_page(request: Request, product_id: int) -> HTMLResponse:
+async def product_page(request: Request, product_id: RowId) -> HTMLResponse:
     """The product editor for an existing product."""
     return _render(request, "product", "Edit product")
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backburner import OperationCancelled
 from backburner.web.fastapi import RequestCancellation
 from catalogue.activity import Activity
+from catalogue.bounds import PageNumber, RowId, RowIdField, RowIdFilter
 from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
@@ -41,7 +42,7 @@ class ProductForm(BaseModel):
     name: str
     price: Decimal = Field(ge=0, le=1_000_000, decimal_places=2)
     description: str = Field(default="", max_length=2000)
-    category_id: int | None = None
+    category_id: RowIdField | None = None
 
     @field_validator("name")
     @classmethod
@@ -125,8 +126,8 @@ async def list_products(
     services: ServicesDep,
     token: RequestCancellation,
     q: Annotated[str, Query(max_length=100)] = "",
-    category_id: int | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    category_id: RowIdFilter = None,
+    page: PageNumber = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     slow: Annotated[float, Query(ge=0, le=120)] = 0,
 ) -> Page:
@@ -197,7 +198,7 @@ async def create_product(
 
 @router.get("/{product_id}")
 async def get_product(
-    product_id: int, services: ServicesDep, token: RequestCancellation
+    product_id: RowId, services: ServicesDep, token: RequestCancellation
 ) -> dict[str, Any]:
     """One product."""
     async with services.db.session(token) as session:
@@ -214,7 +215,7 @@ async def get_product(
 
 @router.put("/{product_id}")
 async def update_product(
-    product_id: int,
+    product_id: RowId,
     form: ProductForm,
     user: CurrentUser,
     services: ServicesDep,
@@ -234,7 +235,7 @@ async def update_product(
 
 @router.delete("/{product_id}", status_code=204)
 async def delete_product(
-    product_id: int,
+    product_id: RowId,
     user: CurrentUser,
     services: ServicesDep,
     token: RequestCancellation,
