@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from backburner.jobs import Client, JobOptions, JobState
+from backburner.jobs import Client, JobOptions, JobState, states
 from backburner.storage.base import ServerInfo
 
 from . import samples
@@ -59,13 +60,32 @@ async def test_stats_api_returns_the_counters(
     assert answer["at"] > 0
 
 
-async def test_history_api_says_when_storage_keeps_no_history(
-    http: httpx.AsyncClient,
+async def test_history_api_totals_finished_jobs_per_hour_and_day(
+    client: Client, http: httpx.AsyncClient
 ) -> None:
-    answer = await http.get("/api/history", params={"unit": "day"})
+    done = await client.enqueue(samples.send_sms, "+44", "x")
+    broken = await client.enqueue(samples.send_sms, "+44", "y")
+    record = await start(client, done)
+    succeeded = states.succeed(
+        done, record.version, datetime.now(UTC), {}, timedelta(days=1)
+    )
+    assert (await client.storage.apply_change(succeeded)).applied
+    await fail(client, broken, ValueError("no route"))
 
-    assert answer.status_code == 200
-    assert answer.json() == {"available": False}
+    hours = (await http.get("/api/history", params={"unit": "hour"})).json()
+    days = (await http.get("/api/history", params={"unit": "day"})).json()
+    wrong = await http.get("/api/history", params={"unit": "week"})
+
+    for answer, count, step in ((hours, 48, 3600), (days, 30, 86400)):
+        assert answer["available"] is True
+        buckets = answer["buckets"]
+        assert len(buckets) == count
+        starts = [bucket["start"] for bucket in buckets]
+        gaps = {b - a for a, b in itertools.pairwise(starts)}
+        assert gaps == {step}
+        assert sum(bucket["succeeded"] for bucket in buckets) == 1
+        assert sum(bucket["failed"] for bucket in buckets) == 1
+    assert wrong.status_code == 400
 
 
 async def test_a_state_page_lists_its_jobs_newest_first_in_pages(

@@ -54,6 +54,7 @@ from backburner.storage.base import (
     MissingParentError,
     NewContinuation,
     NewJob,
+    OutcomeCount,
     ServerInfo,
     StateChange,
     Storage,
@@ -267,6 +268,23 @@ class Counts:
 
     by_state: dict[JobState, int]
     by_queue: dict[str, dict[JobState, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """How many jobs succeeded and failed in one hour or one UTC day."""
+
+    start: datetime
+    succeeded: int
+    failed: int
+
+
+_PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def _period_start(moment: datetime, unit: str) -> datetime:
+    start = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start.replace(hour=0) if unit == "day" else start
 
 
 class Client:
@@ -608,6 +626,35 @@ class Client:
             queue = by_queue.setdefault(row.queue, dict.fromkeys(JobState, 0))
             queue[row.state] += row.count
         return Counts(by_state, by_queue)
+
+    async def outcome_history(
+        self, unit: str = "hour", periods: int = 24
+    ) -> list[Period]:
+        """Return the succeeded and failed totals of the last periods.
+
+        ``unit`` is ``"hour"`` or ``"day"`` (UTC days); the current,
+        unfinished period is the last one. Every period is present,
+        oldest first, zeros included. Totals count jobs as they reach
+        the state, so a job that later expires or is requeued still
+        counts where it finished.
+
+        Raises:
+            ValueError: ``unit`` is neither ``"hour"`` nor ``"day"``, or
+                ``periods`` is not between 1 and 1000.
+        """
+        step = _PERIODS.get(unit)
+        if step is None:
+            raise ValueError("unit must be 'hour' or 'day'")
+        if not 1 <= periods <= 1000:
+            raise ValueError("periods must be between 1 and 1000")
+        first = _period_start(utc_now(), unit) - step * (periods - 1)
+        totals = {first + step * index: [0, 0] for index in range(periods)}
+        rows: list[OutcomeCount] = await self.storage.outcome_counts(first)
+        for row in rows:
+            period = totals.get(_period_start(row.hour, unit))
+            if period is not None:
+                period[row.state is JobState.FAILED] += row.count
+        return [Period(start, s, f) for start, (s, f) in totals.items()]
 
     async def servers(self) -> list[ServerInfo]:
         """Return the servers registered as alive."""

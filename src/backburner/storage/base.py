@@ -291,6 +291,18 @@ class StateCount:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    """How many jobs reached ``state`` in the hour starting at ``hour``.
+
+    ``state`` is *succeeded* or *failed*; ``hour`` is UTC, on the hour.
+    """
+
+    state: JobState
+    hour: datetime
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobsEnqueued:
     """Notification: jobs became ready on these queues."""
 
@@ -526,6 +538,16 @@ class Storage(abc.ABC):
         """Return the job counters per state and queue (no zero rows)."""
 
     @abc.abstractmethod
+    async def outcome_counts(self, since: datetime) -> list[OutcomeCount]:
+        """Return how many jobs succeeded and failed, per hour.
+
+        Every change into *succeeded* or *failed* adds one to the total
+        of its state and hour (by the change's time), in the change's
+        transaction; leaving the state takes nothing back. Returns the
+        hours starting at or after ``since``, oldest first, no zero rows.
+        """
+
+    @abc.abstractmethod
     async def job_states(
         self, job_ids: Sequence[JobId]
     ) -> dict[JobId, tuple[JobState, int]]:
@@ -595,6 +617,19 @@ class Storage(abc.ABC):
         Every job in *processing* held by a server that is not (or no
         longer) registered goes back to *enqueued* with ``reason``.
         Returns the ids of the recovered jobs.
+        """
+
+    @abc.abstractmethod
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return the jobs in *processing* held by ``server``.
+
+        For each job: its version and when it entered *processing* (the
+        ``now`` of the fetch). A server compares this with the jobs it
+        runs, to find the ones it holds but never got (a fetch whose
+        reply was lost). Reads through an index on the server's jobs in
+        *processing*, not the whole table.
         """
 
     # -- notifications --------------------------------------------------

@@ -212,6 +212,25 @@ ORDER BY state, queue
 ON CONFLICT (state, queue, shard)
 DO UPDATE SET count = job_counters.count + excluded.count;
 
+-- name: add_outcomes
+-- After add_counts, rows in (state, hour) order: see job_outcomes.
+INSERT INTO job_outcomes (state, hour, shard, count)
+SELECT state, hour, %(shard)s, delta
+FROM unnest(
+    %(states)s::text[], %(hours)s::timestamptz[], %(deltas)s::bigint[]
+) AS d (state, hour, delta)
+ORDER BY state, hour
+ON CONFLICT (state, hour, shard)
+DO UPDATE SET count = job_outcomes.count + excluded.count;
+
+-- name: outcome_counts
+SELECT state, hour, sum(count)::bigint
+FROM job_outcomes
+WHERE hour >= %(since)s
+GROUP BY state, hour
+HAVING sum(count) <> 0
+ORDER BY hour, state;
+
 -- name: notify
 SELECT pg_notify(%(channel)s, payload)
 FROM unnest(%(payloads)s::text[]) AS p (payload);
@@ -367,6 +386,13 @@ WITH orphans AS (
     SELECT id, queue FROM moved ORDER BY id
 )
 SELECT id, queue FROM moved ORDER BY id;
+
+-- name: held_jobs
+-- One server's jobs in processing, through the partial index
+-- jobs_processing (server) WHERE state = 'processing'.
+SELECT id, version, state_changed_at
+FROM jobs
+WHERE state = 'processing' AND server = %(server)s;
 
 -- name: expire
 -- A batch of expired jobs, with their history, parameters and any queue

@@ -23,7 +23,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 
 import psycopg
@@ -47,6 +47,7 @@ from backburner.storage.base import (
     MissingParentError,
     NewContinuation,
     NewJob,
+    OutcomeCount,
     RecurringDefinition,
     RecurringFiring,
     RecurringRecord,
@@ -72,6 +73,7 @@ Connection: TypeAlias = psycopg.AsyncConnection[TupleRow]
 # Counter rows per (state, queue): a transaction adds its deltas to one
 # shard picked at random, so concurrent transactions rarely share a row.
 _COUNTER_SHARDS = 16
+_OUTCOMES = frozenset({JobState.SUCCEEDED.value, JobState.FAILED.value})
 _JOB_COLUMNS = sql.SQL(
     "id, function, arguments, queue, state, reason, version, attempt, "
     "created_at, state_changed_at, scheduled_at, server, expires_at, "
@@ -147,8 +149,15 @@ class _Pending:
 
     def __init__(self) -> None:
         self.counters: Counter[tuple[str, str]] = Counter()
+        self.outcomes: Counter[tuple[str, datetime]] = Counter()
         self.enqueued: set[str] = set()
         self.aborted: set[JobId] = set()
+
+    def finish(self, state: str, at: datetime) -> None:
+        if state in _OUTCOMES:
+            moment = at.astimezone(UTC)
+            hour = moment.replace(minute=0, second=0, microsecond=0)
+            self.outcomes[(state, hour)] += 1
 
     def move(self, queue: str, old: str | None, new: str | None) -> None:
         if old is not None:
@@ -360,6 +369,21 @@ class PostgresStorage(Storage):
                 "deltas": list(deltas),
             }
             statements.append((query("add_counts"), counts))
+        if pending.outcomes:
+            # After the counters, rows in (state, hour) order: every
+            # transaction takes these row locks in the same order.
+            finished = sorted(pending.outcomes.items())
+            statements.append(
+                (
+                    query("add_outcomes"),
+                    {
+                        "shard": random.randrange(_COUNTER_SHARDS),
+                        "states": [state for (state, _), _ in finished],
+                        "hours": [hour for (_, hour), _ in finished],
+                        "deltas": [count for _, count in finished],
+                    },
+                )
+            )
         payloads = [
             payload
             for notification in pending.notifications()
@@ -724,6 +748,21 @@ class PostgresStorage(Storage):
                 raise StorageError(f"corrupted counter: {error}") from error
         return counts
 
+    async def outcome_counts(self, since: datetime) -> list[OutcomeCount]:
+        """Return the succeeded and failed totals per hour (see the base).
+
+        Raises:
+            StorageError: a stored total names an unknown state.
+        """
+        rows = await self._read(query("outcome_counts"), {"since": since})
+        try:
+            return [
+                OutcomeCount(JobState(state), hour, int(count))
+                for state, hour, count in rows
+            ]
+        except ValueError as error:
+            raise StorageError(f"corrupted outcome total: {error}") from error
+
     async def job_states(
         self, job_ids: Sequence[JobId]
     ) -> dict[JobId, tuple[JobState, int]]:
@@ -881,6 +920,16 @@ class PostgresStorage(Storage):
             return recovered
 
         return await self._write(work)
+
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return a server's jobs in processing (see the base class)."""
+        rows = await self._read(query("held_jobs"), {"server": server})
+        return {
+            int(job_id): (int(version), fetched)
+            for job_id, version, fetched in rows
+        }
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear about changes made by any process on this schema.
@@ -1390,6 +1439,7 @@ def _decide(
 
     target = change.to_state.value
     pending.move(current.queue, current.state, target)
+    pending.finish(target, change.at)
     if previous is JobState.PROCESSING and not change.from_worker:
         pending.aborted.add(change.job_id)
     current.state = target

@@ -42,6 +42,7 @@ from backburner.storage.base import (
     NewContinuation,
     NewJob,
     Notification,
+    OutcomeCount,
     RecurringDefinition,
     RecurringFiring,
     RecurringRecord,
@@ -68,6 +69,7 @@ _JOB_COLUMNS = (
 _CHUNK = 500
 _PROCESSING = JobState.PROCESSING.value
 _ENQUEUED = JobState.ENQUEUED.value
+_OUTCOMES = frozenset({JobState.SUCCEEDED.value, JobState.FAILED.value})
 
 
 def _ts(moment: datetime) -> float:
@@ -182,6 +184,7 @@ class _Changes:
 
     def __init__(self) -> None:
         self.counters: Counter[tuple[str, str]] = Counter()
+        self.outcomes: Counter[tuple[str, float]] = Counter()
         self.enqueued: set[str] = set()
         self.aborted: set[JobId] = set()
         # Whether any continuation exists, looked up once per
@@ -205,6 +208,10 @@ class _Changes:
         if new == _ENQUEUED:
             self.enqueued.add(queue)
 
+    def finish(self, state: str, at: float) -> None:
+        if state in _OUTCOMES:
+            self.outcomes[(state, at - at % 3600)] += 1
+
     def write_counters(self, conn: sqlite3.Connection) -> None:
         rows = [(s, q, n) for (s, q), n in self.counters.items() if n]
         conn.executemany(
@@ -212,6 +219,12 @@ class _Changes:
             " ON CONFLICT (state, queue)"
             " DO UPDATE SET count = count + excluded.count",
             rows,
+        )
+        conn.executemany(
+            "INSERT INTO job_outcomes (state, hour, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (state, hour)"
+            " DO UPDATE SET count = count + excluded.count",
+            [(s, h, n) for (s, h), n in self.outcomes.items()],
         )
 
 
@@ -412,6 +425,7 @@ class SQLiteStorage(Storage):
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
+        changes.finish(target, at)
         if not changes.any_continuations(conn):
             pass
         elif change.to_state in FINAL_STATES:
@@ -942,6 +956,28 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"corrupted counter: {error}") from error
         return counts
 
+    async def outcome_counts(self, since: datetime) -> list[OutcomeCount]:
+        """Return the succeeded and failed totals per hour (see the base).
+
+        Raises:
+            StorageError: a stored total names an unknown state.
+        """
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT state, hour, count FROM job_outcomes"
+                " WHERE hour >= ? AND count != 0 ORDER BY hour, state",
+                (_ts(since),),
+            ).fetchall()
+
+        try:
+            return [
+                OutcomeCount(JobState(state), _dt(hour), count)
+                for state, hour, count in await self._run(work)
+            ]
+        except ValueError as error:
+            raise StorageError(f"corrupted outcome total: {error}") from error
+
     async def job_states(
         self, job_ids: Sequence[JobId]
     ) -> dict[JobId, tuple[JobState, int]]:
@@ -1150,6 +1186,25 @@ class SQLiteStorage(Storage):
             return recovered
 
         return await self._run(lambda conn: self._write(conn, work))
+
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return a server's jobs in processing (see the base class)."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            # The literal state lets SQLite use the partial index
+            # jobs_processing (server) WHERE state = 'processing'.
+            return conn.execute(
+                "SELECT id, version, state_changed_at FROM jobs"
+                " WHERE state = 'processing' AND server = ?",
+                (server,),
+            ).fetchall()
+
+        return {
+            job_id: (version, _dt(fetched))
+            for job_id, version, fetched in await self._run(work)
+        }
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear about changes made through any storage on this file here."""
