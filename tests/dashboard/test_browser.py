@@ -96,6 +96,12 @@ async def test_overview_chart_and_requeue_of_a_failed_job(
             assert box is not None
             assert box["width"] > 100
             assert box["height"] > 50
+            history = page.locator("#history-chart canvas").first
+            await history.wait_for(state="visible", timeout=10_000)
+            await page.click('button[data-unit="day"]')
+            await playwright_api.expect(
+                page.locator("#history-status")
+            ).to_have_text("Succeeded and failed jobs per day.")
             assert await page.evaluate("window.__cspViolations") == []
 
             await page.click('a[href="/jobs/failed"]')

@@ -104,10 +104,17 @@
     var unit = "hour";
     var data = null;
 
+    // Half a period of room on each side, so the first and last bars
+    // are drawn whole.
+    function padded(u, min, max) {
+      var step = data && data[0].length > 1 ? data[0][1] - data[0][0] : 3600;
+      return [min - step / 2, max + step / 2];
+    }
+
     function draw() {
       if (chart) { chart.destroy(); chart = null; }
       if (!data) { return; }
-      chart = new uPlot(options(element, "", ["succeeded", "failed"], true), data, element);
+      chart = new uPlot(options(element, "", ["succeeded", "failed"], true, padded), data, element);
     }
 
     function load() {
