@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise CommandError(
             f"the dashboard needs {error.name or 'its dependencies'}: "
-            "install backburner[dashboard] and uvicorn"
+            "install backburner[dashboard]"
         ) from None
 
     storage = session.open_checked(args)
