@@ -10,15 +10,15 @@
 or on its own: ``backburner dashboard --port 8080``.
 
 Pages: overview (counts, live and history graphs), jobs by state with
-queue and function filters, job details, retries, servers. Actions:
-requeue, delete and run now, for one job or a selection. It reads and
-acts only through :class:`~backburner.jobs.Client`, like application
-code; it has no SQL of its own.
+queue and function filters, job details, retries, recurring jobs,
+servers. Actions: requeue, delete and run now, for one job or a
+selection; trigger now, pause, resume and remove for a recurring job.
+It reads and acts only through :class:`~backburner.jobs.Client`, like
+application code; it has no SQL of its own.
 
 Safe by default: with no ``authorize`` hook only loopback requests are
 served; every action needs a CSRF token; the Content-Security-Policy
 allows no inline script or style; job data is always escaped.
-Recurring jobs have no page yet (they do not exist in the engine yet).
 ``docs/dashboard.md`` is the guide.
 """
 

@@ -19,6 +19,7 @@ from backburner.dashboard import (
     jobs,
     overview,
     progress,
+    recurring,
     servers,
 )
 from backburner.dashboard.auth import Authorize, loopback_only
@@ -111,6 +112,7 @@ def create_dashboard(
         *details.routes,
         *progress.routes,
         *actions.routes,
+        *recurring.routes,
         *servers.routes,
         Mount(
             "/static",
