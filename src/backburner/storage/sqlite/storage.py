@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 import urllib.parse
@@ -122,23 +123,113 @@ def _record(row: Sequence[Any]) -> JobRecord:
         raise CorruptedJobError(row[0], str(error)) from error
 
 
-class _Hub:
-    """Listeners of every storage on one database file in this process."""
+# How often a server's process looks for commits made by other processes
+# (see _Watcher): a cheap read of a counter in shared memory, a hundred
+# times a second, against half a second of polling otherwise.
+WATCH_INTERVAL = 0.01
 
-    def __init__(self) -> None:
+
+class _Watcher:
+    """Hears commits that other processes make to one database file.
+
+    SQLite has no notifications between processes, but every connection
+    can read ``PRAGMA data_version``, which changes when another
+    connection commits. A thread of its own reads it every
+    :data:`WATCH_INTERVAL` seconds on a connection of its own; when it
+    changed and jobs are enqueued, the hub's listeners hear
+    :class:`JobsEnqueued` for those queues (from the counters, a table of
+    a few rows). Aborts are not heard this way: the server's abort check
+    finds them.
+    """
+
+    def __init__(self, path: str, hub: _Hub) -> None:
+        self._uri = f"{pathlib.Path(path).absolute().as_uri()}?mode=rw"
+        self._hub = hub
+        self.pid = os.getpid()
+        self._stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name="backburner-sqlite-watch", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen: int | None = None
+        try:
+            while not self._stopped.wait(WATCH_INTERVAL):
+                try:
+                    if conn is None:
+                        # mode=rw: never create the file if it is gone.
+                        conn = sqlite3.connect(
+                            self._uri, uri=True, isolation_level=None
+                        )
+                        seen = None  # data_version is per connection
+                    (version,) = conn.execute("PRAGMA data_version").fetchone()
+                    if seen is not None and version != seen:
+                        self._publish(conn)
+                    seen = version
+                except sqlite3.Error:
+                    # Locked, not migrated yet, or the file was replaced:
+                    # start over on a new connection next tick. Meanwhile
+                    # the server's polling still finds the jobs.
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _publish(self, conn: sqlite3.Connection) -> None:
+        queues = frozenset(
+            queue
+            for (queue,) in conn.execute(
+                "SELECT queue FROM job_counters WHERE state = ? AND count > 0",
+                (_ENQUEUED,),
+            )
+        )
+        if queues:
+            self._hub.publish(JobsEnqueued(queues))
+
+
+class _Hub:
+    """Listeners of every storage on one database file in this process.
+
+    For a file (not ``:memory:``) a :class:`_Watcher` runs while anyone
+    listens, so that listeners also hear jobs enqueued by other
+    processes.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._listeners: dict[int, Listener] = {}
         self._next = 0
+        self._path = path
+        self._watcher: _Watcher | None = None
 
     def add(self, listener: Listener) -> Callable[[], None]:
         with self._lock:
             key = self._next
             self._next += 1
             self._listeners[key] = listener
+            watcher = self._watcher
+            # After a fork the watcher's thread stayed in the parent.
+            if self._path is not None and (
+                watcher is None or watcher.pid != os.getpid()
+            ):
+                self._watcher = _Watcher(self._path, self)
+                self._watcher.start()
 
         def remove() -> None:
             with self._lock:
                 self._listeners.pop(key, None)
+                if not self._listeners and self._watcher is not None:
+                    self._watcher.stop()
+                    self._watcher = None
 
         return remove
 
@@ -153,11 +244,11 @@ _hubs: dict[str, _Hub] = {}
 _hubs_lock = threading.Lock()
 
 
-def _hub_for(key: str) -> _Hub:
+def _hub_for(key: str, path: str | None) -> _Hub:
     with _hubs_lock:
         hub = _hubs.get(key)
         if hub is None:
-            hub = _hubs[key] = _Hub()
+            hub = _hubs[key] = _Hub(path)
         return hub
 
 
@@ -255,7 +346,7 @@ class SQLiteStorage(Storage):
         )
         memory = path == ":memory:" or path.startswith("file::memory:")
         hub_key = f"memory:{id(self)}" if memory else os.path.abspath(path)
-        self._hub = _hub_for(hub_key)
+        self._hub = _hub_for(hub_key, None if memory else hub_key)
 
     # -- plumbing -------------------------------------------------------
 
