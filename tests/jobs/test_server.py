@@ -491,6 +491,66 @@ async def test_outcomes_survive_a_failing_write_and_are_written_later(
         assert (await client.get(job_id)).state is S.SUCCEEDED
 
 
+async def test_jobs_whose_fetch_reply_was_lost_are_put_back_and_run_once(
+    storage: Storage, client: Client
+) -> None:
+    from backburner.jobs import Call
+    from backburner.jobs.reconcile import RECONCILE_REASON
+    from backburner.storage import StorageError
+
+    long_id = await client.enqueue(job_samples.wait_for_token, "long")
+    fetch = storage.apply_changes_and_fetch
+    lost: list[int] = []
+
+    async def commit_then_lose_the_reply(*args: Any) -> Any:
+        outcomes, jobs = await fetch(*args)
+        if jobs and not lost:
+            # As PostgreSQL when the connection drops during COMMIT: the
+            # jobs are in processing, the server hears only an error.
+            lost.extend(job.id for job in jobs)
+            raise StorageError("connection lost during COMMIT")
+        return outcomes, jobs
+
+    async with server(storage, dead_after=1.0) as running:
+        started = job_samples.event("long:started")
+        assert await asyncio.to_thread(started.wait, 30)
+        storage.apply_changes_and_fetch = (  # type: ignore[method-assign]
+            commit_then_lose_the_reply
+        )
+        # One transaction: the three jobs come in one fetch.
+        ids = await client.enqueue_many(
+            [Call(job_samples.async_record, n) for n in range(3)]
+        )
+        await eventually(lambda: len(lost) == 3, what="a lost fetch")
+        held = await storage.held_jobs(running.name)
+        assert set(ids) <= set(held)
+
+        for job_id in ids:
+            await eventually(
+                lambda job_id=job_id: state_is(client, job_id, S.SUCCEEDED),
+                what=f"job {job_id} to succeed",
+            )
+        long_job = await client.get(long_id)
+
+    assert sorted(lost) == sorted(ids)
+    assert sorted(job_samples.calls, key=repr) == [
+        ("async_record", n) for n in range(3)
+    ] + [("cancelled", ("long", "shutdown"))]
+    for job_id in ids:
+        job = await client.get(job_id)
+        assert states_of(job) == [
+            "enqueued",
+            "processing",
+            "enqueued",
+            "processing",
+            "succeeded",
+        ]
+        assert job.history[2].reason == RECONCILE_REASON
+        assert job.history[2].data == {"server": running.name}
+    # The job the server ran all along, over many rounds, was left alone.
+    assert states_of(long_job) == ["enqueued", "processing"]
+
+
 async def test_shutdown_can_be_requested_from_another_thread(
     storage: Storage,
 ) -> None:

@@ -784,6 +784,62 @@ async def test_recovery_requeues_processing_jobs_of_unregistered_servers(
     assert recovered == [job_id]
 
 
+async def test_held_jobs_are_a_servers_own_jobs_in_processing(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    await announce(storage, "host:2")
+    await storage.create_jobs([new_job() for _ in range(5)])
+    mine = await storage.fetch("host:1", ["default"], 3, T0)
+    later = T0 + timedelta(seconds=7)
+    theirs = await storage.fetch("host:2", ["default"], 1, later)
+    done = mine[0]
+    await storage.apply_change(
+        change(
+            done.id,
+            S.SUCCEEDED,
+            frozenset({S.PROCESSING}),
+            expected_version=done.version,
+            from_worker=True,
+        )
+    )
+
+    held = await storage.held_jobs("host:1")
+
+    assert held == {r.id: (r.version, T0) for r in mine[1:]}
+    assert await storage.held_jobs("host:2") == {
+        theirs[0].id: (theirs[0].version, later)
+    }
+    assert await storage.held_jobs("host:3") == {}
+
+
+async def test_a_held_job_put_back_on_its_version_is_no_longer_held(
+    storage: Storage,
+) -> None:
+    await announce(storage, "host:1")
+    await storage.create_jobs([new_job(), new_job()])
+    a, b = await storage.fetch("host:1", ["default"], 2, T0)
+    held = await storage.held_jobs("host:1")
+    back, stale = (
+        change(
+            record.id,
+            S.ENQUEUED,
+            frozenset({S.PROCESSING}),
+            expected_version=held[record.id][0] - offset,
+        )
+        # A stale version (the job moved on meanwhile) is refused.
+        for record, offset in ((a, 0), (b, 1))
+    )
+
+    outcomes = await storage.apply_changes([back, stale])
+
+    assert [o.applied for o in outcomes] == [True, False]
+    assert await storage.held_jobs("host:1") == {b.id: (b.version, T0)}
+    assert (await counts_by_state(storage))[("enqueued", "default")] == 1
+    (again,) = await storage.fetch("host:1", ["default"], 1, T0)
+    assert again.id == a.id
+
+
 # -- notifications ---------------------------------------------------------
 
 

@@ -17,7 +17,9 @@ itself in storage under its name (``host:pid`` unless named), then:
   this process; a job's own ``timeout`` fires it with reason
   ``timeout``;
 - runs the maintenance loops: heartbeat and recovery of dead servers'
-  jobs (:mod:`~backburner.jobs.heartbeat`), promotion of scheduled jobs
+  jobs (:mod:`~backburner.jobs.heartbeat`), the return of jobs it holds
+  in storage but never got (:mod:`~backburner.jobs.reconcile`),
+  promotion of scheduled jobs
   (:mod:`~backburner.jobs.promotion`), expiry of old jobs
   (:mod:`~backburner.jobs.expiry`) and the recurring jobs' occurrences
   (:mod:`~backburner.jobs.recurring_scheduler`).
@@ -67,6 +69,7 @@ from backburner.jobs.heartbeat import Heartbeat
 from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
+from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
@@ -350,6 +353,10 @@ class Server:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._abort_check = asyncio.Event()
+        # Jobs from their fetch until their outcome is written; fetches
+        # hold the lock (see backburner.jobs.reconcile).
+        self._held: set[tuple[JobId, int]] = set()
+        self._fetching = asyncio.Lock()
         self._threads = JobThreads(self.concurrency)
         self._writer = OutcomeWriter(self.storage, tuning.outcome_window)
         self._progress = ProgressFlusher(
@@ -368,6 +375,15 @@ class Server:
         expirer = Expirer(
             self.storage, tuning.expire_interval, tuning.maintenance_batch
         )
+        reconciler = Reconciler(
+            self.storage,
+            self.name,
+            tuning.dead_after,
+            tuning.dead_after,
+            lambda: self._held,
+            self._fetching,
+            lambda: self.stopping,
+        )
 
         await self._announce()
         unsubscribe = self.storage.subscribe(self._hear)
@@ -376,6 +392,7 @@ class Server:
             self._background(heartbeat.run(), "heartbeat"),
             self._background(self._promoter.run(), "promotion"),
             self._background(expirer.run(), "expiry"),
+            self._background(reconciler.run(), "reconcile"),
             self._background(
                 RecurringScheduler(
                     self.storage,
@@ -480,13 +497,18 @@ class Server:
             batch = self._writer.take()
             written = False
             try:
-                outcomes, jobs = await self.storage.apply_changes_and_fetch(
-                    [change for change, _ in batch],
-                    self.name,
-                    self.queues,
-                    free,
-                    datetime.now(UTC),
-                )
+                # The lock is released here, but the jobs fetched are
+                # started before the next await: the reconciler never
+                # sees a job between its fetch and its start.
+                async with self._fetching:
+                    fetched = await self.storage.apply_changes_and_fetch(
+                        [change for change, _ in batch],
+                        self.name,
+                        self.queues,
+                        free,
+                        datetime.now(UTC),
+                    )
+                outcomes, jobs = fetched
                 written = True
             except StorageError as error:
                 _log.warning(
@@ -541,6 +563,9 @@ class Server:
         execution.task = task
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        # Held until its task ends, which is after its outcome is written.
+        self._held.add(execution.key)
+        task.add_done_callback(lambda _: self._held.discard(execution.key))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -29,6 +29,7 @@ __all__ = [
     "fail",
     "give_up_deleted",
     "interrupted",
+    "recovered",
     "requeue",
     "retry_later",
     "sources_of",
@@ -166,6 +167,31 @@ def interrupted(
 ) -> StateChange:
     """The server stopped the job before it ended: back on its queue."""
     return _outcome(job_id, version, S.ENQUEUED, now, reason, data)
+
+
+def recovered(
+    job_id: JobId,
+    version: int,
+    now: datetime,
+    reason: str,
+    data: Mapping[str, JSONValue],
+) -> StateChange:
+    """A job its server holds in *processing* but does not run: back on
+    its queue.
+
+    Compared on ``version``, so a job that moved on meanwhile is left
+    alone; the attempt count stays, as when a dead server's jobs are
+    recovered.
+    """
+    return StateChange(
+        job_id=job_id,
+        to_state=S.ENQUEUED,
+        from_states=frozenset({S.PROCESSING}),
+        reason=reason,
+        at=now,
+        data=data,
+        expected_version=version,
+    )
 
 
 def give_up_deleted(

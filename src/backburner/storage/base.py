@@ -619,6 +619,19 @@ class Storage(abc.ABC):
         Returns the ids of the recovered jobs.
         """
 
+    @abc.abstractmethod
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return the jobs in *processing* held by ``server``.
+
+        For each job: its version and when it entered *processing* (the
+        ``now`` of the fetch). A server compares this with the jobs it
+        runs, to find the ones it holds but never got (a fetch whose
+        reply was lost). Reads through an index on the server's jobs in
+        *processing*, not the whole table.
+        """
+
     # -- notifications --------------------------------------------------
 
     @abc.abstractmethod

@@ -387,6 +387,13 @@ WITH orphans AS (
 )
 SELECT id, queue FROM moved ORDER BY id;
 
+-- name: held_jobs
+-- One server's jobs in processing, through the partial index
+-- jobs_processing (server) WHERE state = 'processing'.
+SELECT id, version, state_changed_at
+FROM jobs
+WHERE state = 'processing' AND server = %(server)s;
+
 -- name: expire
 -- A batch of expired jobs, with their history, parameters and any queue
 -- entry. SKIP LOCKED: servers expiring at the same time share the work.

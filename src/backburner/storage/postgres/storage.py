@@ -921,6 +921,16 @@ class PostgresStorage(Storage):
 
         return await self._write(work)
 
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return a server's jobs in processing (see the base class)."""
+        rows = await self._read(query("held_jobs"), {"server": server})
+        return {
+            int(job_id): (int(version), fetched)
+            for job_id, version, fetched in rows
+        }
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear about changes made by any process on this schema.
 

@@ -1278,6 +1278,25 @@ class SQLiteStorage(Storage):
 
         return await self._run(lambda conn: self._write(conn, work))
 
+    async def held_jobs(
+        self, server: str
+    ) -> dict[JobId, tuple[int, datetime]]:
+        """Return a server's jobs in processing (see the base class)."""
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            # The literal state lets SQLite use the partial index
+            # jobs_processing (server) WHERE state = 'processing'.
+            return conn.execute(
+                "SELECT id, version, state_changed_at FROM jobs"
+                " WHERE state = 'processing' AND server = ?",
+                (server,),
+            ).fetchall()
+
+        return {
+            job_id: (version, _dt(fetched))
+            for job_id, version, fetched in await self._run(work)
+        }
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear about changes made through any storage on this file here."""
         return self._hub.add(listener)
