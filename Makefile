@@ -8,7 +8,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN := $(UV) run --frozen --no-sync
 
 .PHONY: env demo test test-slow lint typecheck bench-cancellation \
-	bench-jobs bench-jobs-postgres chaos clean
+	bench-jobs bench-jobs-postgres bench-dashboard chaos clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench-jobs: env
 # empty database) on 127.0.0.1; add ARGS=--million for the deep queue.
 bench-jobs-postgres: env
 	$(RUN) python -m bench.jobs_postgres $(ARGS)
+
+# Dashboard page times with 1,000,000 jobs in SQLite (filled once, kept
+# in /tmp); ARGS="--jobs N" for fewer, ARGS="--postgres URL" to add one.
+bench-dashboard: env
+	$(RUN) python -m bench.dashboard $(ARGS)
 
 # Fault, load and abuse scenarios at full size (~30 min), then their
 # figures into docs/chaos.md; BACKBURNER_CHAOS_SCALE=0.1 for a shorter run.
