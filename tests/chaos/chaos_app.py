@@ -53,12 +53,16 @@ class Running:
 
     def tasks(self) -> int:
         """How many asyncio tasks the server's loop has."""
+        return len(self.task_names())
+
+    def task_names(self) -> list[str]:
+        """What each asyncio task of the server's loop runs."""
         assert self.loop is not None
 
-        async def count() -> int:
-            return len(asyncio.all_tasks())
+        async def names() -> list[str]:
+            return [repr(t.get_coro())[:80] for t in asyncio.all_tasks()]
 
-        future = asyncio.run_coroutine_threadsafe(count(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(names(), self.loop)
         return future.result(30)
 
 

@@ -109,6 +109,7 @@ def test_every_handler_ends_and_nothing_leaks(
         while running.tasks() > tasks_before and time.monotonic() < settle:
             time.sleep(0.1)
         tasks_after = running.tasks()
+        left = running.task_names() if tasks_after > tasks_before else []
         checked_out = running.api.state.services.db.engine.pool.checkedout()
         lock_free = write_lock_free(tmp_path / "catalogue.db")
 
@@ -118,6 +119,8 @@ def test_every_handler_ends_and_nothing_leaks(
     figures.note(f"{answered} answered, {cancelled} cancelled")
     figures.note(f"tasks {tasks_before} -> {tasks_after}")
     figures.note(f"pool checked out {checked_out}")
+    if left:
+        figures.note(f"tasks left: {left}")
 
     assert started > 0
     assert cancelled > 0, "some clients hung up mid-search"
