@@ -423,9 +423,12 @@ async def test_a_server_declared_dead_stops_its_jobs_and_comes_back(
     # process the notification wins over the refused heartbeat).
     assert first[1][1] in ("job requeued", "server declared dead")
     job = await client.get(job_id)
-    # Back on its queue by the recovery, run again once the server had
-    # announced itself again, and never marked failed.
-    assert job.history[2].reason == "recovered in test"
+    # Back on its queue by a recovery, run again once the server had
+    # announced itself again, and never marked failed. Which recovery
+    # wins is a race: once the server row is gone, the server's own
+    # maintenance loop may recover the job before the test's call does.
+    assert job.history[2].state == S.ENQUEUED
+    assert job.history[2].reason.startswith("recovered")
     assert S.FAILED not in [e.state for e in job.history]
     assert names is not None
 
