@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,6 +183,10 @@ async def test_several_server_processes_share_the_queue(
         assert job.state is S.SUCCEEDED
         servers.add(job.history[-1].data["server"])
     assert servers <= {"w-1", "w-2"}
+    # Each child logs its own job lines, as a single server would.
+    log = (tmp_path / "child0.log").read_text(encoding="utf-8")
+    assert len(re.findall(r"job \d+ started: ", log)) == 30
+    assert len(re.findall(r"job \d+ succeeded after ", log)) == 30
 
 
 async def test_run_server_refuses_a_module_that_does_not_import(

@@ -927,11 +927,7 @@ def run_server(
         (storage unreachable...), 2 for bad arguments (a module that does
         not import, an invalid storage URL or queue name).
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    _default_logging()
     plan = _Plan(
         storage_url,
         tuple(imports),
@@ -1026,7 +1022,19 @@ def _on_signal(server: Server, signum: signal.Signals) -> None:
     server.shutdown()
 
 
+def _default_logging() -> None:
+    """Log job lifecycle lines to stderr unless the app set logging up."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+
 def _child_main(plan: _Plan) -> None:
+    # A spawned child starts with logging unconfigured: without this its
+    # job lines would be lost while the parent's would show.
+    _default_logging()
     # The parent forwards SIGINT as SIGTERM: a terminal's Ctrl-C, which
     # reaches every process of the group, must count once, not twice.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
