@@ -48,9 +48,9 @@ from typing import Any
 
 from bench.asgi_cost import middleware_cost_us
 from bench.raw_http import BlockingConnection
+from bench.reports import save_report
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 
 LATENCY_TARGET_P99_MS = 20.0
 OVERHEAD_TARGET = 0.05
@@ -604,13 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build_report(args, results, cost_us)
     print()
     print(render_table(report))
-    target = args.json
-    if target is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        target = RESULTS / f"cancellation-{stamp}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nJSON report: {target}")
+    save_report(report, args.json, "cancellation")
     return 0
 
 

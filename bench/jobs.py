@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import jobs_record
+from bench.reports import save_report
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 SYSTEMS = ("backburner", "huey")
 TARGET = 2.0
 # The peers read these (bench.jobs_huey, bench.jobs_backburner); they are
@@ -626,13 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build_report(samples, sizes, setup, time.monotonic() - started)
     print()
     print(render_table(report))
-    target = args.json
-    if target is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        target = RESULTS / f"jobs-{stamp}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nJSON report: {target}")
+    save_report(report, args.json, "jobs")
     return 0
 
 

@@ -57,9 +57,9 @@ from typing import Any
 from bench import jobs_record
 from bench.jobs import Row, Samples, percentile
 from bench.jobs_client import probe_loop
+from bench.reports import save_report
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 SYSTEMS = (
     "backburner",
     "procrastinate",
@@ -679,13 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build_report(samples, sizes, time.monotonic() - started)
     print()
     print(render_table(report))
-    target = args.json
-    if target is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        target = RESULTS / f"jobs-postgres-{stamp}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nJSON report: {target}")
+    save_report(report, args.json, "jobs-postgres")
     return 0
 
 
