@@ -23,6 +23,7 @@ from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
 from catalogue.models import Category, Product
+from catalogue.names import tidy_name
 
 __all__ = ["CategoryForm", "category_view", "router"]
 
@@ -39,12 +40,7 @@ class CategoryForm(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("enter a name")
-        if len(value) > 80:
-            raise ValueError("use at most 80 characters")
-        return value
+        return tidy_name(value, 80)
 
     @field_validator("colour")
     @classmethod

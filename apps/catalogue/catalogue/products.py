@@ -29,6 +29,7 @@ from catalogue.errors import ApiError, not_found
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
 from catalogue.models import Category, Product
+from catalogue.names import tidy_name
 
 __all__ = ["ProductForm", "router"]
 
@@ -47,12 +48,7 @@ class ProductForm(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("enter a name")
-        if len(value) > 120:
-            raise ValueError("use at most 120 characters")
-        return value
+        return tidy_name(value, 120)
 
 
 def product_view(
