@@ -340,6 +340,9 @@ class SQLiteStorage(Storage):
         self._busy_timeout = busy_timeout
         self._auto_migrate = auto_migrate
         self._conn: sqlite3.Connection | None = None
+        # Versions applied when the connection opened, until migrate()
+        # reports them.
+        self._unreported: list[int] = []
         self._closed = False
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="backburner-sqlite"
@@ -378,7 +381,7 @@ class SQLiteStorage(Storage):
             )
             self._conn = conn
             if self._auto_migrate:
-                self._migrate(conn)
+                self._unreported = self._migrate(conn)
         return self._conn
 
     def _write(
@@ -442,14 +445,12 @@ class SQLiteStorage(Storage):
         reason: str,
         at: float,
         data: Mapping[str, JSONValue],
-    ) -> int:
-        cursor = conn.execute(
+    ) -> None:
+        conn.execute(
             "INSERT INTO job_history (job_id, state, reason, created_at,"
             " data) VALUES (?, ?, ?, ?, ?)",
             (job_id, state, reason, at, json.dumps(data)),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     def _change(
         self,
@@ -486,7 +487,9 @@ class SQLiteStorage(Storage):
 
         target = change.to_state.value
         at = _ts(change.at)
-        seq = self._history(
+        if version == 1:
+            _write_creation(conn, [change.job_id], at)
+        self._history(
             conn, change.job_id, target, change.reason, at, change.data
         )
         if previous is JobState.ENQUEUED:
@@ -509,10 +512,7 @@ class SQLiteStorage(Storage):
             ),
         )
         if change.to_state is JobState.ENQUEUED:
-            conn.execute(
-                "INSERT INTO job_queue (job_id, queue, seq) VALUES (?, ?, ?)",
-                (change.job_id, queue, seq),
-            )
+            conn.execute(_QUEUE_ENTRY, (change.job_id, queue, queue))
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
@@ -598,12 +598,18 @@ class SQLiteStorage(Storage):
     async def migrate(self) -> list[int]:
         """Install or upgrade the schema; return the versions applied.
 
+        The versions include those this storage applied on its own when
+        it opened the file (``auto_migrate``), the first time it is
+        asked.
+
         Raises:
             SchemaError: the file was migrated by a newer backburner.
         """
 
         def work(conn: sqlite3.Connection) -> list[int]:
-            return self._migrate(conn)
+            applied = self._unreported + self._migrate(conn)
+            self._unreported = []
+            return applied
 
         return await self._run(work)
 
@@ -754,15 +760,10 @@ class SQLiteStorage(Storage):
                 )
             job_id = cursor.lastrowid
             assert job_id is not None
-            seq = self._history(
-                conn, job_id, job.state.value, job.reason, at, {}
-            )
+            # No history row yet: the job row implies its creation entry
+            # until the first state change writes it (_write_creation).
             if job.state is JobState.ENQUEUED:
-                conn.execute(
-                    "INSERT INTO job_queue (job_id, queue, seq)"
-                    " VALUES (?, ?, ?)",
-                    (job_id, job.queue, seq),
-                )
+                conn.execute(_QUEUE_ENTRY, (job_id, job.queue, job.queue))
             conn.executemany(
                 "INSERT INTO job_parameters (job_id, name, value)"
                 " VALUES (?, ?, ?)",
@@ -884,6 +885,7 @@ class SQLiteStorage(Storage):
         rows: list[Any] = []
         for chunk in _chunks(picked):
             marks = _marks(len(chunk))
+            _write_creation(conn, chunk, at)
             conn.execute(
                 f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
             )
@@ -980,9 +982,18 @@ class SQLiteStorage(Storage):
         """Return the job's history, oldest first."""
 
         def work(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
+            rows = conn.execute(
                 "SELECT state, reason, created_at, data FROM job_history"
                 " WHERE job_id = ? ORDER BY id",
+                (job_id,),
+            ).fetchall()
+            if rows:
+                return rows
+            # Not changed since it was created: the job row is its
+            # history (see _write_creation).
+            return conn.execute(
+                "SELECT state, reason, created_at, '{}' FROM jobs"
+                " WHERE id = ? AND version = 1",
                 (job_id,),
             ).fetchall()
 
@@ -1475,6 +1486,41 @@ class SQLiteStorage(Storage):
             return ids
 
         return await self._run(lambda conn: self._write(conn, work))
+
+
+# A new queue entry goes behind every entry of its queue.
+_QUEUE_ENTRY = (
+    "INSERT INTO job_queue (job_id, queue, seq)"
+    " SELECT ?, ?, coalesce(max(seq), 0) + 1 FROM job_queue WHERE queue = ?"
+)
+
+
+def _write_creation(
+    conn: sqlite3.Connection, job_ids: Sequence[JobId], at: float
+) -> None:
+    """Write the creation history rows that the job rows still imply.
+
+    A new job gets no history row: until its first state change (version
+    1) its row holds exactly what that entry would (state, reason,
+    ``created_at``, no data), and :meth:`SQLiteStorage.get_history`
+    reads it from there. This saves a row and an index entry in every
+    job's first transaction. Each change writes the entry just before its
+    own, while the row still has its creation values; a job created by an
+    older backburner, whose creation row exists, gets no second one.
+
+    A damaged creation time is written as ``at`` (the change's time), so
+    that the history of a job failed for that damage stays readable.
+    """
+    conn.execute(
+        "INSERT INTO job_history (job_id, state, reason, created_at, data)"
+        " SELECT id, state, reason, CASE typeof(created_at)"
+        " WHEN 'real' THEN created_at WHEN 'integer' THEN created_at"
+        " ELSE ? END, '{}' FROM jobs"
+        f" WHERE id IN ({_marks(len(job_ids))}) AND version = 1"
+        " AND NOT EXISTS (SELECT 1 FROM job_history AS h"
+        " WHERE h.job_id = jobs.id)",
+        (at, *job_ids),
+    )
 
 
 _INSERT_JOB = (
