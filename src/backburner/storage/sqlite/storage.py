@@ -492,10 +492,6 @@ class SQLiteStorage(Storage):
         self._history(
             conn, change.job_id, target, change.reason, at, change.data
         )
-        if previous is JobState.ENQUEUED:
-            conn.execute(
-                "DELETE FROM job_queue WHERE job_id = ?", (change.job_id,)
-            )
         conn.execute(
             _UPDATE_STATE,
             (
@@ -505,11 +501,10 @@ class SQLiteStorage(Storage):
                 _opt_ts(change.scheduled_at),
                 _opt_ts(change.expires_at),
                 change.reset_attempt,
+                change.to_state is JobState.ENQUEUED,
                 change.job_id,
             ),
         )
-        if change.to_state is JobState.ENQUEUED:
-            conn.execute(_QUEUE_ENTRY, (change.job_id, queue, queue))
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
@@ -622,14 +617,6 @@ class SQLiteStorage(Storage):
             ],
         )
         conn.executemany(
-            "DELETE FROM job_queue WHERE job_id = ?",
-            [
-                (change.job_id,)
-                for change, previous, _ in applied
-                if previous is JobState.ENQUEUED
-            ],
-        )
-        conn.executemany(
             _UPDATE_STATE,
             [
                 (
@@ -639,17 +626,10 @@ class SQLiteStorage(Storage):
                     _opt_ts(change.scheduled_at),
                     _opt_ts(change.expires_at),
                     change.reset_attempt,
+                    change.to_state is JobState.ENQUEUED,
                     change.job_id,
                 )
                 for change, _, _ in applied
-            ],
-        )
-        conn.executemany(
-            _QUEUE_ENTRY,
-            [
-                (change.job_id, queue, queue)
-                for change, _, queue in applied
-                if change.to_state is JobState.ENQUEUED
             ],
         )
         for change, previous, queue in applied:
@@ -881,7 +861,7 @@ class SQLiteStorage(Storage):
                 job.timeout,
             )
             if job.unique_key is None and job.mutex is None:
-                cursor = conn.execute(_INSERT_JOB, row)
+                cursor = conn.execute(_INSERT_JOB, (*row, job.queue))
             else:
                 cursor = conn.execute(
                     _INSERT_COORDINATED_JOB,
@@ -890,14 +870,13 @@ class SQLiteStorage(Storage):
                         job.unique_key,
                         job.mutex,
                         None if job.mutex is None else job.mutex_limit,
+                        job.queue,
                     ),
                 )
             job_id = cursor.lastrowid
             assert job_id is not None
             # No history row yet: the job row implies its creation entry
             # until the first state change writes it (_write_creation).
-            if job.state is JobState.ENQUEUED:
-                conn.execute(_QUEUE_ENTRY, (job_id, job.queue, job.queue))
             conn.executemany(
                 "INSERT INTO job_parameters (job_id, name, value)"
                 " VALUES (?, ?, ?)",
@@ -945,7 +924,9 @@ class SQLiteStorage(Storage):
             # write lock that every other process is waiting for.
             found = any(
                 conn.execute(
-                    "SELECT 1 FROM job_queue WHERE queue = ? LIMIT 1", (q,)
+                    "SELECT 1 FROM jobs WHERE state = 'enqueued'"
+                    " AND queue = ? LIMIT 1",
+                    (q,),
                 ).fetchone()
                 for q in queues
             )
@@ -1010,9 +991,6 @@ class SQLiteStorage(Storage):
         for chunk in _chunks(picked):
             marks = _marks(len(chunk))
             _write_creation(conn, chunk, at)
-            conn.execute(
-                f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
-            )
             rows.extend(
                 conn.execute(
                     "UPDATE jobs SET state = ?, reason = ?,"
@@ -1612,11 +1590,20 @@ class SQLiteStorage(Storage):
         return await self._run(lambda conn: self._write(conn, work))
 
 
+# An enqueued job's queue entry is its entry in the partial index
+# jobs_queued (queue, seq) of migration 0005: a job (re)enqueued goes
+# behind every job of its queue. Its seq means nothing in other states.
+_NEXT_SEQ = (
+    "(SELECT coalesce(max(q.seq), 0) + 1 FROM jobs AS q"
+    " WHERE q.state = 'enqueued' AND q.queue = {queue})"
+)
 _UPDATE_STATE = (
     "UPDATE jobs SET state = ?, reason = ?, version = version + 1,"
     " state_changed_at = ?, scheduled_at = ?, server = NULL,"
-    " expires_at = ?,"
-    " attempt = CASE WHEN ? THEN 0 ELSE attempt END WHERE id = ?"
+    " expires_at = ?, attempt = CASE WHEN ? THEN 0 ELSE attempt END,"
+    " seq = CASE WHEN ? THEN "
+    + _NEXT_SEQ.format(queue="jobs.queue")
+    + " ELSE seq END WHERE id = ?"
 )
 _STATES = {state.value: state for state in JobState}
 
@@ -1631,13 +1618,6 @@ def _state(job_id: JobId, value: Any) -> JobState:
     if state is None:
         raise CorruptedJobError(job_id, f"unknown state {value!r}")
     return state
-
-
-# A new queue entry goes behind every entry of its queue.
-_QUEUE_ENTRY = (
-    "INSERT INTO job_queue (job_id, queue, seq)"
-    " SELECT ?, ?, coalesce(max(seq), 0) + 1 FROM job_queue WHERE queue = ?"
-)
 
 
 def _write_creation(
@@ -1668,16 +1648,20 @@ def _write_creation(
     )
 
 
+# Every new job takes the next seq of its queue: it is used only if the
+# job is created enqueued, and looking it up costs less than a branch.
 _INSERT_JOB = (
     "INSERT INTO jobs (function, arguments, queue, state, reason,"
-    " created_at, state_changed_at, scheduled_at, timeout)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, state_changed_at, scheduled_at, timeout, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " + _NEXT_SEQ.format(queue="?") + ")"
 )
 # Jobs with a unique key or a mutex: the columns of migration 0003 too.
 _INSERT_COORDINATED_JOB = (
     "INSERT INTO jobs (function, arguments, queue, state, reason,"
     " created_at, state_changed_at, scheduled_at, timeout, unique_key,"
-    " mutex, mutex_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " mutex, mutex_limit, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    + _NEXT_SEQ.format(queue="?")
+    + ")"
 )
 _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
@@ -1687,7 +1671,6 @@ _JOB_TABLES = (
     ("job_continuations", "job_id"),
     ("job_history", "job_id"),
     ("job_parameters", "job_id"),
-    ("job_queue", "job_id"),
     ("jobs", "id"),
 )
 
@@ -1767,9 +1750,8 @@ def _pick(
             break
         want = limit - len(picked)
         head = conn.execute(
-            "SELECT q.job_id, j.mutex FROM job_queue AS q"
-            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
-            " ORDER BY q.seq LIMIT ?",
+            "SELECT id, mutex FROM jobs WHERE state = 'enqueued'"
+            " AND queue = ? ORDER BY seq LIMIT ?",
             (queue, want),
         ).fetchall()
         if all(mutex is None for _, mutex in head):
@@ -1778,9 +1760,8 @@ def _pick(
             continue
         # Read lazily: the scan stops as soon as enough jobs are picked.
         cursor = conn.execute(
-            "SELECT q.job_id, j.mutex, j.mutex_limit FROM job_queue AS q"
-            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
-            " ORDER BY q.seq",
+            "SELECT id, mutex, mutex_limit FROM jobs"
+            " WHERE state = 'enqueued' AND queue = ? ORDER BY seq",
             (queue,),
         )
         try:
