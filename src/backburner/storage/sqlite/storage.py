@@ -1120,26 +1120,13 @@ class SQLiteStorage(Storage):
         limit: int = 50,
     ) -> list[JobRecord]:
         """Return a page of jobs, newest first (see the base class)."""
-        where = []
-        params: list[object] = []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state.value)
-        if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
-        if before is not None:
-            where.append("id < ?")
-            params.append(before)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        params.append(limit)
+        if state is None and queue is not None:
+            sql, params = _queue_page(queue, before, limit)
+        else:
+            sql, params = _page(state, queue, before, limit)
 
         def work(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
-                " ORDER BY id DESC LIMIT ?",
-                params,
-            ).fetchall()
+            return conn.execute(sql, params).fetchall()
 
         return [_record(row) for row in await self._run(work)]
 
@@ -1673,6 +1660,58 @@ _JOB_TABLES = (
     ("job_parameters", "job_id"),
     ("jobs", "id"),
 )
+
+
+def _page(
+    state: JobState | None,
+    queue: str | None,
+    before: JobId | None,
+    limit: int,
+) -> tuple[str, list[object]]:
+    """A page of jobs, newest first, by state and queue if given."""
+    where = []
+    params: list[object] = []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state.value)
+    if queue is not None:
+        where.append("queue = ?")
+        params.append(queue)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    params.append(limit)
+    sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+    return sql, params
+
+
+def _queue_page(
+    queue: str, before: JobId | None, limit: int
+) -> tuple[str, list[object]]:
+    """A page of one queue's jobs in every state, newest first.
+
+    No index leads with the queue alone (one fewer index to write per
+    enqueue, see migration 0006): the newest ``limit`` jobs of each state
+    come from jobs_by_state_queue, and the page is the newest of those,
+    at most seven times ``limit`` rows read whatever the queue holds.
+    """
+    arms = []
+    params: list[object] = []
+    for state in JobState:
+        below = "" if before is None else " AND id < ?"
+        arms.append(
+            f"SELECT * FROM (SELECT {_JOB_COLUMNS} FROM jobs"
+            f" WHERE state = '{state.value}' AND queue = ?{below}"
+            " ORDER BY id DESC LIMIT ?)"
+        )
+        params.extend([queue] if before is None else [queue, before])
+        params.append(limit)
+    params.append(limit)
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(arms)}) ORDER BY id DESC LIMIT ?"
+    )
+    return sql, params
 
 
 def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
