@@ -5,6 +5,12 @@ the connection; coroutines hand it work and await the result, so the
 event loop never blocks on SQLite. Writes use ``BEGIN IMMEDIATE`` so a
 transaction takes the write lock up front instead of failing half-way
 when another process wrote first.
+
+Enqueuing is one transaction per call, so its cost follows the pages it
+writes: the job row, its state indexes, its queue entry (an entry of
+the partial index ``jobs_queued``) and the counter. A job's creation
+history entry is not among them: the job row implies it until the
+first state change writes it (see :func:`_write_creation`).
 """
 
 from __future__ import annotations
