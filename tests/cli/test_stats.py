@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 from types import ModuleType
 
 from backburner.jobs import JobOptions, SyncClient
@@ -108,10 +109,26 @@ def test_stats_says_when_nothing_runs(cli: Run) -> None:
     assert out.endswith("no queues\n\nno live servers\n")
 
 
-def test_migrate_leaves_a_usable_storage(cli: Run) -> None:
+def test_migrate_says_which_versions_it_applied(cli: Run) -> None:
     first = cli("migrate")
     again = cli("migrate")
 
-    assert first.code == 0, first.err
+    folder = resources.files("backburner.storage.sqlite") / "migrations"
+    versions = sorted(
+        int(entry.name[:4])
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    shipped = ", ".join(map(str, versions))
+    assert (first.code, first.out) == (
+        0,
+        f"applied schema versions {shipped}\n",
+    ), first.err
     assert again.out == "storage schema is up to date\n"
+
+
+def test_migrate_leaves_a_usable_storage(cli: Run) -> None:
+    first = cli("migrate")
+
+    assert first.code == 0, first.err
     assert cli("stats", "--json").json()["states"]["enqueued"] == 0

@@ -2,9 +2,8 @@
 
 Storage also migrates itself on first use; this command is for doing it
 on purpose, before the first server starts (a deployment step). It
-prints the schema versions it applied. An SQLite storage migrates as it
-connects, before this command asks, so on SQLite it reports the schema
-as up to date even when it has just installed it.
+prints the schema versions it applied, including those an SQLite
+storage applied as it opened the file.
 """
 
 from __future__ import annotations

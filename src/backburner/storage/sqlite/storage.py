@@ -5,6 +5,12 @@ the connection; coroutines hand it work and await the result, so the
 event loop never blocks on SQLite. Writes use ``BEGIN IMMEDIATE`` so a
 transaction takes the write lock up front instead of failing half-way
 when another process wrote first.
+
+Enqueuing is one transaction per call, so its cost follows the pages it
+writes: the job row, its state indexes, its queue entry (an entry of
+the partial index ``jobs_queued``) and the counter. A job's creation
+history entry is not among them: the job row implies it until the
+first state change writes it (see :func:`_write_creation`).
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
             function=str(row[1]),
             arguments=str(row[2]),
             queue=str(row[3]),
-            state=JobState(row[4]),
+            state=_state(row[0], row[4]),
             reason=str(row[5]),
             version=int(row[6]),
             attempt=int(row[7]),
@@ -340,6 +346,9 @@ class SQLiteStorage(Storage):
         self._busy_timeout = busy_timeout
         self._auto_migrate = auto_migrate
         self._conn: sqlite3.Connection | None = None
+        # Versions applied when the connection opened, until migrate()
+        # reports them.
+        self._unreported: list[int] = []
         self._closed = False
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="backburner-sqlite"
@@ -378,7 +387,7 @@ class SQLiteStorage(Storage):
             )
             self._conn = conn
             if self._auto_migrate:
-                self._migrate(conn)
+                self._unreported = self._migrate(conn)
         return self._conn
 
     def _write(
@@ -442,14 +451,12 @@ class SQLiteStorage(Storage):
         reason: str,
         at: float,
         data: Mapping[str, JSONValue],
-    ) -> int:
-        cursor = conn.execute(
+    ) -> None:
+        conn.execute(
             "INSERT INTO job_history (job_id, state, reason, created_at,"
             " data) VALUES (?, ?, ?, ?, ?)",
             (job_id, state, reason, at, json.dumps(data)),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     def _change(
         self,
@@ -486,18 +493,13 @@ class SQLiteStorage(Storage):
 
         target = change.to_state.value
         at = _ts(change.at)
-        seq = self._history(
+        if version == 1:
+            _write_creation(conn, [change.job_id], at)
+        self._history(
             conn, change.job_id, target, change.reason, at, change.data
         )
-        if previous is JobState.ENQUEUED:
-            conn.execute(
-                "DELETE FROM job_queue WHERE job_id = ?", (change.job_id,)
-            )
         conn.execute(
-            "UPDATE jobs SET state = ?, reason = ?, version = version + 1,"
-            " state_changed_at = ?, scheduled_at = ?, server = NULL,"
-            " expires_at = ?,"
-            " attempt = CASE WHEN ? THEN 0 ELSE attempt END WHERE id = ?",
+            _UPDATE_STATE,
             (
                 target,
                 change.reason,
@@ -505,14 +507,10 @@ class SQLiteStorage(Storage):
                 _opt_ts(change.scheduled_at),
                 _opt_ts(change.expires_at),
                 change.reset_attempt,
+                change.to_state is JobState.ENQUEUED,
                 change.job_id,
             ),
         )
-        if change.to_state is JobState.ENQUEUED:
-            conn.execute(
-                "INSERT INTO job_queue (job_id, queue, seq) VALUES (?, ?, ?)",
-                (change.job_id, queue, seq),
-            )
         if previous is JobState.PROCESSING and not from_worker:
             changes.aborted.add(change.job_id)
         changes.move(queue, state, target)
@@ -524,6 +522,128 @@ class SQLiteStorage(Storage):
         elif previous in FINAL_STATES:
             self._rearm_continuations(conn, changes, change)
         return ChangeOutcome(change.job_id, True, previous)
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        batch: Sequence[StateChange],
+    ) -> list[ChangeOutcome]:
+        """Apply a batch of changes, each as :meth:`_change` would.
+
+        A server's outcomes come in batches of distinct jobs that need
+        neither a unique-key check nor continuations; those take a few
+        statements for the whole batch instead of three per change (each
+        statement is a trip through SQLite and its lock on the
+        interpreter). Anything else goes through :meth:`_change`, one by
+        one, in order.
+        """
+        if len(batch) > 1 and not changes.any_continuations(conn):
+            outcomes = self._apply_together(conn, changes, batch)
+            if outcomes is not None:
+                return outcomes
+        return [
+            self._change(conn, changes, change, from_worker=change.from_worker)
+            for change in batch
+        ]
+
+    def _apply_together(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        batch: Sequence[StateChange],
+    ) -> list[ChangeOutcome] | None:
+        """The batched path of :meth:`_apply`; ``None`` if it does not fit.
+
+        Returns ``None`` before writing anything.
+        """
+        ids = [change.job_id for change in batch]
+        if len(set(ids)) != len(ids):
+            return None
+        found: dict[JobId, tuple[JobState, str, int]] = {}
+        for chunk in _chunks(ids):
+            rows = conn.execute(
+                "SELECT id, state, queue, version, unique_key FROM jobs"
+                f" WHERE id IN ({_marks(len(chunk))})",
+                chunk,
+            ).fetchall()
+            for job_id, state, queue, version, unique_key in rows:
+                found[job_id] = (_state(job_id, state), queue, version)
+                if unique_key is not None:
+                    # A key may have to be checked against the changes
+                    # before it, in order.
+                    return None
+
+        outcomes = []
+        applied: list[tuple[StateChange, JobState, str]] = []
+        for change in batch:
+            row = found.get(change.job_id)
+            if row is None:
+                outcomes.append(ChangeOutcome(change.job_id, False, None))
+                continue
+            previous, queue, version = row
+            if previous not in change.from_states or (
+                change.expected_version is not None
+                and version != change.expected_version
+            ):
+                outcomes.append(ChangeOutcome(change.job_id, False, previous))
+                continue
+            outcomes.append(ChangeOutcome(change.job_id, True, previous))
+            applied.append((change, previous, queue))
+        if applied:
+            self._write_together(conn, changes, applied, found)
+        return outcomes
+
+    def _write_together(
+        self,
+        conn: sqlite3.Connection,
+        changes: _Changes,
+        applied: Sequence[tuple[StateChange, JobState, str]],
+        found: Mapping[JobId, tuple[JobState, str, int]],
+    ) -> None:
+        first = [
+            change.job_id
+            for change, _, _ in applied
+            if found[change.job_id][2] == 1
+        ]
+        for chunk in _chunks(first):
+            _write_creation(conn, chunk, _ts(applied[0][0].at))
+        conn.executemany(
+            "INSERT INTO job_history (job_id, state, reason, created_at,"
+            " data) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    change.job_id,
+                    change.to_state.value,
+                    change.reason,
+                    _ts(change.at),
+                    json.dumps(change.data) if change.data else "{}",
+                )
+                for change, _, _ in applied
+            ],
+        )
+        conn.executemany(
+            _UPDATE_STATE,
+            [
+                (
+                    change.to_state.value,
+                    change.reason,
+                    _ts(change.at),
+                    _opt_ts(change.scheduled_at),
+                    _opt_ts(change.expires_at),
+                    change.reset_attempt,
+                    change.to_state is JobState.ENQUEUED,
+                    change.job_id,
+                )
+                for change, _, _ in applied
+            ],
+        )
+        for change, previous, queue in applied:
+            if previous is JobState.PROCESSING and not change.from_worker:
+                changes.aborted.add(change.job_id)
+            target = change.to_state.value
+            changes.move(queue, previous.value, target)
+            changes.finish(target, _ts(change.at))
 
     def _fire_continuations(
         self,
@@ -598,12 +718,18 @@ class SQLiteStorage(Storage):
     async def migrate(self) -> list[int]:
         """Install or upgrade the schema; return the versions applied.
 
+        The versions include those this storage applied on its own when
+        it opened the file (``auto_migrate``), the first time it is
+        asked.
+
         Raises:
             SchemaError: the file was migrated by a newer backburner.
         """
 
         def work(conn: sqlite3.Connection) -> list[int]:
-            return self._migrate(conn)
+            applied = self._unreported + self._migrate(conn)
+            self._unreported = []
+            return applied
 
         return await self._run(work)
 
@@ -741,7 +867,7 @@ class SQLiteStorage(Storage):
                 job.timeout,
             )
             if job.unique_key is None and job.mutex is None:
-                cursor = conn.execute(_INSERT_JOB, row)
+                cursor = conn.execute(_INSERT_JOB, (*row, job.queue))
             else:
                 cursor = conn.execute(
                     _INSERT_COORDINATED_JOB,
@@ -750,19 +876,13 @@ class SQLiteStorage(Storage):
                         job.unique_key,
                         job.mutex,
                         None if job.mutex is None else job.mutex_limit,
+                        job.queue,
                     ),
                 )
             job_id = cursor.lastrowid
             assert job_id is not None
-            seq = self._history(
-                conn, job_id, job.state.value, job.reason, at, {}
-            )
-            if job.state is JobState.ENQUEUED:
-                conn.execute(
-                    "INSERT INTO job_queue (job_id, queue, seq)"
-                    " VALUES (?, ?, ?)",
-                    (job_id, job.queue, seq),
-                )
+            # No history row yet: the job row implies its creation entry
+            # until the first state change writes it (_write_creation).
             conn.executemany(
                 "INSERT INTO job_parameters (job_id, name, value)"
                 " VALUES (?, ?, ?)",
@@ -787,12 +907,7 @@ class SQLiteStorage(Storage):
         def work(
             conn: sqlite3.Connection, gathered: _Changes
         ) -> list[ChangeOutcome]:
-            return [
-                self._change(
-                    conn, gathered, change, from_worker=change.from_worker
-                )
-                for change in changes
-            ]
+            return self._apply(conn, gathered, changes)
 
         return await self._run(lambda conn: self._write(conn, work))
 
@@ -815,7 +930,9 @@ class SQLiteStorage(Storage):
             # write lock that every other process is waiting for.
             found = any(
                 conn.execute(
-                    "SELECT 1 FROM job_queue WHERE queue = ? LIMIT 1", (q,)
+                    "SELECT 1 FROM jobs WHERE state = 'enqueued'"
+                    " AND queue = ? LIMIT 1",
+                    (q,),
                 ).fetchone()
                 for q in queues
             )
@@ -851,12 +968,7 @@ class SQLiteStorage(Storage):
         def work(
             conn: sqlite3.Connection, gathered: _Changes
         ) -> tuple[list[ChangeOutcome], list[JobRecord]]:
-            outcomes = [
-                self._change(
-                    conn, gathered, change, from_worker=change.from_worker
-                )
-                for change in changes
-            ]
+            outcomes = self._apply(conn, gathered, changes)
             rows = self._fetch_rows(conn, gathered, server, queues, limit, now)
             return outcomes, rows
 
@@ -884,9 +996,7 @@ class SQLiteStorage(Storage):
         rows: list[Any] = []
         for chunk in _chunks(picked):
             marks = _marks(len(chunk))
-            conn.execute(
-                f"DELETE FROM job_queue WHERE job_id IN ({marks})", chunk
-            )
+            _write_creation(conn, chunk, at)
             rows.extend(
                 conn.execute(
                     "UPDATE jobs SET state = ?, reason = ?,"
@@ -980,9 +1090,18 @@ class SQLiteStorage(Storage):
         """Return the job's history, oldest first."""
 
         def work(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
+            rows = conn.execute(
                 "SELECT state, reason, created_at, data FROM job_history"
                 " WHERE job_id = ? ORDER BY id",
+                (job_id,),
+            ).fetchall()
+            if rows:
+                return rows
+            # Not changed since it was created: the job row is its
+            # history (see _write_creation).
+            return conn.execute(
+                "SELECT state, reason, created_at, '{}' FROM jobs"
+                " WHERE id = ? AND version = 1",
                 (job_id,),
             ).fetchall()
 
@@ -1007,26 +1126,13 @@ class SQLiteStorage(Storage):
         limit: int = 50,
     ) -> list[JobRecord]:
         """Return a page of jobs, newest first (see the base class)."""
-        where = []
-        params: list[object] = []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state.value)
-        if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
-        if before is not None:
-            where.append("id < ?")
-            params.append(before)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        params.append(limit)
+        if state is None and queue is not None:
+            sql, params = _queue_page(queue, before, limit)
+        else:
+            sql, params = _page(state, queue, before, limit)
 
         def work(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
-                " ORDER BY id DESC LIMIT ?",
-                params,
-            ).fetchall()
+            return conn.execute(sql, params).fetchall()
 
         return [_record(row) for row in await self._run(work)]
 
@@ -1477,16 +1583,78 @@ class SQLiteStorage(Storage):
         return await self._run(lambda conn: self._write(conn, work))
 
 
+# An enqueued job's queue entry is its entry in the partial index
+# jobs_queued (queue, seq) of migration 0005: a job (re)enqueued goes
+# behind every job of its queue. Its seq means nothing in other states.
+_NEXT_SEQ = (
+    "(SELECT coalesce(max(q.seq), 0) + 1 FROM jobs AS q"
+    " WHERE q.state = 'enqueued' AND q.queue = {queue})"
+)
+_UPDATE_STATE = (
+    "UPDATE jobs SET state = ?, reason = ?, version = version + 1,"
+    " state_changed_at = ?, scheduled_at = ?, server = NULL,"
+    " expires_at = ?, attempt = CASE WHEN ? THEN 0 ELSE attempt END,"
+    " seq = CASE WHEN ? THEN "
+    + _NEXT_SEQ.format(queue="jobs.queue")
+    + " ELSE seq END WHERE id = ?"
+)
+_STATES = {state.value: state for state in JobState}
+
+
+def _state(job_id: JobId, value: Any) -> JobState:
+    """The state stored as ``value`` (a lookup, not an enum call).
+
+    Raises:
+        CorruptedJobError: ``value`` names no state.
+    """
+    state: JobState | None = _STATES.get(value)
+    if state is None:
+        raise CorruptedJobError(job_id, f"unknown state {value!r}")
+    return state
+
+
+def _write_creation(
+    conn: sqlite3.Connection, job_ids: Sequence[JobId], at: float
+) -> None:
+    """Write the creation history rows that the job rows still imply.
+
+    A new job gets no history row: until its first state change (version
+    1) its row holds exactly what that entry would (state, reason,
+    ``created_at``, no data), and :meth:`SQLiteStorage.get_history`
+    reads it from there. This saves a row and an index entry in every
+    job's first transaction. Each change writes the entry just before its
+    own, while the row still has its creation values; a job created by an
+    older backburner, whose creation row exists, gets no second one.
+
+    A damaged creation time is written as ``at`` (the change's time), so
+    that the history of a job failed for that damage stays readable.
+    """
+    conn.execute(
+        "INSERT INTO job_history (job_id, state, reason, created_at, data)"
+        " SELECT id, state, reason, CASE typeof(created_at)"
+        " WHEN 'real' THEN created_at WHEN 'integer' THEN created_at"
+        " ELSE ? END, '{}' FROM jobs"
+        f" WHERE id IN ({_marks(len(job_ids))}) AND version = 1"
+        " AND NOT EXISTS (SELECT 1 FROM job_history AS h"
+        " WHERE h.job_id = jobs.id)",
+        (at, *job_ids),
+    )
+
+
+# Every new job takes the next seq of its queue: it is used only if the
+# job is created enqueued, and looking it up costs less than a branch.
 _INSERT_JOB = (
     "INSERT INTO jobs (function, arguments, queue, state, reason,"
-    " created_at, state_changed_at, scheduled_at, timeout)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, state_changed_at, scheduled_at, timeout, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " + _NEXT_SEQ.format(queue="?") + ")"
 )
 # Jobs with a unique key or a mutex: the columns of migration 0003 too.
 _INSERT_COORDINATED_JOB = (
     "INSERT INTO jobs (function, arguments, queue, state, reason,"
     " created_at, state_changed_at, scheduled_at, timeout, unique_key,"
-    " mutex, mutex_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " mutex, mutex_limit, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    + _NEXT_SEQ.format(queue="?")
+    + ")"
 )
 _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
@@ -1496,9 +1664,60 @@ _JOB_TABLES = (
     ("job_continuations", "job_id"),
     ("job_history", "job_id"),
     ("job_parameters", "job_id"),
-    ("job_queue", "job_id"),
     ("jobs", "id"),
 )
+
+
+def _page(
+    state: JobState | None,
+    queue: str | None,
+    before: JobId | None,
+    limit: int,
+) -> tuple[str, list[object]]:
+    """A page of jobs, newest first, by state and queue if given."""
+    where = []
+    params: list[object] = []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state.value)
+    if queue is not None:
+        where.append("queue = ?")
+        params.append(queue)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    params.append(limit)
+    sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+    return sql, params
+
+
+def _queue_page(
+    queue: str, before: JobId | None, limit: int
+) -> tuple[str, list[object]]:
+    """A page of one queue's jobs in every state, newest first.
+
+    No index leads with the queue alone (one fewer index to write per
+    enqueue, see migration 0006): the newest ``limit`` jobs of each state
+    come from jobs_by_state_queue, and the page is the newest of those,
+    at most seven times ``limit`` rows read whatever the queue holds.
+    """
+    arms = []
+    params: list[object] = []
+    for state in JobState:
+        below = "" if before is None else " AND id < ?"
+        arms.append(
+            f"SELECT * FROM (SELECT {_JOB_COLUMNS} FROM jobs"
+            f" WHERE state = '{state.value}' AND queue = ?{below}"
+            " ORDER BY id DESC LIMIT ?)"
+        )
+        params.extend([queue] if before is None else [queue, before])
+        params.append(limit)
+    params.append(limit)
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(arms)}) ORDER BY id DESC LIMIT ?"
+    )
+    return sql, params
 
 
 def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
@@ -1576,9 +1795,8 @@ def _pick(
             break
         want = limit - len(picked)
         head = conn.execute(
-            "SELECT q.job_id, j.mutex FROM job_queue AS q"
-            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
-            " ORDER BY q.seq LIMIT ?",
+            "SELECT id, mutex FROM jobs WHERE state = 'enqueued'"
+            " AND queue = ? ORDER BY seq LIMIT ?",
             (queue, want),
         ).fetchall()
         if all(mutex is None for _, mutex in head):
@@ -1587,9 +1805,8 @@ def _pick(
             continue
         # Read lazily: the scan stops as soon as enough jobs are picked.
         cursor = conn.execute(
-            "SELECT q.job_id, j.mutex, j.mutex_limit FROM job_queue AS q"
-            " JOIN jobs AS j ON j.id = q.job_id WHERE q.queue = ?"
-            " ORDER BY q.seq",
+            "SELECT id, mutex, mutex_limit FROM jobs"
+            " WHERE state = 'enqueued' AND queue = ? ORDER BY seq",
             (queue,),
         )
         try:
