@@ -66,6 +66,7 @@ from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
 from backburner.jobs.context import JobContext
 from backburner.jobs.expiry import Expirer
 from backburner.jobs.heartbeat import Heartbeat
+from backburner.jobs.log_output import log_to
 from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
@@ -1024,11 +1025,8 @@ def _on_signal(server: Server, signum: signal.Signals) -> None:
 
 def _default_logging() -> None:
     """Log job lifecycle lines to stderr unless the app set logging up."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    # Written by a thread of its own, off the event loop that runs jobs.
+    log_to(sys.stderr)
 
 
 def _child_main(plan: _Plan) -> None:
