@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -349,6 +350,8 @@ class Server:
         self._running: dict[tuple[JobId, int], _Execution] = {}
         self._latest: dict[JobId, _Execution] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Outcomes submitted whose write has not been reported yet.
+        self._unwritten = 0
         self._free_workers = list(range(self.concurrency, 0, -1))
         self._saturated = False
         self._wake = asyncio.Event()
@@ -533,7 +536,7 @@ class Server:
             self._saturated = len(jobs) == free
             if self._saturated:
                 continue
-            if until_empty and not jobs and not self._tasks:
+            if until_empty and not jobs and self._idle():
                 if promoted_before_fetch:
                     return
                 await self._promoter.promote()
@@ -541,6 +544,10 @@ class Server:
                 continue
             promoted_before_fetch = False
             await self._nap(self.tuning.poll_interval)
+
+    def _idle(self) -> bool:
+        """No job task runs and every outcome has been written."""
+        return not self._tasks and not self._unwritten
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until woken (work, a finished job, a stop) or timed out."""
@@ -564,13 +571,12 @@ class Server:
         execution.task = task
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
-        # Held until its task ends, which is after its outcome is written.
+        # Held until its outcome is written, or its task ends without one.
         self._held.add(execution.key)
-        task.add_done_callback(lambda _: self._held.discard(execution.key))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not self._tasks:
+        if self._idle():
             self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             _log.error(
@@ -583,6 +589,21 @@ class Server:
     async def _run(
         self, execution: _Execution, previous: _Execution | None
     ) -> None:
+        submitted = False
+        try:
+            submitted = await self._run_and_submit(execution, previous)
+        finally:
+            if not submitted:
+                self._held.discard(execution.key)
+
+    async def _run_and_submit(
+        self, execution: _Execution, previous: _Execution | None
+    ) -> bool:
+        """Run the job and submit its outcome; False when there is none.
+
+        The outcome is written later, with others; then
+        :meth:`_outcome_written` logs the job's end.
+        """
         job = execution.job
         token = execution.source.token
         if _log.isEnabledFor(logging.INFO):
@@ -624,7 +645,7 @@ class Server:
         finally:
             self._release(execution)
         if execution.abandoned:
-            return
+            return False
 
         data: dict[str, JSONValue] = {
             "server": self.name,
@@ -646,8 +667,27 @@ class Server:
                 token.reason,
                 extra=self._facts(execution, "job.aborted", ending),
             )
-            return
-        outcome = await asyncio.shield(self._writer.submit(change))
+            return False
+        self._unwritten += 1
+        self._writer.submit_then(
+            change,
+            functools.partial(
+                self._outcome_written, execution, ending, change
+            ),
+        )
+        return True
+
+    def _outcome_written(
+        self,
+        execution: _Execution,
+        ending: Ending,
+        change: StateChange,
+        outcome: ChangeOutcome | None,
+    ) -> None:
+        self._unwritten -= 1
+        self._held.discard(execution.key)
+        if self._idle():
+            self._wake.set()
         self._log_end(execution, ending, change, outcome)
         if change.scheduled_at is not None:
             self._promoter.due_at(change.scheduled_at)

@@ -89,6 +89,9 @@ def delete(
     )
 
 
+_PROCESSING = frozenset({S.PROCESSING})
+
+
 def _outcome(
     job_id: JobId,
     version: int,
@@ -103,7 +106,7 @@ def _outcome(
     return StateChange(
         job_id=job_id,
         to_state=target,
-        from_states=frozenset({S.PROCESSING}),
+        from_states=_PROCESSING,
         reason=reason,
         at=now,
         data=data,
