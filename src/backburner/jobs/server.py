@@ -964,9 +964,11 @@ def run_server(
     and SIGINT stop gracefully; a second signal stops harder.
 
     Returns:
-        The exit code: 0 after a clean stop, 1 when the server failed
-        (storage unreachable...), 2 for bad arguments (a module that does
-        not import, an invalid storage URL or queue name).
+        The exit code: 0 after a clean stop (a server process that
+        SIGTERM ended while it was still starting counts as one), 1 when
+        the server failed (storage unreachable...), 2 for bad arguments
+        (a module that does not import, an invalid storage URL or queue
+        name).
     """
     _default_logging()
     plan = _Plan(
@@ -1125,8 +1127,24 @@ def _run_processes(plan: _Plan, processes: int) -> int:
         for child in children:
             child.join()
         _restore(previous)
-    codes = [child.exitcode or 0 for child in children]
-    return max((code if code > 0 else 1) if code else 0 for code in codes)
+    return _exit_code([child.exitcode or 0 for child in children])
+
+
+def _exit_code(codes: Sequence[int]) -> int:
+    """The parent's exit code from its children's (negative: signal).
+
+    A child killed by SIGTERM stopped as asked: it was still starting,
+    before its own handler was in place, when the stop was forwarded to
+    it (or someone sent SIGTERM to the whole group).
+    """
+    worst = 0
+    for code in codes:
+        if code == -signal.SIGTERM:
+            code = 0
+        elif code < 0:
+            code = 1
+        worst = max(worst, code)
+    return worst
 
 
 async def _migrate(storage: Storage) -> None:
