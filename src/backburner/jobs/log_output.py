@@ -26,6 +26,7 @@ from typing import TextIO
 __all__ = ["BackgroundLogHandler"]
 
 _STOP = None  # put on the queue by close(): the writer thread ends
+_Item = logging.LogRecord | threading.Event | None
 _MAX_BATCH = 1000
 
 
@@ -40,14 +41,8 @@ class BackgroundLogHandler(logging.Handler):
     def __init__(self, stream: TextIO, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.stream = stream
-        self._records: queue.SimpleQueue[logging.LogRecord | None] = (
-            queue.SimpleQueue()
-        )
-        # Lines queued but not yet written; flush() waits for none.
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
+        # Records, and the events flush() waits on, in order.
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(
             target=self._write_forever,
@@ -64,43 +59,47 @@ class BackgroundLogHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging's own error report
             self.handleError(record)
             return
-        if self._closed:
-            return
-        with self._pending_lock:
-            self._pending += 1
-            self._idle.clear()
-        self._records.put(record)
+        if not self._closed:
+            self._queue.put(record)
 
     def flush(self) -> None:
-        """Wait until every queued line has been written (up to 5 s)."""
-        if self._thread.is_alive():
-            self._idle.wait(5.0)
+        """Wait until the lines queued so far are written (up to 5 s)."""
+        if self._closed or self._thread is threading.current_thread():
+            return
+        written = threading.Event()
+        self._queue.put(written)
+        written.wait(5.0)
 
     def close(self) -> None:
         """Write what is queued, stop the writer thread, and detach."""
         if not self._closed:
             self._closed = True
-            self._records.put(_STOP)
+            self._queue.put(_STOP)
             if self._thread is not threading.current_thread():
                 self._thread.join(5.0)
         super().close()
 
     def _write_forever(self) -> None:
         while True:
-            batch = [self._records.get()]
-            while len(batch) < _MAX_BATCH:
+            records = []
+            item = self._queue.get()
+            while True:
+                if isinstance(item, logging.LogRecord):
+                    records.append(item)
+                else:
+                    # Everything queued before it goes out first.
+                    self._write(records)
+                    records = []
+                    if item is _STOP:
+                        return
+                    item.set()
+                if len(records) >= _MAX_BATCH:
+                    break
                 try:
-                    batch.append(self._records.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            records = [record for record in batch if record is not None]
             self._write(records)
-            with self._pending_lock:
-                self._pending -= len(records)
-                if self._pending <= 0:
-                    self._idle.set()
-            if len(records) < len(batch):
-                return
 
     def _write(self, records: list[logging.LogRecord]) -> None:
         lines = []
