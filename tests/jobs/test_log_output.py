@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from backburner.jobs import log_output
 from backburner.jobs.log_output import BackgroundLogHandler, log_to
 
 pytestmark = pytest.mark.timeout(30)
@@ -123,3 +124,16 @@ def test_an_application_that_set_up_logging_keeps_its_own() -> None:
         assert root.handlers == before
     finally:
         root.removeHandler(mine)
+
+
+def test_the_default_lines_read_as_logging_would_write_them() -> None:
+    ours = log_output._LineFormatter()
+    standard = logging.Formatter(log_output.LINE_FORMAT)
+    for created in (1_700_000_000.5, 1_700_000_000.9995, 1_700_000_001.0):
+        record = logging.LogRecord(
+            "backburner.server", logging.INFO, "", 0, "job 1", None, None
+        )
+        record.created = created
+        record.msecs = int((created - int(created)) * 1000) + 0.0
+
+        assert ours.format(record) == standard.format(record)

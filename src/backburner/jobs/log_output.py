@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import TextIO
 
 __all__ = ["BackgroundLogHandler"]
@@ -121,6 +122,30 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """How the server's default set-up lays out a line."""
 
 
+class _LineFormatter(logging.Formatter):
+    """:data:`LINE_FORMAT`, its date and time of day made once a second.
+
+    Used by one writer thread only: the cache needs no lock.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(LINE_FORMAT)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(  # noqa: N802 - logging's name
+        self, record: logging.LogRecord, datefmt: str | None = None
+    ) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            when = self.converter(record.created)
+            self._stamp = time.strftime(self.default_time_format, when)
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
 def log_to(stream: TextIO) -> bool:
     """Send INFO lines and above to ``stream``, unless logging is set up.
 
@@ -135,7 +160,7 @@ def log_to(stream: TextIO) -> bool:
     if root.handlers:
         return False
     handler = BackgroundLogHandler(stream)
-    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    handler.setFormatter(_LineFormatter())
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     return True
