@@ -10,7 +10,7 @@ itself in storage under its name (``host:pid`` unless named), then:
   notifications), and polls every ``poll_interval`` seconds for jobs
   enqueued elsewhere (PostgreSQL storage may notify across processes);
 - **writes outcomes** in batches (:mod:`backburner.jobs.outcomes`),
-  shielded from cancellation;
+  whatever happens to the job's task afterwards;
 - **aborts** a running job whose state changed under it (deleted,
   requeued, recovered): its cancellation token fires within
   ``abort_check_interval`` seconds, at once when the change was made in
