@@ -275,7 +275,11 @@ async def test_sigterm_while_server_processes_start_is_a_clean_stop(
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-    assert not any(_alive(int(pid)) for pid in lines(marker))
+        children = [int(pid) for pid in lines(marker)]
+        alive = [pid for pid in children if _alive(pid)]
+        for pid in alive:  # only when the test failed: no orphans
+            os.kill(pid, signal.SIGKILL)
+    assert alive == []
 
 
 def _run_server_slowly_importing(
