@@ -137,3 +137,32 @@ def test_the_default_lines_read_as_logging_would_write_them() -> None:
         record.msecs = int((created - int(created)) * 1000) + 0.0
 
         assert ours.format(record) == standard.format(record)
+
+
+def test_a_forked_process_writes_its_lines_itself() -> None:
+    code = (
+        "import logging, os, sys\n"
+        "from backburner.jobs.log_output import log_to\n"
+        "log_to(sys.stderr)\n"
+        "log = logging.getLogger('backburner.server')\n"
+        "log.info('parent')\n"
+        "logging.getLogger().handlers[0].flush()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    log.info('child')\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "log.info('parent again')\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=4,  # a child waiting for a writer it lacks takes 5 s
+        check=False,
+    )
+
+    assert done.returncode == 0
+    endings = [line.rsplit(": ", 1)[-1] for line in done.stderr.splitlines()]
+    assert endings == ["parent", "child", "parent again"]

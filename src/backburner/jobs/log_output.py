@@ -13,12 +13,15 @@ Known limit: a line reaches its stream a little after the call that
 logged it (usually well under a millisecond), and lines still queued are
 lost if the process is killed with SIGKILL. A normal exit, including
 ``sys.exit`` and an unhandled exception, writes them first
-(:func:`logging.shutdown` closes the handler).
+(:func:`logging.shutdown` closes the handler). A process forked from
+one that set the handler up has no writer thread: there, each line is
+written at once by the thread that logs it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -45,12 +48,21 @@ class BackgroundLogHandler(logging.Handler):
         # Records, and the events flush() waits on, in order.
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
+        # Set in a process forked from this one, which has no writer
+        # thread: there each line is written by the thread that logs it.
+        self._inline = False
         self._thread = threading.Thread(
             target=self._write_forever,
             name="backburner-log-writer",
             daemon=True,
         )
         self._thread.start()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._inline = True
+        self._queue = queue.SimpleQueue()  # the parent's lines are its own
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue ``record``; its message is fixed now, the rest later."""
@@ -60,12 +72,16 @@ class BackgroundLogHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging's own error report
             self.handleError(record)
             return
-        if not self._closed:
+        if self._inline:
+            self._write([record])
+        elif not self._closed:
             self._queue.put(record)
 
     def flush(self) -> None:
         """Wait until the lines queued so far are written (up to 5 s)."""
-        if self._closed or self._thread is threading.current_thread():
+        if self._closed or self._inline:
+            return
+        if self._thread is threading.current_thread():
             return
         written = threading.Event()
         self._queue.put(written)
@@ -76,8 +92,10 @@ class BackgroundLogHandler(logging.Handler):
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)
-            if self._thread is not threading.current_thread():
-                self._thread.join(5.0)
+            writer = self._thread
+            # After a fork the writer is the parent's: not alive here.
+            if writer.is_alive() and writer is not threading.current_thread():
+                writer.join(5.0)
         super().close()
 
     def _write_forever(self) -> None:
