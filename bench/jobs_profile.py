@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from backburner.jobs.client import Call, Client
+from backburner.jobs.log_output import log_to
 from backburner.jobs.server import Server
 from backburner.storage.sqlite import SQLiteStorage
 from bench import jobs_backburner, jobs_record
@@ -187,17 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as directory:
+        log = None
         if args.log:
-            logging.basicConfig(
-                level=logging.INFO,
-                filename=Path(directory) / "server.log",
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            )
+            # The worker command's own set-up, into a file.
+            log = (Path(directory) / "server.log").open("w")
+            log_to(log)
         found = asyncio.run(
             profile(
                 args.workload, args.jobs, args.concurrency, Path(directory)
             )
         )
+        if log is not None:
+            logging.shutdown()
+            log.close()
     print(json.dumps(found, indent=2))
     return 0
 

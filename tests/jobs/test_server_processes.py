@@ -254,3 +254,58 @@ async def _at_least(count: Callable[[], Any], target: int) -> bool:
 async def _registered(storage: Storage, pid: int) -> bool:
     names = [server.name for server in await storage.list_servers()]
     return any(name.endswith(f":{pid}") for name in names)
+
+
+async def test_sigterm_while_server_processes_start_is_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "importing.txt"
+    parent = _run_server_slowly_importing(tmp_path, marker)
+    try:
+        # Both children are importing the job modules: neither has its
+        # signal handler in place yet.
+        await eventually(
+            lambda: len(lines(marker)) == 2, what="both children to start"
+        )
+
+        parent.send_signal(signal.SIGTERM)
+
+        assert await exited(parent, within=30) == 0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        children = [int(pid) for pid in lines(marker)]
+        alive = [pid for pid in children if _alive(pid)]
+        for pid in alive:  # only when the test failed: no orphans
+            os.kill(pid, signal.SIGKILL)
+    assert alive == []
+
+
+def _run_server_slowly_importing(
+    tmp_path: Path, marker: Path
+) -> subprocess.Popen[bytes]:
+    """``run_server`` with two processes whose job module takes long."""
+    code = (
+        "import sys; from backburner.jobs import run_server; "
+        f"sys.exit(run_server('sqlite:///{tmp_path / 'jobs.db'}', "
+        "imports=['slow_import'], processes=2))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS_JOBS),
+        "BACKBURNER_TEST_IMPORT_MARKER": str(marker),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stderr=(tmp_path / "parent.log").open("wb"),
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

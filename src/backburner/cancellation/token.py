@@ -14,7 +14,6 @@ called in the cancelling thread.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -31,18 +30,25 @@ _log = logging.getLogger("backburner.cancellation")
 Callback = Callable[[], object]
 
 
+_Registered = dict[int, tuple[Callback, asyncio.AbstractEventLoop | None]]
+
+
 class _State:
-    """What a source and its token share; guarded by ``lock``."""
+    """What a source and its token share; guarded by ``lock``.
+
+    One is made per token source (one per web request, one per job), so
+    it is kept small: the callbacks' dict and the thread event are made
+    only when first needed, and callback ids are a plain counter.
+    """
 
     __slots__ = ("callbacks", "event", "lock", "next_id", "reason")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reason: str | None = None
-        self.callbacks: dict[
-            int, tuple[Callback, asyncio.AbstractEventLoop | None]
-        ] = {}
-        self.next_id = itertools.count()
+        # None until a callback is registered; None again once cancelled.
+        self.callbacks: _Registered | None = None
+        self.next_id = 0
         # Created only when a thread blocks on the token: most tokens
         # (one per web request) are never waited on that way.
         self.event: threading.Event | None = None
@@ -107,7 +113,10 @@ class CallbackRegistration:
             return False
         self._state = None
         with state.lock:
-            return state.callbacks.pop(self._id, None) is not None
+            callbacks = state.callbacks
+            if callbacks is None:
+                return False
+            return callbacks.pop(self._id, None) is not None
 
     def __enter__(self) -> CallbackRegistration:
         return self
@@ -184,8 +193,12 @@ class CancellationToken:
             return CallbackRegistration(None, -1)
         with state.lock:
             if state.reason is None:
-                callback_id = next(state.next_id)
-                state.callbacks[callback_id] = (callback, loop)
+                callback_id = state.next_id
+                state.next_id = callback_id + 1
+                callbacks = state.callbacks
+                if callbacks is None:
+                    callbacks = state.callbacks = {}
+                callbacks[callback_id] = (callback, loop)
                 return CallbackRegistration(state, callback_id)
         _invoke(callback)
         return CallbackRegistration(None, -1)
@@ -250,7 +263,8 @@ class CancellationTokenSource:
     def __init__(self) -> None:
         self._state = _State()
         self._token = CancellationToken(self._state)
-        self._links: list[CallbackRegistration] = []
+        # Registrations on the tokens it follows (linked sources only).
+        self._links: list[CallbackRegistration] | None = None
         self._timer: (
             threading.Timer
             | tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]
@@ -274,6 +288,8 @@ class CancellationTokenSource:
 
             # Propagation is synchronous (no loop): once a parent reports
             # cancellation, so does the linked token.
+            if source._links is None:
+                source._links = []
             source._links.append(parent._register(follow, None))
             if source.is_cancellation_requested:
                 break
@@ -301,14 +317,16 @@ class CancellationTokenSource:
             if state.reason is not None:
                 return False
             state.reason = str(reason)
-            callbacks = list(state.callbacks.values())
-            state.callbacks.clear()
+            callbacks = state.callbacks
+            state.callbacks = None
             event = state.event
         if event is not None:
             event.set()
-        for callback, loop in callbacks:
-            _dispatch(callback, loop)
-        self._stop_timer()
+        if callbacks:
+            for callback, loop in callbacks.values():
+                _dispatch(callback, loop)
+        if self._timer is not None:
+            self._stop_timer()
         return True
 
     def cancel_after(
@@ -343,10 +361,12 @@ class CancellationTokenSource:
 
         The token keeps its current state; closing is not cancelling.
         """
-        links, self._links = self._links, []
-        for link in links:
-            link.unregister()
-        self._stop_timer()
+        links, self._links = self._links, None
+        if links:
+            for link in links:
+                link.unregister()
+        if self._timer is not None:
+            self._stop_timer()
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None

@@ -10,15 +10,19 @@ server's next fetch takes them first
 is still its own compare-and-set, so one refused change does not affect
 the others.
 
-A submitted change is written even if the job's task is cancelled: the
-caller awaits the returned future through :func:`asyncio.shield`, and
-:meth:`OutcomeWriter.close` writes whatever is still pending.
+A submitted change is written even if the task that submitted it is
+cancelled or has ended: the change waits in the writer, not in the
+task, and :meth:`OutcomeWriter.close` writes whatever is still pending.
+The job server hands a callback with each job's change
+(:meth:`OutcomeWriter.submit_then`) rather than awaiting a future, so a
+job's task ends as soon as its outcome is decided.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from backburner.storage.base import (
     ChangeOutcome,
@@ -29,7 +33,9 @@ from backburner.storage.base import (
 
 _log = logging.getLogger("backburner.server")
 
-_Pending = tuple[StateChange, "asyncio.Future[ChangeOutcome | None]"]
+Written = Callable[[ChangeOutcome | None], None]
+"""Told a change's outcome once written (``None``: the write failed)."""
+_Pending = tuple[StateChange, "asyncio.Future[ChangeOutcome | None] | Written"]
 _MAX_BATCH = 500
 _RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 _RETRIES_WHEN_CLOSING = 3
@@ -63,12 +69,28 @@ class OutcomeWriter:
         """Queue ``change``; the future gives its outcome once written.
 
         The outcome is ``None`` when the write failed for good (logged).
+        Cancelling the future does not stop the write.
         """
         future: asyncio.Future[ChangeOutcome | None] = (
             asyncio.get_running_loop().create_future()
         )
+        self._queue(change, future)
+        return future
+
+    def submit_then(self, change: StateChange, written: Written) -> None:
+        """Queue ``change``; call ``written`` with its outcome once written.
+
+        ``written`` runs on the event loop, with ``None`` when the write
+        failed for good (logged); an error it raises is logged.
+        """
+        self._queue(change, written)
+
+    def _queue(
+        self,
+        change: StateChange,
+        then: asyncio.Future[ChangeOutcome | None] | Written,
+    ) -> None:
         if self._task is None or self._task.done():
-            future.set_result(None)
             _log.error(
                 "outcome of job %s dropped: the writer is stopped",
                 change.job_id,
@@ -77,10 +99,10 @@ class OutcomeWriter:
                     "job_id": change.job_id,
                 },
             )
-            return future
-        self._pending.append((change, future))
+            _tell(then, None)
+            return
+        self._pending.append((change, then))
         self._kick.set()
-        return future
 
     def take(self) -> list[_Pending]:
         """Take pending changes to write them another way (with a fetch).
@@ -96,9 +118,8 @@ class OutcomeWriter:
         self, batch: list[_Pending], outcomes: list[ChangeOutcome]
     ) -> None:
         """Report the outcomes of a batch from :meth:`take`."""
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+        for (_, then), outcome in zip(batch, outcomes, strict=True):
+            _tell(then, outcome)
 
     def give_back(self, batch: list[_Pending]) -> None:
         """Return an unwritten batch from :meth:`take`; it is written next."""
@@ -151,11 +172,30 @@ class OutcomeWriter:
                     # The jobs stay in processing; once this server is
                     # gone the surviving servers put them back on their
                     # queues.
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                    for _, then in batch:
+                        _tell(then, None)
                     return
             delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
             attempt += 1
             await asyncio.sleep(delay)
         self.settle(batch, outcomes)
+
+
+def _tell(
+    then: asyncio.Future[ChangeOutcome | None] | Written,
+    outcome: ChangeOutcome | None,
+) -> None:
+    """Hand ``outcome`` to whoever waits for it: a future or a callback."""
+    if isinstance(then, asyncio.Future):
+        if not then.done():
+            then.set_result(outcome)
+        return
+    try:
+        then(outcome)
+    except Exception:  # noqa: BLE001 - one faulty callback, logged
+        # The other outcomes of the batch must still be told.
+        _log.error(
+            "handling a written job outcome failed",
+            exc_info=True,
+            extra={"event": "server.outcome_callback_failed"},
+        )

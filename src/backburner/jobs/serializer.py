@@ -276,12 +276,18 @@ def encode_arguments(
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
+_NO_ARGUMENTS = encode_arguments((), {})
+
+
 def decode_arguments(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Decode what :func:`encode_arguments` wrote into ``(args, kwargs)``.
 
     Raises:
         ValueError: the stored document is damaged.
     """
+    if text == _NO_ARGUMENTS:
+        # A call without arguments, the most common job: no JSON to parse.
+        return (), {}
     try:
         document = json.loads(text)
         args = document["args"]

@@ -10,7 +10,7 @@ itself in storage under its name (``host:pid`` unless named), then:
   notifications), and polls every ``poll_interval`` seconds for jobs
   enqueued elsewhere (PostgreSQL storage may notify across processes);
 - **writes outcomes** in batches (:mod:`backburner.jobs.outcomes`),
-  shielded from cancellation;
+  whatever happens to the job's task afterwards;
 - **aborts** a running job whose state changed under it (deleted,
   requeued, recovered): its cancellation token fires within
   ``abort_check_interval`` seconds, at once when the change was made in
@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -66,6 +67,7 @@ from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
 from backburner.jobs.context import JobContext
 from backburner.jobs.expiry import Expirer
 from backburner.jobs.heartbeat import Heartbeat
+from backburner.jobs.log_output import log_to
 from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
@@ -348,6 +350,8 @@ class Server:
         self._running: dict[tuple[JobId, int], _Execution] = {}
         self._latest: dict[JobId, _Execution] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Outcomes submitted whose write has not been reported yet.
+        self._unwritten = 0
         self._free_workers = list(range(self.concurrency, 0, -1))
         self._saturated = False
         self._wake = asyncio.Event()
@@ -532,7 +536,7 @@ class Server:
             self._saturated = len(jobs) == free
             if self._saturated:
                 continue
-            if until_empty and not jobs and not self._tasks:
+            if until_empty and not jobs and self._idle():
                 if promoted_before_fetch:
                     return
                 await self._promoter.promote()
@@ -540,6 +544,10 @@ class Server:
                 continue
             promoted_before_fetch = False
             await self._nap(self.tuning.poll_interval)
+
+    def _idle(self) -> bool:
+        """No job task runs and every outcome has been written."""
+        return not self._tasks and not self._unwritten
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until woken (work, a finished job, a stop) or timed out."""
@@ -563,13 +571,12 @@ class Server:
         execution.task = task
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
-        # Held until its task ends, which is after its outcome is written.
+        # Held until its outcome is written, or its task ends without one.
         self._held.add(execution.key)
-        task.add_done_callback(lambda _: self._held.discard(execution.key))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not self._tasks:
+        if self._idle():
             self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             _log.error(
@@ -582,6 +589,21 @@ class Server:
     async def _run(
         self, execution: _Execution, previous: _Execution | None
     ) -> None:
+        submitted = False
+        try:
+            submitted = await self._run_and_submit(execution, previous)
+        finally:
+            if not submitted:
+                self._held.discard(execution.key)
+
+    async def _run_and_submit(
+        self, execution: _Execution, previous: _Execution | None
+    ) -> bool:
+        """Run the job and submit its outcome; False when there is none.
+
+        The outcome is written later, with others; then
+        :meth:`_outcome_written` logs the job's end.
+        """
         job = execution.job
         token = execution.source.token
         if _log.isEnabledFor(logging.INFO):
@@ -623,7 +645,7 @@ class Server:
         finally:
             self._release(execution)
         if execution.abandoned:
-            return
+            return False
 
         data: dict[str, JSONValue] = {
             "server": self.name,
@@ -645,8 +667,27 @@ class Server:
                 token.reason,
                 extra=self._facts(execution, "job.aborted", ending),
             )
-            return
-        outcome = await asyncio.shield(self._writer.submit(change))
+            return False
+        self._unwritten += 1
+        self._writer.submit_then(
+            change,
+            functools.partial(
+                self._outcome_written, execution, ending, change
+            ),
+        )
+        return True
+
+    def _outcome_written(
+        self,
+        execution: _Execution,
+        ending: Ending,
+        change: StateChange,
+        outcome: ChangeOutcome | None,
+    ) -> None:
+        self._unwritten -= 1
+        self._held.discard(execution.key)
+        if self._idle():
+            self._wake.set()
         self._log_end(execution, ending, change, outcome)
         if change.scheduled_at is not None:
             self._promoter.due_at(change.scheduled_at)
@@ -923,9 +964,11 @@ def run_server(
     and SIGINT stop gracefully; a second signal stops harder.
 
     Returns:
-        The exit code: 0 after a clean stop, 1 when the server failed
-        (storage unreachable...), 2 for bad arguments (a module that does
-        not import, an invalid storage URL or queue name).
+        The exit code: 0 after a clean stop (a server process that
+        SIGTERM ended while it was still starting counts as one), 1 when
+        the server failed (storage unreachable...), 2 for bad arguments
+        (a module that does not import, an invalid storage URL or queue
+        name).
     """
     _default_logging()
     plan = _Plan(
@@ -1024,11 +1067,8 @@ def _on_signal(server: Server, signum: signal.Signals) -> None:
 
 def _default_logging() -> None:
     """Log job lifecycle lines to stderr unless the app set logging up."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    # Written by a thread of its own, off the event loop that runs jobs.
+    log_to(sys.stderr)
 
 
 def _child_main(plan: _Plan) -> None:
@@ -1087,8 +1127,24 @@ def _run_processes(plan: _Plan, processes: int) -> int:
         for child in children:
             child.join()
         _restore(previous)
-    codes = [child.exitcode or 0 for child in children]
-    return max((code if code > 0 else 1) if code else 0 for code in codes)
+    return _exit_code([child.exitcode or 0 for child in children])
+
+
+def _exit_code(codes: Sequence[int]) -> int:
+    """The parent's exit code from its children's (negative: signal).
+
+    A child killed by SIGTERM stopped as asked: it was still starting,
+    before its own handler was in place, when the stop was forwarded to
+    it (or someone sent SIGTERM to the whole group).
+    """
+    worst = 0
+    for code in codes:
+        if code == -signal.SIGTERM:
+            code = 0
+        elif code < 0:
+            code = 1
+        worst = max(worst, code)
+    return worst
 
 
 async def _migrate(storage: Storage) -> None:

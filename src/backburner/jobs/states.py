@@ -8,7 +8,12 @@
       │
     requeue (from any state but enqueued)     delete (from any but deleted)
 
-*awaiting* jobs wait for a parent job; they leave by requeue or delete.
+*awaiting* jobs (continuations) wait for a parent job; they leave by
+requeue or delete, or when the parent finishes. A finished continuation
+goes back to *awaiting* when its parent leaves its final state (a
+requeued parent re-arms its continuations); storage makes that move, in
+the parent's transaction.
+
 Every function here returns a :class:`~backburner.storage.StateChange`:
 storage applies it as one compare-and-set transaction, so a change that
 finds the job elsewhere leaves the job untouched.
@@ -44,11 +49,13 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     S.PROCESSING: frozenset(
         {S.SUCCEEDED, S.FAILED, S.SCHEDULED, S.ENQUEUED, S.DELETED}
     ),
-    S.SUCCEEDED: frozenset({S.ENQUEUED, S.DELETED}),
-    S.FAILED: frozenset({S.ENQUEUED, S.DELETED}),
-    S.DELETED: frozenset({S.ENQUEUED}),
+    # Finished continuations are re-armed (back to awaiting) by storage.
+    S.SUCCEEDED: frozenset({S.ENQUEUED, S.DELETED, S.AWAITING}),
+    S.FAILED: frozenset({S.ENQUEUED, S.DELETED, S.AWAITING}),
+    S.DELETED: frozenset({S.ENQUEUED, S.AWAITING}),
 }
-"""For each state, the states a job may move to from it."""
+"""For each state, the states a job may move to from it (by anyone:
+the client, a server, or storage itself)."""
 
 
 def can_move(source: JobState, target: JobState) -> bool:
@@ -89,6 +96,9 @@ def delete(
     )
 
 
+_PROCESSING = frozenset({S.PROCESSING})
+
+
 def _outcome(
     job_id: JobId,
     version: int,
@@ -103,7 +113,7 @@ def _outcome(
     return StateChange(
         job_id=job_id,
         to_state=target,
-        from_states=frozenset({S.PROCESSING}),
+        from_states=_PROCESSING,
         reason=reason,
         at=now,
         data=data,

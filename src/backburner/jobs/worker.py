@@ -27,22 +27,22 @@ requeued, server declared dead)           *processing* without us
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from backburner.cancellation import (
+    CallbackRegistration,
     CancellationReason,
     CancellationToken,
-    CancellationTokenSource,
     OperationCancelled,
-    cancellable,
 )
 from backburner.jobs import states
 from backburner.jobs.activator import Activator
@@ -128,149 +128,211 @@ async def perform(
         )
         return ending(refused, runnable=False)
     policy = policy_of(function.target)
-    # Only coroutines can be interrupted; threads never look at it.
-    interrupter = _Interrupter(
-        token, interrupt_delay if function.is_async else 0.0
-    )
     if context is None:
         context = JobContext(
             job.id, job.function, job.queue, job.attempt, token
         )
-    call = _Call(function, args, kwargs, token, interrupter.token, threads)
-    call.context = context
+    plan = _plan_of(function)
+    if plan:
+        args, kwargs = _inject(plan, args, kwargs, token, context)
+    # Only coroutines can be interrupted; threads never look at it.
+    delay = interrupt_delay if function.is_async else 0.0
 
     # 2. Call it, inside the activator's scope for a runner method.
     current = set_current(context)
     try:
         if function.runner_class is None:
-            await call(function.target)
+            target = function.target
+            await _call(function, target, args, kwargs, token, delay, threads)
         else:
             runner_class: type[Any] = function.runner_class
             async with activator.scope(runner_class) as runner:
                 assert function.method_name is not None
-                await call(getattr(runner, function.method_name))
+                target = getattr(runner, function.method_name)
+                await _call(
+                    function, target, args, kwargs, token, delay, threads
+                )
     except (Exception, OperationCancelled) as error:  # noqa: BLE001
         # Any failure of the job function is the job's outcome.
         return ending(error, policy)
     finally:
-        interrupter.close()
         reset_current(current)
     return ending(None, policy)
 
 
-class _Interrupter:
-    """A token that fires ``delay`` seconds after ``token``, same reason."""
-
-    def __init__(self, token: CancellationToken, delay: float) -> None:
-        self._source = CancellationTokenSource()
-        self._token = token
-        self._delay = delay
-        self.token = token if delay <= 0 else self._source.token
-        # Registered from the loop: ``_arm`` runs on it, so the deadline
-        # is a loop timer.
-        self._registration = None if delay <= 0 else token.register(self._arm)
-
-    def _arm(self) -> None:
-        reason = self._token.reason or CancellationReason.REQUESTED
-        self._source.cancel_after(self._delay, reason)
-
-    def close(self) -> None:
-        if self._registration is not None:
-            self._registration.unregister()
-        self._source.close()
-
-
-class _Call:
-    """Calls the job function with its arguments and the job's token."""
-
-    def __init__(
-        self,
-        function: ResolvedFunction,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        token: CancellationToken,
-        interrupt: CancellationToken,
-        threads: JobThreads,
-    ) -> None:
-        self.function = function
-        self.args = args
-        self.kwargs = kwargs
-        self.token = token
-        self.interrupt = interrupt
-        self.threads = threads
-        self.context: JobContext | None = None
-
-    async def __call__(self, target: Callable[..., Any]) -> None:
-        args, kwargs = _with_token(
-            self.function, target, self.args, self.kwargs, self.token
-        )
-        if self.context is not None:
-            args, kwargs = _with_context(target, args, kwargs, self.context)
-        if self.function.is_async:
-            # The interrupt token stops the coroutine at what it awaits.
-            async with cancellable(self.interrupt):
-                await target(*args, **kwargs)
-        else:
-            # A thread cannot be interrupted: synchronous jobs cooperate
-            # by looking at their token.
-            # The thread runs in a copy of this task's context, so that
-            # current_job() answers there too.
-            copied = contextvars.copy_context()
-            result = await self.threads.run(
-                functools.partial(copied.run, target, *args, **kwargs)
-            )
-            if inspect.isawaitable(result):
-                # A plain callable that returns a coroutine (a decorated
-                # ``async def``): the coroutine is the job.
-                async with cancellable(self.interrupt):
-                    await result
-
-
-def _with_token(
+async def _call(
     function: ResolvedFunction,
     target: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     token: CancellationToken,
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Put the job's token in every token parameter, whatever was stored."""
-    if not function.token_parameters:
-        return args, kwargs
-    positions = _positions(target)
-    replaced = list(args)
-    kwargs = dict(kwargs)
-    for name in function.token_parameters:
-        position = positions.get(name)
-        if position is not None and position < len(replaced):
-            replaced[position] = token
+    delay: float,
+    threads: JobThreads,
+) -> None:
+    """Call the job function: a coroutine here, a plain one on a thread."""
+    if function.is_async:
+        # The token stops the coroutine at what it awaits, ``delay``
+        # seconds after it fired.
+        coroutine = target(*args, **kwargs)
+        await _Interruption(token, delay).run(coroutine)
+        return
+    # A thread cannot be interrupted: synchronous jobs cooperate by
+    # looking at their token. The thread runs in a copy of this task's
+    # context, so that current_job() answers there too.
+    copied = contextvars.copy_context()
+    result = await threads.run(
+        functools.partial(copied.run, target, *args, **kwargs)
+    )
+    if inspect.isawaitable(result):
+        # A plain callable that returns a coroutine (a decorated
+        # ``async def``): the coroutine is the job.
+        await _Interruption(token, 0.0).run(result)
+
+
+class _Interruption:
+    """Cancels the running task ``delay`` seconds after ``token`` fired.
+
+    The same protocol as :func:`~backburner.cancellation.cancellable`
+    (``Task.cancel`` then ``Task.uncancel``, so an outside cancellation
+    still wins), with the delay built in: one callback on the job's
+    token instead of a second token source that follows it.
+    """
+
+    __slots__ = (
+        "_delay",
+        "_ended",
+        "_fired",
+        "_loop",
+        "_task",
+        "_timer",
+        "_token",
+    )
+
+    def __init__(self, token: CancellationToken, delay: float) -> None:
+        self._token = token
+        self._delay = delay
+        self._fired = False
+        self._ended = False
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+
+    async def run(self, awaitable: Awaitable[Any]) -> None:
+        """Await ``awaitable``; raise ``OperationCancelled`` if cut short.
+
+        Raises:
+            OperationCancelled: the token fired (before the call too, when
+                there is no delay) and the awaitable was interrupted.
+        """
+        if self._delay <= 0 and self._token.is_cancellation_requested:
+            _close(awaitable)
+            self._token.raise_if_cancellation_requested()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a job coroutine must run inside a task")
+        self._task = task
+        self._loop = asyncio.get_running_loop()
+        # Registered from the loop: the callback runs on it.
+        registration = self._token.register(self._arm)
+        try:
+            await awaitable
+        except asyncio.CancelledError as error:
+            if self._end(registration):
+                reason = self._token.reason or CancellationReason.REQUESTED
+                raise OperationCancelled(reason, self._token) from error
+            raise
+        except BaseException:
+            self._end(registration)
+            raise
+        if self._end(registration):
+            # The job swallowed the interruption and returned: it was
+            # still cut short.
+            reason = self._token.reason or CancellationReason.REQUESTED
+            raise OperationCancelled(reason, self._token)
+
+    def _arm(self) -> None:
+        if self._ended:
+            # Dispatched from another thread just as the job ended.
+            return
+        # Always through the loop, even without a delay: the task is then
+        # suspended at an await inside the job when it is cancelled.
+        if self._delay > 0:
+            self._timer = self._loop.call_later(self._delay, self._interrupt)
         else:
-            kwargs[name] = token
-    return tuple(replaced), kwargs
+            self._timer = self._loop.call_soon(self._interrupt)
+
+    def _interrupt(self) -> None:
+        self._timer = None
+        if self._ended:
+            return
+        self._fired = True
+        self._task.cancel(msg=f"cancellation token: {self._token.reason}")
+
+    def _end(self, registration: CallbackRegistration) -> bool:
+        """Stop watching; True if our own cancellation ended the call."""
+        self._ended = True
+        registration.unregister()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._fired:
+            return False
+        # Someone else cancelled the task too: theirs wins.
+        return self._task.uncancel() == 0
 
 
-def _with_context(
-    target: Callable[..., Any],
+def _close(awaitable: Awaitable[Any]) -> None:
+    # A coroutine that will never be awaited: close it quietly.
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
+_Plan = tuple[tuple[str, "int | None", bool], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_of(function: ResolvedFunction) -> _Plan:
+    """Where the job's token and context go: ``(name, position, is_token)``.
+
+    Computed once per job function; empty for the common function that
+    asks for neither.
+    """
+    target = function.target
+    names = [(name, True) for name in function.token_parameters]
+    names += [(name, False) for name in context_parameters(target)]
+    if not names:
+        return ()
+    positions = _positions(target, bound=function.runner_class is not None)
+    return tuple((name, positions.get(name), kind) for name, kind in names)
+
+
+def _inject(
+    plan: _Plan,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    token: CancellationToken,
     context: JobContext,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Put the job's context in every ``JobContext`` parameter."""
-    names = context_parameters(target)
-    if not names:
-        return args, kwargs
-    positions = _positions(target)
+    """Put the job's token and context where the plan says, whatever was
+    stored there."""
     replaced = list(args)
     kwargs = dict(kwargs)
-    for name in names:
-        position = positions.get(name)
+    for name, position, is_token in plan:
+        value = token if is_token else context
         if position is not None and position < len(replaced):
-            replaced[position] = context
+            replaced[position] = value
         else:
-            kwargs[name] = context
+            kwargs[name] = value
     return tuple(replaced), kwargs
 
 
-def _positions(target: Callable[..., Any]) -> Mapping[str, int]:
+def _positions(
+    target: Callable[..., Any], *, bound: bool
+) -> Mapping[str, int]:
+    """Positional parameters by name, as the call passes them.
+
+    A runner method is called bound to its runner: ``self`` is not
+    among the arguments.
+    """
     try:
         parameters = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
@@ -280,6 +342,8 @@ def _positions(target: Callable[..., Any]) -> Mapping[str, int]:
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
     )
     names = [p.name for p in parameters if p.kind in positional]
+    if bound:
+        names = names[1:]
     return {name: index for index, name in enumerate(names)}
 
 
