@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from backburner.cancellation import (
     CancellationReason,
     CancellationTokenSource,
+    OperationCancelled,
 )
 from backburner.web import CancellationMiddleware
 from backburner.web.sqlalchemy import cancellable_session
@@ -166,3 +167,29 @@ async def test_a_token_firing_after_another_cancellation_leaves_no_close(
     await closes_finished()
     assert closes_left_behind() == []
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_held_interruption_lands_once_the_other_is_absorbed(
+    engine: AsyncEngine,
+) -> None:
+    source = CancellationTokenSource()
+    reached: list[str] = []
+
+    async def work() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        async with cancellable_session(engine, source.token):
+            task.cancel()  # another cancellation, in flight
+            source.cancel(CancellationReason.TIMEOUT)
+            try:
+                await asyncio.sleep(WAIT)
+            except asyncio.CancelledError:
+                task.uncancel()  # absorbed, like asyncio.timeout does
+                reached.append("absorbed")
+            await asyncio.sleep(WAIT)
+            reached.append("not interrupted")
+
+    with pytest.raises(OperationCancelled) as raised:
+        await asyncio.wait_for(work(), WAIT / 2)
+    assert reached == ["absorbed"]
+    assert raised.value.reason == CancellationReason.TIMEOUT
