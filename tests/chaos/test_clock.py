@@ -6,8 +6,9 @@ that one process while it runs; monotonic time is left alone, as a
 real clock step (NTP, a virtual machine resumed) leaves it. Meanwhile a
 recurring job fires every two seconds and jobs are scheduled a few
 seconds ahead. No occurrence may get two jobs, every scheduled job must
-run. Whether the recurring job keeps firing after the clock came back
-is measured, not asserted: it does not (see docs/chaos.md).
+run, and the recurring job must fire again within a few of its periods
+once the clock is back (the scheduler moves back a plan made while the
+clock was ahead).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 HAVE_FAKETIME = LIBFAKETIME.exists()
 SCHEDULED = 20
 STEADY = seconds(60, 6)
+PERIOD = 2.0
+# Two ticks after the jump back, each within a few periods.
+RESUME_WITHIN = 8 * PERIOD
 
 pytestmark = [
     pytest.mark.chaos,
@@ -90,7 +94,7 @@ async def test_clock_jumps_neither_repeat_occurrences_nor_strand_jobs(
         ticks_ahead = after
         try:
             recovery: float | None = await wait_until(
-                lambda: ticks(after + 2), STEADY + 30, "ticks after the jump"
+                lambda: ticks(after + 2), RESUME_WITHIN, "ticks after the jump"
             )
         except AssertionError:
             recovery = None
@@ -126,10 +130,12 @@ async def test_clock_jumps_neither_repeat_occurrences_nor_strand_jobs(
     figures.note(f"{ticks_ahead} ticks before the jump back")
     if recovery is None:
         figures.note(
-            f"no tick within {STEADY + 30:.0f} s after the jump back "
-            "(next occurrence planned an hour ahead)"
+            f"not two ticks within {RESUME_WITHIN:.0f} s after the jump back"
         )
+    else:
+        figures.note(f"two ticks {recovery:.1f} s after the jump back")
 
     assert alive
+    assert recovery is not None, "ticks resume after the jump back"
     assert figures.duplicates == 0, occurrences.most_common(3)
     assert left == 0, "no scheduled job stranded"

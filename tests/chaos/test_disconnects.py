@@ -67,8 +67,7 @@ def write_lock_free(database: Path) -> bool:
         return True
 
 
-# Not in the smoke subset: the leftover close tasks described in
-# docs/chaos.md show up at small sizes too, now and then.
+@pytest.mark.chaos_smoke
 def test_every_handler_ends_and_nothing_leaks(
     tmp_path: Path, record: Record
 ) -> None:

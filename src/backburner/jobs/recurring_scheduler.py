@@ -22,6 +22,18 @@ the recurring job and tried again after ``retry_delay`` seconds; after
 ``attempts`` failures in a row the recurring job is *stopped* (it shows
 the error; updating or resuming it starts it again).
 
+A clock that steps back (NTP correcting it, a virtual machine resumed)
+leaves plans made while it was ahead: a next occurrence an hour away
+when the clock was an hour fast. The scheduler looks for such plans
+when its own wall clock fell behind its monotonic clock by more than
+``grace``, and every ``grace`` seconds anyway (another server's clock
+may have made them). A plan later than the first occurrence after
+``now + grace`` is moved back to the first occurrence after ``now``,
+by the same compare-and-set and without creating a job. The cost: an
+occurrence created early, while the clock was ahead, gets a second job
+when the corrected clock reaches it; skew within ``grace`` is never
+corrected, so servers whose clocks agree that well never do this.
+
 Limit: with SQLite, a recurring job defined in another process is seen
 within ``poll_interval``; its occurrences are punctual from then on.
 """
@@ -31,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,6 +116,10 @@ class RecurringScheduler:
         self._attempts = attempts
         self._retry_delay = timedelta(seconds=retry_delay)
         self._server = server
+        # (wall clock, monotonic clock) at the last pass, and the
+        # monotonic time of the last look for plans made too far ahead.
+        self._last_pass: tuple[datetime, float] | None = None
+        self._plans_checked_at: float | None = None
 
     async def run(self) -> None:
         """Create due jobs until cancelled."""
@@ -136,6 +153,7 @@ class RecurringScheduler:
         """
         created = 0
         fixed = now
+        await self._replan_ahead(fixed or utc_now())
         while True:
             now = fixed or utc_now()
             due = await self._storage.due_recurring(now, _BATCH)
@@ -197,6 +215,78 @@ class RecurringScheduler:
                     "job_id": job_id,
                 },
             )
+
+    # -- plans made by a clock that was ahead ------------------------------
+
+    async def _replan_ahead(self, now: datetime) -> None:
+        if not self._plans_need_a_look(now):
+            return
+        for record in await self._storage.list_recurring():
+            firing = self._replan(record, now)
+            if firing is None:
+                continue
+            # A version that moved on means another server (or a change)
+            # already rewrote the plan: nothing to do.
+            if await self._storage.fire_recurring(firing) is None:
+                continue
+            _log.warning(
+                "recurring job %s: next occurrence %s was planned by a "
+                "clock ahead of this one; moved back to %s",
+                record.id,
+                record.next_run_at,
+                firing.next_run_at,
+                extra={
+                    "event": "recurring.replanned",
+                    "recurring_job": record.id,
+                    "server": self._server,
+                },
+            )
+
+    def _plans_need_a_look(self, now: datetime) -> bool:
+        """Whether the clock stepped back, or the last look is old."""
+        ticking = time.monotonic()
+        last_pass, self._last_pass = self._last_pass, (now, ticking)
+        checked = self._plans_checked_at
+        grace = self._grace.total_seconds()
+        look = checked is None or ticking - checked >= grace
+        if last_pass is not None:
+            wall, monotonic = last_pass
+            walked = (now - wall).total_seconds()
+            look = look or walked < ticking - monotonic - grace
+        if look:
+            self._plans_checked_at = ticking
+        return look
+
+    def _replan(
+        self, record: RecurringRecord, now: datetime
+    ) -> RecurringFiring | None:
+        """The firing that moves a plan made too far ahead back to now."""
+        if record.paused or record.next_run_at is None:
+            return None
+        if record.failures > 0:
+            # Waiting to try an import again, not for an occurrence.
+            expected: datetime | None = now + self._retry_delay
+            latest: datetime | None = now + self._retry_delay + self._grace
+        else:
+            try:
+                schedule = CronSchedule(record.cron, record.time_zone)
+            except InvalidCronError:
+                return None  # The next firing records the error.
+            expected = schedule.next_after(now)
+            latest = schedule.next_after(now + self._grace)
+        if expected is None or latest is None:
+            return None
+        if record.next_run_at <= latest:
+            return None
+        return RecurringFiring(
+            recurring_id=record.id,
+            expected_version=record.version,
+            at=now,
+            jobs=[],
+            next_run_at=expected,
+            error=record.error,
+            failures=record.failures,
+        )
 
     # -- planning ----------------------------------------------------------
 
