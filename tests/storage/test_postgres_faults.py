@@ -15,6 +15,7 @@ from backburner.jobs.errors import JobArgumentError
 from backburner.storage import (
     JobState,
     NewJob,
+    ServerInfo,
     StateChange,
     StorageError,
     open_storage,
@@ -128,6 +129,45 @@ async def test_a_call_whose_connection_is_killed_mid_way_runs_again(
     assert outcome.applied
     history = await storage.get_history(job_id)
     assert [h.state for h in history] == [JobState.ENQUEUED, JobState.DELETED]
+
+
+async def test_an_enqueue_sent_twice_with_its_id_writes_the_job_once(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a retry after a lost reply sends: the same statement with the
+    # same reserved id, after the first run committed.
+    first = await storage.create_job(new_job(parameters={"tenant": "a"}))
+    monkeypatch.setattr(storage._spare_ids, "take", lambda: first)
+
+    again = await storage.create_job(new_job(parameters={"tenant": "a"}))
+
+    assert again == first
+    assert [job.id for job in await storage.list_jobs()] == [first]
+    history = await storage.get_history(first)
+    assert [entry.state for entry in history] == [JobState.ENQUEUED]
+    assert await storage.get_parameters(first) == {"tenant": "a"}
+    (count,) = await storage.counts()
+    assert (count.state, count.count) == (JobState.ENQUEUED, 1)
+    later = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
+    await storage.announce_server(ServerInfo("s:1", ("default",), 2, T0, T0))
+    fetched = await storage.fetch("s:1", ("default",), 5, later)
+    assert [job.id for job in fetched] == [first]
+
+
+async def test_each_enqueue_reserves_the_id_of_the_next(
+    storage: PostgresStorage, admin: Admin
+) -> None:
+    first = await storage.create_job(new_job())
+    before = admin("SELECT last_value FROM jobs_id_seq")[0][0]
+
+    second = await storage.create_job(new_job())
+
+    after = admin("SELECT last_value FROM jobs_id_seq")[0][0]
+    # The second used the id the first reserved, and reserved one more
+    # in the same statement.
+    assert second == before
+    assert after == before + 1
+    assert first < second
 
 
 async def test_a_call_that_loses_its_connection_twice_is_a_storage_error(

@@ -278,6 +278,8 @@ async def test_fetch_uses_indexes_on_a_big_table(big_schema: Admin) -> None:
                 "data": "{}",
                 "queue": "q1",
                 "limit": 10,
+                "count": True,
+                "shard": 0,
             },
         )
     )

@@ -45,6 +45,78 @@ WITH new AS (
 )
 SELECT id FROM new ORDER BY position;
 
+-- name: create_job_once
+-- A whole enqueue in one statement, run outside a transaction (one round
+-- trip): the job row, its first history row, queue entry, parameters,
+-- the counter delta and the NOTIFY. The id was reserved earlier from
+-- the jobs sequence, so a second run of the statement (a retry after a
+-- lost reply whose first run committed) finds its row and writes
+-- nothing. Also reserves the id of the next call. The counter row is
+-- the only lock here that another transaction may hold; see add_counts.
+WITH new AS (
+    SELECT t.*
+    FROM unnest(
+        %(ids)s::bigint[], %(functions)s::text[], %(arguments)s::text[],
+        %(queues)s::text[], %(states)s::text[], %(reasons)s::text[],
+        %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
+        %(timeouts)s::float8[], %(unique_keys)s::text[],
+        %(mutexes)s::text[], %(mutex_limits)s::integer[]
+    ) WITH ORDINALITY AS t (id, function, arguments, queue, state, reason,
+                           created_at, scheduled_at, timeout, unique_key,
+                           mutex, mutex_limit, position)
+), inserted AS (
+    INSERT INTO jobs (id, function, arguments, queue, state, reason,
+                      created_at, state_changed_at, scheduled_at, timeout,
+                      unique_key, mutex, mutex_limit)
+    SELECT id, function, arguments, queue, state, reason, created_at,
+           created_at, scheduled_at, timeout, unique_key, mutex,
+           mutex_limit
+    FROM new
+    ORDER BY position
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, queue, state
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at)
+    SELECT n.id, n.state, n.reason, n.created_at
+    FROM new AS n
+    JOIN inserted AS i ON i.id = n.id
+    ORDER BY n.position
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT n.id, n.queue
+    FROM new AS n
+    JOIN inserted AS i ON i.id = n.id
+    WHERE n.state = 'enqueued'
+    ORDER BY n.position
+), parameters AS (
+    INSERT INTO job_parameters (job_id, name, value)
+    SELECT new.id, p.name, p.value
+    FROM unnest(
+        %(parameter_positions)s::bigint[], %(parameter_names)s::text[],
+        %(parameter_values)s::text[]
+    ) AS p (position, name, value)
+    JOIN new ON new.position = p.position
+    JOIN inserted AS i ON i.id = new.id
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT state, queue, %(shard)s, count(*)
+    FROM inserted
+    GROUP BY state, queue
+    ORDER BY state, queue
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
+), notified AS (
+    SELECT pg_notify(%(channel)s, payload)
+    FROM unnest(%(payloads)s::text[]) AS p (payload)
+    WHERE EXISTS (SELECT FROM inserted)
+)
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM notified),
+       nextval(pg_get_serial_sequence('jobs', 'id'));
+
+-- name: reserve_job_id
+SELECT nextval(pg_get_serial_sequence('jobs', 'id'));
+
 -- name: lock_jobs
 -- Locked in id order so that two batches touching the same jobs queue
 -- up behind each other instead of deadlocking.
@@ -235,21 +307,26 @@ ORDER BY hour, state;
 SELECT pg_notify(%(channel)s, payload)
 FROM unnest(%(payloads)s::text[]) AS p (payload);
 
--- name: anything_queued
-SELECT EXISTS (
-    SELECT FROM job_queue WHERE queue = ANY(%(queues)s::text[])
-);
-
 -- name: fetch
 -- One statement per queue: heartbeat the server, lock the oldest queue
 -- entries whose job rows are free (SKIP LOCKED: rows another fetch or a
 -- state change holds are passed over, never waited for), move the jobs
--- to processing, log the change, drop the queue entries. The counters
--- follow at the end of the transaction, with every other counter delta
--- of it (see add_counts).
+-- to processing, log the change, drop the queue entries. An empty queue
+-- writes nothing (no heartbeat either): polling idle queues costs no
+-- commit.
+--
+-- With count true the statement also moves the counters: it then runs
+-- on its own, outside a transaction (one round trip), and the counter
+-- rows, written last, are its only locks that it may wait for. Inside a
+-- transaction (count false) the counters follow at its end, with every
+-- other counter delta of it (see add_counts).
 WITH alive AS (
     UPDATE servers SET heartbeat_at = %(now)s
     WHERE name = %(server)s
+      -- The head of the queue, through job_queue_fetch (an EXISTS may
+      -- be planned as a scan of every queue's entries).
+      AND (SELECT seq FROM job_queue WHERE queue = %(queue)s
+           ORDER BY seq LIMIT 1) IS NOT NULL
     RETURNING name
 ), picked AS (
     SELECT q.job_id, q.seq
@@ -293,6 +370,15 @@ WITH alive AS (
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
     FROM picked
     ORDER BY seq
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT d.state, %(queue)s, %(shard)s, d.sign * m.taken
+    FROM (SELECT count(*) AS taken FROM moved) AS m,
+         (VALUES ('enqueued', -1), ('processing', 1)) AS d (state, sign)
+    WHERE %(count)s AND m.taken > 0
+    ORDER BY d.state
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
 )
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
