@@ -5,21 +5,25 @@
 -- the queue entry and the counters.
 
 -- name: create_jobs
+-- The jobs come as one JSON array of arrays (function, arguments,
+-- queue, state, reason, created_at, scheduled_at, timeout, unique_key,
+-- mutex, mutex_limit), and their parameters as one of (position, name,
+-- value): one text parameter each, where arrays of a thousand values
+-- per column cost the client more than the statement costs the server.
 -- Ids are drawn in the order the jobs were given (ordinality), so that
 -- history, queue entries and parameters can refer to them in this same
 -- statement, and the ids come back in that order.
 WITH new AS (
-    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*
-    FROM unnest(
-        %(functions)s::text[], %(arguments)s::text[], %(queues)s::text[],
-        %(states)s::text[], %(reasons)s::text[],
-        %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
-        %(timeouts)s::float8[], %(unique_keys)s::text[],
-        %(mutexes)s::text[], %(mutex_limits)s::integer[]
-    ) WITH ORDINALITY AS t (function, arguments, queue, state, reason,
-                           created_at, scheduled_at, timeout, unique_key,
-                           mutex, mutex_limit, position)
-    ORDER BY t.position
+    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id,
+           j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
+           j->>3 AS state, j->>4 AS reason,
+           (j->>5)::timestamptz AS created_at,
+           (j->>6)::timestamptz AS scheduled_at,
+           (j->>7)::float8 AS timeout, j->>8 AS unique_key,
+           j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
+    FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY
+        AS e (j, position)
+    ORDER BY position
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
@@ -36,34 +40,32 @@ WITH new AS (
     SELECT id, queue FROM new WHERE state = 'enqueued' ORDER BY id
 ), parameters AS (
     INSERT INTO job_parameters (job_id, name, value)
-    SELECT new.id, p.name, p.value
-    FROM unnest(
-        %(parameter_positions)s::bigint[], %(parameter_names)s::text[],
-        %(parameter_values)s::text[]
-    ) AS p (position, name, value)
-    JOIN new ON new.position = p.position
+    SELECT new.id, p.j->>1, p.j->>2
+    FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j)
+    JOIN new ON new.position = (p.j->>0)::bigint
 )
 SELECT id FROM new ORDER BY position;
 
 -- name: create_job_once
 -- A whole enqueue in one statement, run outside a transaction (one round
 -- trip): the job row, its first history row, queue entry, parameters,
--- the counter delta and the NOTIFY. The id was reserved earlier from
+-- the counter delta and the NOTIFY. The job and its parameters come as
+-- in create_jobs. The id was reserved earlier from
 -- the jobs sequence, so a second run of the statement (a retry after a
 -- lost reply whose first run committed) finds its row and writes
 -- nothing. Also reserves the id of the next call. The counter row is
 -- the only lock here that another transaction may hold; see add_counts.
 WITH new AS (
-    SELECT t.*
-    FROM unnest(
-        %(ids)s::bigint[], %(functions)s::text[], %(arguments)s::text[],
-        %(queues)s::text[], %(states)s::text[], %(reasons)s::text[],
-        %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
-        %(timeouts)s::float8[], %(unique_keys)s::text[],
-        %(mutexes)s::text[], %(mutex_limits)s::integer[]
-    ) WITH ORDINALITY AS t (id, function, arguments, queue, state, reason,
-                           created_at, scheduled_at, timeout, unique_key,
-                           mutex, mutex_limit, position)
+    SELECT %(id)s::bigint AS id,
+           j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
+           j->>3 AS state, j->>4 AS reason,
+           (j->>5)::timestamptz AS created_at,
+           (j->>6)::timestamptz AS scheduled_at,
+           (j->>7)::float8 AS timeout, j->>8 AS unique_key,
+           j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
+    FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY
+        AS e (j, position)
+    LIMIT 1
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
@@ -72,7 +74,6 @@ WITH new AS (
            created_at, scheduled_at, timeout, unique_key, mutex,
            mutex_limit
     FROM new
-    ORDER BY position
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, state
 ), logged AS (
@@ -80,23 +81,16 @@ WITH new AS (
     SELECT n.id, n.state, n.reason, n.created_at
     FROM new AS n
     JOIN inserted AS i ON i.id = n.id
-    ORDER BY n.position
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
     SELECT n.id, n.queue
     FROM new AS n
     JOIN inserted AS i ON i.id = n.id
     WHERE n.state = 'enqueued'
-    ORDER BY n.position
 ), parameters AS (
     INSERT INTO job_parameters (job_id, name, value)
-    SELECT new.id, p.name, p.value
-    FROM unnest(
-        %(parameter_positions)s::bigint[], %(parameter_names)s::text[],
-        %(parameter_values)s::text[]
-    ) AS p (position, name, value)
-    JOIN new ON new.position = p.position
-    JOIN inserted AS i ON i.id = new.id
+    SELECT i.id, p.j->>1, p.j->>2
+    FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j), inserted AS i
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
     SELECT state, queue, %(shard)s, count(*)

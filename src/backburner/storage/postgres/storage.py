@@ -551,7 +551,7 @@ class PostgresStorage(Storage):
         )
         params = _new_job_params([job])
         params.update(
-            ids=[job_id],
+            id=job_id,
             shard=random.randrange(_COUNTER_SHARDS),
             channel=self.settings.channel,
             payloads=payloads,
@@ -1242,29 +1242,34 @@ def _recurring(row: Sequence[Any]) -> RecurringRecord:
 
 
 def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
-    # Parameters refer to their job by its 1-based position in ``jobs``.
+    """The ``jobs`` and ``parameters`` documents of create_jobs.
+
+    Parameters refer to their job by its 1-based position in ``jobs``.
+    """
+    rows = [
+        [
+            job.function,
+            job.arguments,
+            job.queue,
+            job.state.value,
+            job.reason,
+            job.created_at.isoformat(),
+            None if job.scheduled_at is None else job.scheduled_at.isoformat(),
+            job.timeout,
+            job.unique_key,
+            job.mutex,
+            None if job.mutex is None else job.mutex_limit,
+        ]
+        for job in jobs
+    ]
     parameters = [
-        (position, name, value)
+        [position, name, value]
         for position, job in enumerate(jobs, start=1)
         for name, value in job.parameters.items()
     ]
     return {
-        "functions": [job.function for job in jobs],
-        "arguments": [job.arguments for job in jobs],
-        "queues": [job.queue for job in jobs],
-        "states": [job.state.value for job in jobs],
-        "reasons": [job.reason for job in jobs],
-        "created": [job.created_at for job in jobs],
-        "scheduled": [job.scheduled_at for job in jobs],
-        "timeouts": [job.timeout for job in jobs],
-        "unique_keys": [job.unique_key for job in jobs],
-        "mutexes": [job.mutex for job in jobs],
-        "mutex_limits": [
-            None if job.mutex is None else job.mutex_limit for job in jobs
-        ],
-        "parameter_positions": [row[0] for row in parameters],
-        "parameter_names": [row[1] for row in parameters],
-        "parameter_values": [row[2] for row in parameters],
+        "jobs": json.dumps(rows),
+        "parameters": json.dumps(parameters),
     }
 
 
