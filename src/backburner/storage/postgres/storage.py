@@ -246,6 +246,7 @@ class PostgresStorage(Storage):
             return self._pool
         async with self._opening:
             if self._pool is None:
+                await self._check_reachable()
                 pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
                     self.settings.conninfo,
                     min_size=self.settings.pool_min_size,
@@ -262,6 +263,31 @@ class PostgresStorage(Storage):
                 self._pool = pool
         assert self._pool is not None
         return self._pool
+
+    async def _check_reachable(self) -> None:
+        """Connect once, directly, before the pool opens.
+
+        The pool retries failed connections in the background until a
+        call's ``pool_timeout`` runs out, and then says only that no
+        connection came. One direct attempt (bounded by libpq's
+        ``connect_timeout``) fails at once with libpq's reason instead:
+        a mistyped host, a refused port or a wrong password is reported
+        in seconds, by the first call.
+
+        Raises:
+            StorageError: the database cannot be reached.
+        """
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.settings.conninfo
+            )
+        except psycopg.Error as error:
+            url = redact(self.settings.conninfo)
+            reason = str(error).strip() or type(error).__name__
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {url}: {reason}"
+            ) from error
+        await conn.close()
 
     async def _run(
         self,
