@@ -307,22 +307,15 @@ FROM unnest(%(payloads)s::text[]) AS p (payload);
 -- state change holds are passed over, never waited for), move the jobs
 -- to processing, log the change, drop the queue entries. An empty queue
 -- writes nothing (no heartbeat either): polling idle queues costs no
--- commit.
+-- commit. The head of the queue is walked once: after a burst of
+-- fetches, it is where deleted entries wait for vacuum.
 --
 -- With count true the statement also moves the counters: it then runs
 -- on its own, outside a transaction (one round trip), and the counter
 -- rows, written last, are its only locks that it may wait for. Inside a
 -- transaction (count false) the counters follow at its end, with every
 -- other counter delta of it (see add_counts).
-WITH alive AS (
-    UPDATE servers SET heartbeat_at = %(now)s
-    WHERE name = %(server)s
-      -- The head of the queue, through job_queue_fetch (an EXISTS may
-      -- be planned as a scan of every queue's entries).
-      AND (SELECT seq FROM job_queue WHERE queue = %(queue)s
-           ORDER BY seq LIMIT 1) IS NOT NULL
-    RETURNING name
-), picked AS (
+WITH picked AS (
     SELECT q.job_id, q.seq
     FROM job_queue AS q
     JOIN jobs AS j ON j.id = q.job_id
@@ -333,14 +326,22 @@ WITH alive AS (
     -- one row in 200 and sorts the whole queue to find 50 of them (1 s
     -- per fetch with 300,000 queued); an opaque test keeps the scan in
     -- queue order that stops at the limit.
-    WHERE q.queue = %(queue)s AND EXISTS (SELECT FROM alive)
+    WHERE q.queue = %(queue)s
       AND CASE WHEN j.mutex IS NULL THEN true ELSE false END
     ORDER BY q.seq
     LIMIT %(limit)s
     FOR UPDATE OF q, j SKIP LOCKED
+), alive AS (
+    -- The heartbeat, written only when there are jobs to take: an
+    -- unregistered server takes none (the rows it locked are let go at
+    -- the end of the statement).
+    UPDATE servers SET heartbeat_at = %(now)s
+    WHERE name = %(server)s AND EXISTS (SELECT FROM picked)
+    RETURNING name
 ), dequeued AS (
     DELETE FROM job_queue
     WHERE job_id = ANY(ARRAY(SELECT job_id FROM picked))
+      AND EXISTS (SELECT FROM alive)
 ), moved AS (
     UPDATE jobs AS j
     SET state = 'processing',
@@ -352,6 +353,7 @@ WITH alive AS (
         server = %(server)s,
         expires_at = NULL
     WHERE j.id = ANY(ARRAY(SELECT job_id FROM picked))
+      AND EXISTS (SELECT FROM alive)
     -- Columns by name, never *: a prepared statement whose result type
     -- changes fails, and a later migration may add columns to jobs
     -- while this release still runs.
@@ -363,6 +365,7 @@ WITH alive AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
     FROM picked
+    WHERE EXISTS (SELECT FROM alive)
     ORDER BY seq
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
@@ -386,8 +389,8 @@ UNION ALL
 -- fetch_mutex looks at them. No extra round trip either way.
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL
-WHERE EXISTS (SELECT FROM alive)
-  AND (SELECT count(*) FROM picked) < %(limit)s
+WHERE EXISTS (SELECT FROM servers WHERE name = %(server)s)
+  AND (SELECT count(*) FROM moved) < %(limit)s
   AND EXISTS (
       SELECT FROM jobs
       WHERE state = 'enqueued' AND mutex IS NOT NULL
