@@ -556,7 +556,7 @@ class PostgresStorage(Storage):
         async def work(conn: Connection, pending: _Pending) -> list[JobId]:
             return await _create(conn, pending, jobs)
 
-        return await self._write(work, pipelined=True)
+        return await self._write(work)
 
     async def _create_one(self, job: NewJob) -> JobId:
         """Create one job in one statement, outside a transaction.
