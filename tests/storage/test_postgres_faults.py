@@ -194,6 +194,59 @@ async def test_a_call_that_loses_its_connection_twice_is_a_storage_error(
     assert record.state is JobState.ENQUEUED
 
 
+def hold_every_counter_shard(admin: Admin) -> None:
+    """Lock the enqueued counter rows of the default queue (all shards),
+    so that an enqueue waits on one of them, in a transaction left open."""
+    admin(
+        "INSERT INTO job_counters (state, queue, shard, count)"
+        " SELECT 'enqueued', 'default', s, 0 FROM generate_series(0, 15) s"
+        " ON CONFLICT DO NOTHING"
+    )
+    admin("BEGIN")
+    admin("SELECT 1 FROM job_counters FOR UPDATE")
+
+
+async def test_an_enqueue_whose_connection_is_killed_is_written_once(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    await storage.create_job(new_job())
+    hold_every_counter_shard(admin)
+    enqueue = asyncio.create_task(storage.create_job(new_job()))
+    try:
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        await waiting_on_a_lock(admin, postgres_schema, not_pid=first)
+    finally:
+        admin("ROLLBACK")
+
+    job_id = await enqueue
+    assert len(await storage.list_jobs()) == 2
+    history = await storage.get_history(job_id)
+    assert [entry.state for entry in history] == [JobState.ENQUEUED]
+    (count,) = await storage.counts()
+    assert count.count == 2
+
+
+async def test_an_enqueue_that_loses_its_connection_twice_says_so(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    await storage.create_job(new_job())
+    hold_every_counter_shard(admin)
+    enqueue = asyncio.create_task(storage.create_job(new_job()))
+    try:
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        second = await waiting_on_a_lock(admin, postgres_schema, first)
+        admin("SELECT pg_terminate_backend(%s)", second)
+
+        with pytest.raises(StorageError, match="may or may not have been"):
+            await enqueue
+    finally:
+        admin("ROLLBACK")
+
+    assert len(await storage.list_jobs()) == 1
+
+
 async def test_an_unreachable_database_is_a_storage_error(
     postgres_url: str,
 ) -> None:

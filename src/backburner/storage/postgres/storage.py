@@ -582,7 +582,18 @@ class PostgresStorage(Storage):
             channel=self.settings.channel,
             payloads=payloads,
         )
-        (row,) = await self._read(query("create_job_once"), params)
+        try:
+            (row,) = await self._read(query("create_job_once"), params)
+        except StorageError as error:
+            lost = error.__cause__
+            if not isinstance(lost, psycopg.OperationalError):
+                raise
+            # The statement is its own COMMIT: as with a lost COMMIT,
+            # the caller cannot tell whether the job was saved.
+            raise StorageError(
+                f"PostgreSQL connection lost while enqueuing; job {job_id} "
+                f"may or may not have been saved ({lost})"
+            ) from lost
         self._spare_ids.keep(int(row[2]))
         if payloads:
             self._hub.publish(enqueued)
