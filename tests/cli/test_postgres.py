@@ -6,6 +6,7 @@ prove it by running the main paths against a schema of the test's own.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -106,3 +107,25 @@ def test_a_bad_schema_name_is_a_usage_error(
 
     assert result.code == 2
     assert "schema name 'Bad' is not allowed" in one_error_line(result)
+
+
+def test_an_unreachable_database_fails_with_the_reason_not_a_pool_timeout(
+    cli: Run,
+) -> None:
+    # A loopback port nobody listens on: connections are refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A pool timeout longer than any test: the error must come from the
+    # first connection attempt, not from waiting on the pool.
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres?pool_timeout=3600"
+
+    result = cli("--storage", url, "stats")
+
+    assert result.code == 1
+    line = one_error_line(result)
+    assert (
+        f"cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:{port}"
+        in line
+    )
+    assert "refused" in line.lower()

@@ -15,6 +15,7 @@ from backburner.jobs.errors import JobArgumentError
 from backburner.storage import (
     JobState,
     NewJob,
+    ServerInfo,
     StateChange,
     StorageError,
     open_storage,
@@ -130,6 +131,45 @@ async def test_a_call_whose_connection_is_killed_mid_way_runs_again(
     assert [h.state for h in history] == [JobState.ENQUEUED, JobState.DELETED]
 
 
+async def test_an_enqueue_sent_twice_with_its_id_writes_the_job_once(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a retry after a lost reply sends: the same statement with the
+    # same reserved id, after the first run committed.
+    first = await storage.create_job(new_job(parameters={"tenant": "a"}))
+    monkeypatch.setattr(storage._spare_ids, "take", lambda: first)
+
+    again = await storage.create_job(new_job(parameters={"tenant": "a"}))
+
+    assert again == first
+    assert [job.id for job in await storage.list_jobs()] == [first]
+    history = await storage.get_history(first)
+    assert [entry.state for entry in history] == [JobState.ENQUEUED]
+    assert await storage.get_parameters(first) == {"tenant": "a"}
+    (count,) = await storage.counts()
+    assert (count.state, count.count) == (JobState.ENQUEUED, 1)
+    later = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
+    await storage.announce_server(ServerInfo("s:1", ("default",), 2, T0, T0))
+    fetched = await storage.fetch("s:1", ("default",), 5, later)
+    assert [job.id for job in fetched] == [first]
+
+
+async def test_each_enqueue_reserves_the_id_of_the_next(
+    storage: PostgresStorage, admin: Admin
+) -> None:
+    first = await storage.create_job(new_job())
+    before = admin("SELECT last_value FROM jobs_id_seq")[0][0]
+
+    second = await storage.create_job(new_job())
+
+    after = admin("SELECT last_value FROM jobs_id_seq")[0][0]
+    # The second used the id the first reserved, and reserved one more
+    # in the same statement.
+    assert second == before
+    assert after == before + 1
+    assert first < second
+
+
 async def test_a_call_that_loses_its_connection_twice_is_a_storage_error(
     storage: PostgresStorage, admin: Admin, postgres_schema: str
 ) -> None:
@@ -152,6 +192,59 @@ async def test_a_call_that_loses_its_connection_twice_is_a_storage_error(
     record = await storage.get_job(job_id)
     assert record is not None
     assert record.state is JobState.ENQUEUED
+
+
+def hold_every_counter_shard(admin: Admin) -> None:
+    """Lock the enqueued counter rows of the default queue (all shards),
+    so that an enqueue waits on one of them, in a transaction left open."""
+    admin(
+        "INSERT INTO job_counters (state, queue, shard, count)"
+        " SELECT 'enqueued', 'default', s, 0 FROM generate_series(0, 15) s"
+        " ON CONFLICT DO NOTHING"
+    )
+    admin("BEGIN")
+    admin("SELECT 1 FROM job_counters FOR UPDATE")
+
+
+async def test_an_enqueue_whose_connection_is_killed_is_written_once(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    await storage.create_job(new_job())
+    hold_every_counter_shard(admin)
+    enqueue = asyncio.create_task(storage.create_job(new_job()))
+    try:
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        await waiting_on_a_lock(admin, postgres_schema, not_pid=first)
+    finally:
+        admin("ROLLBACK")
+
+    job_id = await enqueue
+    assert len(await storage.list_jobs()) == 2
+    history = await storage.get_history(job_id)
+    assert [entry.state for entry in history] == [JobState.ENQUEUED]
+    (count,) = await storage.counts()
+    assert count.count == 2
+
+
+async def test_an_enqueue_that_loses_its_connection_twice_says_so(
+    storage: PostgresStorage, admin: Admin, postgres_schema: str
+) -> None:
+    await storage.create_job(new_job())
+    hold_every_counter_shard(admin)
+    enqueue = asyncio.create_task(storage.create_job(new_job()))
+    try:
+        first = await waiting_on_a_lock(admin, postgres_schema)
+        admin("SELECT pg_terminate_backend(%s)", first)
+        second = await waiting_on_a_lock(admin, postgres_schema, first)
+        admin("SELECT pg_terminate_backend(%s)", second)
+
+        with pytest.raises(StorageError, match="may or may not have been"):
+            await enqueue
+    finally:
+        admin("ROLLBACK")
+
+    assert len(await storage.list_jobs()) == 1
 
 
 async def test_an_unreachable_database_is_a_storage_error(

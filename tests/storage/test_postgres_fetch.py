@@ -195,6 +195,33 @@ async def test_polling_empty_queues_writes_nothing(
     assert fetched.server == "server:0"
 
 
+async def test_a_fetch_alone_moves_the_counters_and_nothing_for_a_ghost(
+    storages: list[PostgresStorage],
+) -> None:
+    storage = storages[0]
+    await storage.create_jobs([new_job(), new_job(), new_job("other")])
+
+    ghost = await storage.fetch("ghost:1", ("default", "other"), 5, T0)
+    after_ghost = await storage.counts()
+    await announce(storage, "server:0")
+    fetched = await storage.fetch("server:0", ("default", "other"), 2, T0)
+    after_fetch = {
+        (count.state, count.queue): count.count
+        for count in await storage.counts()
+    }
+
+    assert ghost == []
+    assert {(c.state, c.queue, c.count) for c in after_ghost} == {
+        (JobState.ENQUEUED, "default", 2),
+        (JobState.ENQUEUED, "other", 1),
+    }
+    assert [job.queue for job in fetched] == ["default", "default"]
+    assert after_fetch == {
+        (JobState.PROCESSING, "default"): 2,
+        (JobState.ENQUEUED, "other"): 1,
+    }
+
+
 # -- plans -------------------------------------------------------------------
 
 ROWS = 20_000
@@ -278,6 +305,8 @@ async def test_fetch_uses_indexes_on_a_big_table(big_schema: Admin) -> None:
                 "data": "{}",
                 "queue": "q1",
                 "limit": 10,
+                "count": True,
+                "shard": 0,
             },
         )
     )

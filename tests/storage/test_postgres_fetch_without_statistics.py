@@ -49,6 +49,8 @@ async def test_fetch_walks_the_queue_in_order_without_statistics(
             "data": json.dumps({"server": "s"}),
             "queue": "default",
             "limit": 50,
+            "count": True,
+            "shard": 0,
         }
         # Same transaction: no autoanalyze can have seen these rows.
         plan = "\n".join(

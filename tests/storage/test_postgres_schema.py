@@ -58,7 +58,15 @@ def test_backburner_options_are_taken_out_of_the_connection_string() -> None:
     assert settings.schema == "queue_2"
     assert settings.pool_max_size == 20
     assert settings.pool_timeout == 2.5
-    assert settings.conninfo == "postgresql://app@db/shop?sslmode=require"
+    assert settings.conninfo == (
+        "postgresql://app@db/shop?sslmode=require&connect_timeout=5"
+    )
+
+
+def test_a_connect_timeout_of_the_url_is_kept() -> None:
+    settings = parse_url("postgresql://app@db/shop?connect_timeout=30")
+
+    assert settings.conninfo == "postgresql://app@db/shop?connect_timeout=30"
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,10 @@ from backburner.storage.base import InvalidStorageURLError
 _SCHEMES = ("postgresql", "postgres")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 _DEFAULT_SCHEMA = "jobs"
+# Seconds libpq waits for a connection when the URL does not say: its
+# own default is forever, so an unreachable host would hang every call
+# (and every CLI command) until the operating system gives up.
+DEFAULT_CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +24,10 @@ class PostgresSettings:
     ``conninfo`` is what libpq gets (the URL without the options that
     backburner reads itself); ``schema`` holds every table;
     ``pool_timeout`` is how many seconds a call waits for a connection
-    (while the database is unreachable, say) before it fails.
+    (while the database is unreachable, say) before it fails;
+    ``connect_timeout`` (libpq's option, in ``conninfo``: 5 seconds unless
+    the URL says otherwise) bounds one connection attempt; the first use
+    of a storage that cannot connect fails after one attempt.
     """
 
     conninfo: str
@@ -85,7 +92,7 @@ def parse_url(url: str) -> PostgresSettings:
     digits and ``_``, at most 40), ``pool_min_size``, ``pool_max_size``
     and ``pool_timeout`` (seconds); every other query option
     (``sslmode``, ``connect_timeout``, ``application_name``...) goes to
-    libpq as is.
+    libpq as is. ``connect_timeout`` is set to 5 seconds when absent.
 
     Raises:
         InvalidStorageURLError: the scheme is not ``postgresql`` or
@@ -122,6 +129,8 @@ def parse_url(url: str) -> PostgresSettings:
             f"pool_min_size ({pool_min}) is larger than pool_max_size "
             f"({pool_max})"
         )
+    if not any(key == "connect_timeout" for key, _ in kept):
+        kept.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
     conninfo = urllib.parse.urlunsplit(
         parts._replace(scheme="postgresql", query=urllib.parse.urlencode(kept))
     )

@@ -5,21 +5,25 @@
 -- the queue entry and the counters.
 
 -- name: create_jobs
+-- The jobs come as one JSON array of arrays (function, arguments,
+-- queue, state, reason, created_at, scheduled_at, timeout, unique_key,
+-- mutex, mutex_limit), and their parameters as one of (position, name,
+-- value): one text parameter each, where arrays of a thousand values
+-- per column cost the client more than the statement costs the server.
 -- Ids are drawn in the order the jobs were given (ordinality), so that
 -- history, queue entries and parameters can refer to them in this same
 -- statement, and the ids come back in that order.
 WITH new AS (
-    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*
-    FROM unnest(
-        %(functions)s::text[], %(arguments)s::text[], %(queues)s::text[],
-        %(states)s::text[], %(reasons)s::text[],
-        %(created)s::timestamptz[], %(scheduled)s::timestamptz[],
-        %(timeouts)s::float8[], %(unique_keys)s::text[],
-        %(mutexes)s::text[], %(mutex_limits)s::integer[]
-    ) WITH ORDINALITY AS t (function, arguments, queue, state, reason,
-                           created_at, scheduled_at, timeout, unique_key,
-                           mutex, mutex_limit, position)
-    ORDER BY t.position
+    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id,
+           j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
+           j->>3 AS state, j->>4 AS reason,
+           (j->>5)::timestamptz AS created_at,
+           (j->>6)::timestamptz AS scheduled_at,
+           (j->>7)::float8 AS timeout, j->>8 AS unique_key,
+           j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
+    FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY
+        AS e (j, position)
+    ORDER BY position
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
@@ -36,14 +40,76 @@ WITH new AS (
     SELECT id, queue FROM new WHERE state = 'enqueued' ORDER BY id
 ), parameters AS (
     INSERT INTO job_parameters (job_id, name, value)
-    SELECT new.id, p.name, p.value
-    FROM unnest(
-        %(parameter_positions)s::bigint[], %(parameter_names)s::text[],
-        %(parameter_values)s::text[]
-    ) AS p (position, name, value)
-    JOIN new ON new.position = p.position
+    SELECT new.id, p.j->>1, p.j->>2
+    FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j)
+    JOIN new ON new.position = (p.j->>0)::bigint
 )
 SELECT id FROM new ORDER BY position;
+
+-- name: create_job_once
+-- A whole enqueue in one statement, run outside a transaction (one round
+-- trip): the job row, its first history row, queue entry, parameters,
+-- the counter delta and the NOTIFY. The job and its parameters come as
+-- in create_jobs. The id was reserved earlier from
+-- the jobs sequence, so a second run of the statement (a retry after a
+-- lost reply whose first run committed) finds its row and writes
+-- nothing. Also reserves the id of the next call. The counter row is
+-- the only lock here that another transaction may hold; see add_counts.
+WITH new AS (
+    SELECT %(id)s::bigint AS id,
+           j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
+           j->>3 AS state, j->>4 AS reason,
+           (j->>5)::timestamptz AS created_at,
+           (j->>6)::timestamptz AS scheduled_at,
+           (j->>7)::float8 AS timeout, j->>8 AS unique_key,
+           j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
+    FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY
+        AS e (j, position)
+    LIMIT 1
+), inserted AS (
+    INSERT INTO jobs (id, function, arguments, queue, state, reason,
+                      created_at, state_changed_at, scheduled_at, timeout,
+                      unique_key, mutex, mutex_limit)
+    SELECT id, function, arguments, queue, state, reason, created_at,
+           created_at, scheduled_at, timeout, unique_key, mutex,
+           mutex_limit
+    FROM new
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, queue, state
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at)
+    SELECT n.id, n.state, n.reason, n.created_at
+    FROM new AS n
+    JOIN inserted AS i ON i.id = n.id
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT n.id, n.queue
+    FROM new AS n
+    JOIN inserted AS i ON i.id = n.id
+    WHERE n.state = 'enqueued'
+), parameters AS (
+    INSERT INTO job_parameters (job_id, name, value)
+    SELECT i.id, p.j->>1, p.j->>2
+    FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j), inserted AS i
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT state, queue, %(shard)s, count(*)
+    FROM inserted
+    GROUP BY state, queue
+    ORDER BY state, queue
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
+), notified AS (
+    SELECT pg_notify(%(channel)s, payload)
+    FROM unnest(%(payloads)s::text[]) AS p (payload)
+    WHERE EXISTS (SELECT FROM inserted)
+)
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM notified),
+       nextval(pg_get_serial_sequence('jobs', 'id'));
+
+-- name: reserve_job_id
+SELECT nextval(pg_get_serial_sequence('jobs', 'id'));
 
 -- name: lock_jobs
 -- Locked in id order so that two batches touching the same jobs queue
@@ -235,23 +301,21 @@ ORDER BY hour, state;
 SELECT pg_notify(%(channel)s, payload)
 FROM unnest(%(payloads)s::text[]) AS p (payload);
 
--- name: anything_queued
-SELECT EXISTS (
-    SELECT FROM job_queue WHERE queue = ANY(%(queues)s::text[])
-);
-
 -- name: fetch
 -- One statement per queue: heartbeat the server, lock the oldest queue
 -- entries whose job rows are free (SKIP LOCKED: rows another fetch or a
 -- state change holds are passed over, never waited for), move the jobs
--- to processing, log the change, drop the queue entries. The counters
--- follow at the end of the transaction, with every other counter delta
--- of it (see add_counts).
-WITH alive AS (
-    UPDATE servers SET heartbeat_at = %(now)s
-    WHERE name = %(server)s
-    RETURNING name
-), picked AS (
+-- to processing, log the change, drop the queue entries. An empty queue
+-- writes nothing (no heartbeat either): polling idle queues costs no
+-- commit. The head of the queue is walked once: after a burst of
+-- fetches, it is where deleted entries wait for vacuum.
+--
+-- With count true the statement also moves the counters: it then runs
+-- on its own, outside a transaction (one round trip), and the counter
+-- rows, written last, are its only locks that it may wait for. Inside a
+-- transaction (count false) the counters follow at its end, with every
+-- other counter delta of it (see add_counts).
+WITH picked AS (
     SELECT q.job_id, q.seq
     FROM job_queue AS q
     JOIN jobs AS j ON j.id = q.job_id
@@ -262,14 +326,22 @@ WITH alive AS (
     -- one row in 200 and sorts the whole queue to find 50 of them (1 s
     -- per fetch with 300,000 queued); an opaque test keeps the scan in
     -- queue order that stops at the limit.
-    WHERE q.queue = %(queue)s AND EXISTS (SELECT FROM alive)
+    WHERE q.queue = %(queue)s
       AND CASE WHEN j.mutex IS NULL THEN true ELSE false END
     ORDER BY q.seq
     LIMIT %(limit)s
     FOR UPDATE OF q, j SKIP LOCKED
+), alive AS (
+    -- The heartbeat, written only when there are jobs to take: an
+    -- unregistered server takes none (the rows it locked are let go at
+    -- the end of the statement).
+    UPDATE servers SET heartbeat_at = %(now)s
+    WHERE name = %(server)s AND EXISTS (SELECT FROM picked)
+    RETURNING name
 ), dequeued AS (
     DELETE FROM job_queue
     WHERE job_id = ANY(ARRAY(SELECT job_id FROM picked))
+      AND EXISTS (SELECT FROM alive)
 ), moved AS (
     UPDATE jobs AS j
     SET state = 'processing',
@@ -281,6 +353,7 @@ WITH alive AS (
         server = %(server)s,
         expires_at = NULL
     WHERE j.id = ANY(ARRAY(SELECT job_id FROM picked))
+      AND EXISTS (SELECT FROM alive)
     -- Columns by name, never *: a prepared statement whose result type
     -- changes fails, and a later migration may add columns to jobs
     -- while this release still runs.
@@ -292,7 +365,17 @@ WITH alive AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
     FROM picked
+    WHERE EXISTS (SELECT FROM alive)
     ORDER BY seq
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT d.state, %(queue)s, %(shard)s, d.sign * m.taken
+    FROM (SELECT count(*) AS taken FROM moved) AS m,
+         (VALUES ('enqueued', -1), ('processing', 1)) AS d (state, sign)
+    WHERE %(count)s AND m.taken > 0
+    ORDER BY d.state
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
 )
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
@@ -306,8 +389,8 @@ UNION ALL
 -- fetch_mutex looks at them. No extra round trip either way.
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL
-WHERE EXISTS (SELECT FROM alive)
-  AND (SELECT count(*) FROM picked) < %(limit)s
+WHERE EXISTS (SELECT FROM servers WHERE name = %(server)s)
+  AND (SELECT count(*) FROM moved) < %(limit)s
   AND EXISTS (
       SELECT FROM jobs
       WHERE state = 'enqueued' AND mutex IS NOT NULL

@@ -11,6 +11,7 @@ common table expressions lock, update, log, queue and count together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -64,6 +65,7 @@ from backburner.storage.base import (
 from backburner.storage.postgres import notifications, schema
 from backburner.storage.postgres.config import PostgresSettings, redact
 from backburner.storage.postgres.queries import query
+from backburner.storage.postgres.spare_ids import SpareIds
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +221,7 @@ class PostgresStorage(Storage):
         self._hub = notifications.Hub(
             settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
         )
+        self._spare_ids = SpareIds()
 
     def __repr__(self) -> str:
         url = redact(self.settings.conninfo)
@@ -243,6 +246,7 @@ class PostgresStorage(Storage):
             return self._pool
         async with self._opening:
             if self._pool is None:
+                await self._check_reachable()
                 pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
                     self.settings.conninfo,
                     min_size=self.settings.pool_min_size,
@@ -260,11 +264,44 @@ class PostgresStorage(Storage):
         assert self._pool is not None
         return self._pool
 
+    async def _check_reachable(self) -> None:
+        """Connect once, directly, before the pool opens.
+
+        The pool retries failed connections in the background until a
+        call's ``pool_timeout`` runs out, and then says only that no
+        connection came. One direct attempt (bounded by libpq's
+        ``connect_timeout``) fails at once with libpq's reason instead:
+        a mistyped host, a refused port or a wrong password is reported
+        in seconds, by the first call.
+
+        Raises:
+            StorageError: the database cannot be reached.
+        """
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.settings.conninfo
+            )
+        except psycopg.Error as error:
+            url = redact(self.settings.conninfo)
+            reason = str(error).strip() or type(error).__name__
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {url}: {reason}"
+            ) from error
+        await conn.close()
+
     async def _run(
-        self, work: Callable[[Connection], Awaitable[T]], *, write: bool
+        self,
+        work: Callable[[Connection], Awaitable[T]],
+        *,
+        write: bool,
+        pipelined: bool = False,
     ) -> T:
         """Run ``work`` on a pooled connection (in a transaction if
         ``write``); database errors become :class:`StorageError`.
+
+        ``pipelined``: the transaction runs in pipeline mode, so BEGIN
+        travels with the first statement and COMMIT with the last ones
+        whose results nobody reads (see :meth:`_write`).
 
         A connection that the server dropped while it sat in the pool
         (restart, failover, ``pg_terminate_backend``) fails on its first
@@ -284,9 +321,12 @@ class PostgresStorage(Storage):
                 async with pool.connection() as conn:
                     if not write:
                         return await work(conn)
-                    async with conn.transaction():
-                        result = await work(conn)
-                        committing = True
+                    async with contextlib.AsyncExitStack() as stack:
+                        if pipelined:
+                            await stack.enter_async_context(conn.pipeline())
+                        async with conn.transaction():
+                            result = await work(conn)
+                            committing = True
                     return result
             except psycopg.OperationalError as error:
                 lost = conn is not None and conn.broken
@@ -315,7 +355,7 @@ class PostgresStorage(Storage):
                 "run migrate() (or `backburner migrate`)"
             )
         detail = f"{type(error).__name__}: {error}".strip()
-        if committing:
+        if committing and isinstance(error, psycopg.OperationalError):
             return StorageError(
                 f"PostgreSQL connection lost during COMMIT; the change "
                 f"may or may not have been saved ({detail})"
@@ -332,28 +372,46 @@ class PostgresStorage(Storage):
         return await self._run(work, write=False)
 
     async def _write(
-        self, work: Callable[[Connection, _Pending], Awaitable[T]]
+        self,
+        work: Callable[[Connection, _Pending], Awaitable[T]],
+        *,
+        pipelined: bool = False,
     ) -> T:
         """Run ``work`` in one transaction, then notify listeners.
 
         Counters are written and NOTIFY sent last in the transaction, so
         that PostgreSQL delivers the notifications only once the change
         is committed.
+
+        ``pipelined``: statements are sent without waiting for the
+        previous one's result; a round trip happens only where ``work``
+        reads a result, and at COMMIT (which carries the counters and
+        NOTIFY along). ``work`` must read a result before it returns: a
+        connection the server dropped while it sat in the pool then
+        fails there, before COMMIT was sent, and the call runs again.
         """
 
         async def attempt(conn: Connection) -> tuple[T, _Pending]:
             pending = _Pending()
             result = await work(conn, pending)
-            await self._finish(conn, pending)
+            await self._finish(conn, pending, pipelined)
             return result, pending
 
-        result, pending = await self._run(attempt, write=True)
+        result, pending = await self._run(
+            attempt, write=True, pipelined=pipelined
+        )
         for notification in pending.notifications():
             self._hub.publish(notification)
         return result
 
-    async def _finish(self, conn: Connection, pending: _Pending) -> None:
-        """Write the counter deltas and send the notifications."""
+    async def _finish(
+        self, conn: Connection, pending: _Pending, pipelined: bool
+    ) -> None:
+        """Write the counter deltas and send the notifications.
+
+        In a pipelined transaction they are only queued, to travel with
+        COMMIT.
+        """
         statements: list[tuple[bytes, dict[str, object]]] = []
         rows = sorted(
             (state, queue, delta)
@@ -397,8 +455,10 @@ class PostgresStorage(Storage):
             statements.append((query("notify"), notify))
         if not statements:
             return
-        # Neither needs an answer: one round trip for both.
-        async with conn.pipeline():
+        # None needs an answer: one round trip for all.
+        async with contextlib.AsyncExitStack() as stack:
+            if not pipelined:
+                await stack.enter_async_context(conn.pipeline())
             for statement, params in statements:
                 await conn.execute(statement, params)
 
@@ -490,11 +550,54 @@ class PostgresStorage(Storage):
         _check_new_jobs(jobs)
         if not jobs:
             return []
+        if len(jobs) == 1 and jobs[0].unique_key is None:
+            return [await self._create_one(jobs[0])]
 
         async def work(conn: Connection, pending: _Pending) -> list[JobId]:
             return await _create(conn, pending, jobs)
 
         return await self._write(work)
+
+    async def _create_one(self, job: NewJob) -> JobId:
+        """Create one job in one statement, outside a transaction.
+
+        The statement is written so that running it twice writes the job
+        once (see create_job_once and :mod:`.spare_ids`): a call whose
+        connection drops is run again like a read.
+        """
+        job_id = self._spare_ids.take()
+        if job_id is None:
+            (row,) = await self._read(query("reserve_job_id"), {})
+            job_id = int(row[0])
+        enqueued = JobsEnqueued(frozenset({job.queue}))
+        payloads = (
+            notifications.encode(self._hub.origin, enqueued)
+            if job.state is JobState.ENQUEUED
+            else []
+        )
+        params = _new_job_params([job])
+        params.update(
+            id=job_id,
+            shard=random.randrange(_COUNTER_SHARDS),
+            channel=self.settings.channel,
+            payloads=payloads,
+        )
+        try:
+            (row,) = await self._read(query("create_job_once"), params)
+        except StorageError as error:
+            lost = error.__cause__
+            if not isinstance(lost, psycopg.OperationalError):
+                raise
+            # The statement is its own COMMIT: as with a lost COMMIT,
+            # the caller cannot tell whether the job was saved.
+            raise StorageError(
+                f"PostgreSQL connection lost while enqueuing; job {job_id} "
+                f"may or may not have been saved ({lost})"
+            ) from lost
+        self._spare_ids.keep(int(row[2]))
+        if payloads:
+            self._hub.publish(enqueued)
+        return job_id
 
     async def create_continuations(
         self, continuations: Sequence[NewContinuation]
@@ -586,7 +689,7 @@ class PostgresStorage(Storage):
         ) -> list[ChangeOutcome]:
             return await _apply(conn, pending, changes)
 
-        return await self._write(work)
+        return await self._write(work, pipelined=True)
 
     async def continuation_links(
         self, job_id: JobId
@@ -608,24 +711,55 @@ class PostgresStorage(Storage):
         """Hand up to ``limit`` enqueued jobs to ``server``.
 
         One statement per queue, in the order given, until ``limit`` jobs
-        are taken; all in one transaction. Returns nothing when
-        ``server`` is not registered; otherwise also counts as a
-        heartbeat, unless the queues are empty: then nothing is written.
+        are taken, each run on its own outside a transaction (one round
+        trip; see the fetch statement). Returns nothing when ``server``
+        is not registered; otherwise also counts as a heartbeat, unless
+        the queues are empty: then nothing is written.
+
+        A reply lost after its statement committed leaves its jobs held
+        by ``server`` unseen; so does a retry of the statement on a
+        fresh connection. The server's reconcile loop puts such jobs
+        back on their queues, as it does after a lost COMMIT.
         """
         if limit < 1 or not queues:
             return []
-        # A read first: a server polling empty queues must not cost the
-        # database a write and a commit every poll.
-        rows = await self._read(
-            query("anything_queued"), {"queues": list(queues)}
-        )
-        if not rows or not rows[0][0]:
+        params = _fetch_params(server, now)
+        rows: list[TupleRow] = []
+        for queue in dict.fromkeys(queues):
+            if len(rows) >= limit:
+                break
+            taken = await self._read(
+                query("fetch"),
+                {
+                    **params,
+                    "queue": queue,
+                    "limit": limit - len(rows),
+                    "count": True,
+                    "shard": random.randrange(_COUNTER_SHARDS),
+                },
+            )
+            if taken and taken[-1][0] is None:
+                # The marker row: jobs with a mutex wait on this queue.
+                taken.pop()
+                room = limit - len(rows) - len(taken)
+                taken += await self._fetch_mutex(params, queue, room)
+            rows.extend(taken)
+        return [_record(row) for row in rows]
+
+    async def _fetch_mutex(
+        self, params: Mapping[str, object], queue: str, room: int
+    ) -> list[TupleRow]:
+        """Run :func:`_fetch_mutex` in a transaction of its own."""
+        if room < 1:
             return []
 
         async def work(conn: Connection, pending: _Pending) -> list[TupleRow]:
-            return await _fetch(conn, pending, server, queues, limit, now)
+            taken = await _fetch_mutex(conn, params, queue, room)
+            pending.counters[(_ENQUEUED, queue)] -= len(taken)
+            pending.counters[(_PROCESSING, queue)] += len(taken)
+            return taken
 
-        return [_record(row) for row in await self._write(work)]
+        return await self._write(work)
 
     async def apply_changes_and_fetch(
         self,
@@ -659,7 +793,7 @@ class PostgresStorage(Storage):
             rows = await _fetch(conn, pending, server, queues, limit, now)
             return outcomes, rows
 
-        outcomes, rows = await self._write(work)
+        outcomes, rows = await self._write(work, pipelined=True)
         return outcomes, [_record(row) for row in rows]
 
     async def promote_scheduled(self, now: datetime, limit: int) -> int:
@@ -1145,29 +1279,34 @@ def _recurring(row: Sequence[Any]) -> RecurringRecord:
 
 
 def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
-    # Parameters refer to their job by its 1-based position in ``jobs``.
+    """The ``jobs`` and ``parameters`` documents of create_jobs.
+
+    Parameters refer to their job by its 1-based position in ``jobs``.
+    """
+    rows = [
+        [
+            job.function,
+            job.arguments,
+            job.queue,
+            job.state.value,
+            job.reason,
+            job.created_at.isoformat(),
+            None if job.scheduled_at is None else job.scheduled_at.isoformat(),
+            job.timeout,
+            job.unique_key,
+            job.mutex,
+            None if job.mutex is None else job.mutex_limit,
+        ]
+        for job in jobs
+    ]
     parameters = [
-        (position, name, value)
+        [position, name, value]
         for position, job in enumerate(jobs, start=1)
         for name, value in job.parameters.items()
     ]
     return {
-        "functions": [job.function for job in jobs],
-        "arguments": [job.arguments for job in jobs],
-        "queues": [job.queue for job in jobs],
-        "states": [job.state.value for job in jobs],
-        "reasons": [job.reason for job in jobs],
-        "created": [job.created_at for job in jobs],
-        "scheduled": [job.scheduled_at for job in jobs],
-        "timeouts": [job.timeout for job in jobs],
-        "unique_keys": [job.unique_key for job in jobs],
-        "mutexes": [job.mutex for job in jobs],
-        "mutex_limits": [
-            None if job.mutex is None else job.mutex_limit for job in jobs
-        ],
-        "parameter_positions": [row[0] for row in parameters],
-        "parameter_names": [row[1] for row in parameters],
-        "parameter_values": [row[2] for row in parameters],
+        "jobs": json.dumps(rows),
+        "parameters": json.dumps(parameters),
     }
 
 
@@ -1332,19 +1471,21 @@ async def _fetch(
 ) -> list[TupleRow]:
     """Move up to ``limit`` jobs to processing inside the caller's
     transaction, queue by queue in the order given."""
-    params: dict[str, object] = {
-        "server": server,
-        "now": now,
-        "reason": _storable(f"fetched by {server}"),
-        "data": json.dumps({"server": server}),
-    }
+    params = _fetch_params(server, now)
     rows: list[TupleRow] = []
     for queue in dict.fromkeys(queues):
         if len(rows) >= limit:
             break
         cursor = await conn.execute(
             query("fetch"),
-            {**params, "queue": queue, "limit": limit - len(rows)},
+            {
+                **params,
+                "queue": queue,
+                "limit": limit - len(rows),
+                # The transaction's counter deltas are written at its end.
+                "count": False,
+                "shard": 0,
+            },
         )
         taken = await cursor.fetchall()
         if taken and taken[-1][0] is None:
@@ -1356,6 +1497,15 @@ async def _fetch(
         pending.counters[(_PROCESSING, queue)] += len(taken)
         rows.extend(taken)
     return rows
+
+
+def _fetch_params(server: str, now: datetime) -> dict[str, object]:
+    return {
+        "server": server,
+        "now": now,
+        "reason": _storable(f"fetched by {server}"),
+        "data": json.dumps({"server": server}),
+    }
 
 
 async def _fetch_mutex(
@@ -1471,7 +1621,9 @@ async def _write_changes(
     moved = {
         job_id: current for job_id, current in jobs.items() if current.steps
     }
-    cursor = await conn.execute(
+    # In a pipelined transaction these statements go out together: the
+    # result of the first is read once the others are sent.
+    updated = await conn.execute(
         query("update_jobs"),
         {
             "ids": list(moved),
@@ -1484,10 +1636,6 @@ async def _write_changes(
             "resets": [c.reset_attempt for c in moved.values()],
         },
     )
-    for parent_id, job_id, on_states in await cursor.fetchall():
-        continuations.setdefault(int(parent_id), []).append(
-            (int(job_id), on_states)
-        )
     await conn.execute(
         query("add_history"),
         {
@@ -1519,5 +1667,9 @@ async def _write_changes(
                 "ids": [job_id for _, job_id, _ in requeued],
                 "queues": [queue for _, _, queue in requeued],
             },
+        )
+    for parent_id, job_id, on_states in await updated.fetchall():
+        continuations.setdefault(int(parent_id), []).append(
+            (int(job_id), on_states)
         )
     return continuations
