@@ -21,9 +21,12 @@ does. The loop is blocked for one short transaction (tens of
 microseconds), never for a lock or a checkpoint: that connection does
 not checkpoint the WAL itself; after every
 :data:`_INLINE_CHECKPOINT_EVERY` of its commits the storage thread runs
-a passive checkpoint, and enqueues take the thread until it is over, so
-that the WAL starts over as often as SQLite's automatic checkpoint
-would make it. ``inline_enqueue=False`` turns this off.
+a passive checkpoint alongside. Enqueues that keep coming never let such
+a checkpoint finish the WAL, so past :data:`_WAL_FRAMES_LIMIT` frames
+the thread checkpoints once more with inline enqueues held off (they
+take the thread meanwhile), and the WAL starts over. The WAL grows to
+about 16 MB between two such moments, four times what SQLite's own
+automatic checkpoint allows. ``inline_enqueue=False`` turns this off.
 """
 
 from __future__ import annotations
@@ -100,6 +103,10 @@ _INLINE_MAX_JOBS = 10
 # five pages each, the 1,000 pages at which SQLite's automatic
 # checkpoint would run.
 _INLINE_CHECKPOINT_EVERY = 200
+# WAL frames (pages) beyond which the storage thread's checkpoint holds
+# inline enqueues off until it has copied them all (see _checkpoint):
+# about 16 MB of WAL at 4 KiB pages.
+_WAL_FRAMES_LIMIT = 4000
 
 _log = logging.getLogger(__name__)
 
@@ -342,6 +349,8 @@ class _Changes:
             " DO UPDATE SET count = count + excluded.count",
             rows,
         )
+        if not self.outcomes:
+            return  # an empty executemany still costs a statement
         conn.executemany(
             "INSERT INTO job_outcomes (state, hour, count) VALUES (?, ?, ?)"
             " ON CONFLICT (state, hour)"
@@ -488,20 +497,15 @@ class SQLiteStorage(Storage):
 
         Returns ``(result,)``, or ``None`` before writing anything when
         the write should go to the storage thread: the inline connection
-        is not open (yet, or any more), the storage thread has calls or
-        a checkpoint in hand, or another connection holds the write
-        lock.
+        is not open (yet, or any more), the storage thread has calls in
+        hand or holds the connection (:meth:`_checkpoint`), or another
+        connection holds the write lock.
 
         Raises:
             StorageError: the transaction failed; nothing was written.
         """
         conn = self._inline
-        if (
-            conn is None
-            or self._pending
-            or self._checkpointing
-            or self._closing
-        ):
+        if conn is None or self._pending or self._closing:
             return None
         if not self._inline_lock.acquire(blocking=False):
             return None
@@ -535,14 +539,23 @@ class SQLiteStorage(Storage):
             self._executor.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
-        # On the storage thread, without waiting for readers (PASSIVE).
-        # Enqueues take the thread until it is over (_write_inline): a
-        # checkpoint overtaken by new frames never completes, and only a
-        # completed one lets the next write start the WAL over instead
-        # of growing it.
+        # On the storage thread, without waiting for readers (PASSIVE),
+        # while inline enqueues go on. But a checkpoint overtaken by new
+        # frames never completes, and only after a completed one does
+        # the next write start the WAL over instead of growing it: once
+        # the WAL holds _WAL_FRAMES_LIMIT frames, one more checkpoint
+        # runs with the inline connection held, enqueues taking the
+        # storage thread (behind it) meanwhile.
+        conn = self._conn
         try:
-            if self._conn is not None:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if conn is None:
+                return
+            (_, frames, _) = conn.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
+            if frames >= _WAL_FRAMES_LIMIT:
+                with self._inline_lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as error:
             _log.debug(
                 "WAL checkpoint failed: %s",
@@ -1035,11 +1048,12 @@ class SQLiteStorage(Storage):
             assert job_id is not None
             # No history row yet: the job row implies its creation entry
             # until the first state change writes it (_write_creation).
-            conn.executemany(
-                "INSERT INTO job_parameters (job_id, name, value)"
-                " VALUES (?, ?, ?)",
-                [(job_id, k, v) for k, v in job.parameters.items()],
-            )
+            if job.parameters:
+                conn.executemany(
+                    "INSERT INTO job_parameters (job_id, name, value)"
+                    " VALUES (?, ?, ?)",
+                    [(job_id, k, v) for k, v in job.parameters.items()],
+                )
             changes.move(job.queue, None, job.state.value)
             ids.append(job_id)
         return ids
