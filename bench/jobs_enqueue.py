@@ -9,8 +9,9 @@ Each round runs every variant in turn (storage options given as
 ``name=url-query``, e.g. ``inline=`` and ``thread=inline_enqueue=false``)
 on a file of its own, so a busy moment of the machine hits all of them
 alike; the median and the range of the rounds are printed, in jobs/s
-and microseconds per call. A diagnostic, not part of the benchmark's
-table.
+and microseconds per call. ``--concurrency N`` runs N such loops at
+once on the event loop, as the requests of a web application would.
+A diagnostic, not part of the benchmark's table.
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ from backburner.storage import open_storage
 from bench.jobs_backburner import noop
 
 
-async def _rate(url: str, count: int) -> float:
+async def _rate(url: str, count: int, concurrency: int) -> float:
     storage = open_storage(url)
     try:
         client = Client(storage)
         await storage.migrate()
         await client.enqueue(noop)  # warm the statement cache
+
+        async def loop(calls: int) -> None:
+            for _ in range(calls):
+                await client.enqueue(noop)
+
+        share = count // concurrency
         started = time.perf_counter()
-        for _ in range(count):
-            await client.enqueue(noop)
-        return count / (time.perf_counter() - started)
+        await asyncio.gather(*(loop(share) for _ in range(concurrency)))
+        return share * concurrency / (time.perf_counter() - started)
     finally:
         await storage.close()
 
@@ -47,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument(
         "variants",
         nargs="*",
@@ -61,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name, query in variants:
                 path = Path(folder) / f"{name}-{round_number}.db"
                 url = f"sqlite:///{path}" + (f"?{query}" if query else "")
-                rates[name].append(asyncio.run(_rate(url, args.jobs)))
+                rates[name].append(
+                    asyncio.run(_rate(url, args.jobs, args.concurrency))
+                )
     for name, values in rates.items():
         median = statistics.median(values)
         print(

@@ -179,3 +179,111 @@ async def test_the_wal_stays_bounded_under_inline_enqueues(
 def test_the_url_option_must_be_true_or_false() -> None:
     with pytest.raises(InvalidStorageURLError, match="inline_enqueue"):
         open_url("sqlite:///jobs.db?inline_enqueue=maybe")
+
+
+@pytest.fixture
+async def threaded(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    """A storage whose enqueues all take the storage thread."""
+    storage = SQLiteStorage(str(tmp_path / "jobs.db"), inline_enqueue=False)
+    await storage.migrate()
+    yield storage
+    await storage.close()
+
+
+async def test_enqueues_waiting_for_the_thread_commit_together(
+    threaded: SQLiteStorage, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+    assert threaded._conn is not None
+    threaded._conn.set_trace_callback(statements.append)
+    blocked = _BlockedThread(threaded)
+    try:
+        tasks = [
+            asyncio.create_task(threaded.create_jobs([_job()]))
+            for _ in range(5)
+        ]
+        await asyncio.sleep(0)  # every task is waiting for the thread
+    finally:
+        blocked.release.set()
+    async with asyncio.timeout(10):
+        ids = await asyncio.gather(*tasks)
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert len({job_id for (job_id,) in ids}) == 5
+    assert _stored(tmp_path / "jobs.db") == 5
+
+
+async def test_a_refused_enqueue_in_a_group_fails_alone(
+    threaded: SQLiteStorage, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "jobs.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON jobs"
+            " WHEN NEW.queue = 'refused'"
+            " BEGIN SELECT RAISE(ABORT, 'queue refused'); END"
+        )
+    blocked = _BlockedThread(threaded)
+    try:
+        tasks = [
+            asyncio.create_task(threaded.create_jobs([_job(queue)]))
+            for queue in ("default", "refused", "default")
+        ]
+        await asyncio.sleep(0)
+    finally:
+        blocked.release.set()
+    async with asyncio.timeout(10):
+        first, refused, last = await asyncio.gather(
+            *tasks, return_exceptions=True
+        )
+    assert isinstance(refused, StorageError)
+    assert "queue refused" in str(refused)
+    assert isinstance(first, list)
+    assert isinstance(last, list)
+    assert _stored(tmp_path / "jobs.db") == 2
+
+
+async def test_an_enqueue_cancelled_while_it_waits_writes_nothing(
+    threaded: SQLiteStorage, tmp_path: Path
+) -> None:
+    blocked = _BlockedThread(threaded)
+    try:
+        cancelled = asyncio.create_task(threaded.create_jobs([_job()]))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    finally:
+        blocked.release.set()
+    async with asyncio.timeout(10):
+        await threaded.create_jobs([_job()])
+    assert _stored(tmp_path / "jobs.db") == 1
+
+
+async def test_an_inline_enqueue_yields_to_the_loop_before_writing(
+    storage: SQLiteStorage, tmp_path: Path
+) -> None:
+    task = asyncio.create_task(storage.create_jobs([_job()]))
+    await asyncio.sleep(0)  # the task has started and yielded once
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _stored(tmp_path / "jobs.db") == 0
+
+
+async def test_a_loop_of_inline_enqueues_lets_other_tasks_run(
+    storage: SQLiteStorage,
+) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    started = ticks
+    for _ in range(20):
+        await storage.create_jobs([_job()])
+    ticker.cancel()
+    assert ticks - started >= 20

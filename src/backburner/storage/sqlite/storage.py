@@ -32,6 +32,7 @@ automatic checkpoint allows. ``inline_enqueue=False`` turns this off.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -395,6 +396,11 @@ class SQLiteStorage(Storage):
         self._inline_lock = threading.Lock()
         # Calls handed to the storage thread and not yet answered.
         self._pending = 0
+        # Enqueues waiting for the storage thread (see _create_together).
+        self._group_lock = threading.Lock()
+        self._group: list[
+            tuple[Sequence[NewJob], concurrent.futures.Future[list[JobId]]]
+        ] = []
         self._inline_commits = 0
         self._checkpointing = False
         # Versions applied when the connection opened, until migrate()
@@ -916,11 +922,87 @@ class SQLiteStorage(Storage):
         def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
             return self._insert_jobs(conn, changes, jobs)
 
-        if len(jobs) <= _INLINE_MAX_JOBS:
+        if len(jobs) <= _INLINE_MAX_JOBS and self._inline is not None:
+            # Every call yields to the loop once, as a trip to the thread
+            # would: a loop of enqueues must not starve the other tasks,
+            # and a timeout or cancellation must find a point to land
+            # (before anything is written).
+            await asyncio.sleep(0)
             done = self._write_inline(work)
             if done is not None:
                 return done[0]
-        return await self._run(lambda conn: self._write(conn, work))
+        return await self._create_together(jobs)
+
+    async def _create_together(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs on the storage thread, in one transaction with the
+        other calls waiting for it (group commit).
+
+        Concurrent enqueuers that find the thread busy would otherwise
+        queue a transaction each behind it; the first one hands the
+        thread :meth:`_write_group`, which takes every call waiting by
+        the time it runs.
+        """
+        if self._closed:
+            raise StorageError("storage is closed")
+        future: concurrent.futures.Future[list[JobId]]
+        future = concurrent.futures.Future()
+        with self._group_lock:
+            self._group.append((jobs, future))
+            first = len(self._group) == 1
+        if first:
+            try:
+                self._executor.submit(self._write_group)
+            except RuntimeError:  # closed meanwhile by another thread
+                raise StorageError("storage is closed") from None
+        self._pending += 1
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            self._pending -= 1
+
+    def _write_group(self) -> None:
+        with self._group_lock:
+            group, self._group = self._group, []
+        # A call cancelled before its turn is written by no one.
+        group = [
+            (jobs, future)
+            for jobs, future in group
+            if future.set_running_or_notify_cancel()
+        ]
+        if not group:
+            return
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
+            return [
+                self._insert_jobs(conn, changes, jobs) for jobs, _ in group
+            ]
+
+        try:
+            results = self._call(lambda conn: self._write(conn, work))
+        except Exception as error:  # noqa: BLE001 - each caller gets its own
+            if len(group) == 1:
+                group[0][1].set_exception(error)
+                return
+            # Which call failed, and why, as if each had been alone: one
+            # transaction each, errors only to their own callers.
+            for jobs, future in group:
+                self._write_alone(jobs, future)
+            return
+        for (_, future), ids in zip(group, results, strict=True):
+            future.set_result(ids)
+
+    def _write_alone(
+        self,
+        jobs: Sequence[NewJob],
+        future: concurrent.futures.Future[list[JobId]],
+    ) -> None:
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
+            return self._insert_jobs(conn, changes, jobs)
+
+        try:
+            future.set_result(self._call(lambda conn: self._write(conn, work)))
+        except Exception as error:  # noqa: BLE001 - raised in the caller
+            future.set_exception(error)
 
     async def create_continuations(
         self, continuations: Sequence[NewContinuation]
