@@ -287,3 +287,43 @@ async def test_a_loop_of_inline_enqueues_lets_other_tasks_run(
         await storage.create_jobs([_job()])
     ticker.cancel()
     assert ticks - started >= 20
+
+
+async def test_inline_enqueues_of_one_turn_commit_together(
+    storage: SQLiteStorage, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+    assert storage._inline is not None
+    storage._inline.set_trace_callback(statements.append)
+    async with asyncio.timeout(10):
+        ids = await asyncio.gather(
+            *(storage.create_jobs([_job()]) for _ in range(15))
+        )
+    # Ten jobs at most per inline transaction: 15 calls take two.
+    assert statements.count("BEGIN IMMEDIATE") == 2
+    assert len({job_id for (job_id,) in ids}) == 15
+    assert _stored(tmp_path / "jobs.db") == 15
+
+
+async def test_a_refused_enqueue_in_an_inline_batch_fails_alone(
+    storage: SQLiteStorage, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "jobs.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON jobs"
+            " WHEN NEW.queue = 'refused'"
+            " BEGIN SELECT RAISE(ABORT, 'queue refused'); END"
+        )
+    async with asyncio.timeout(10):
+        first, refused, last = await asyncio.gather(
+            *(
+                storage.create_jobs([_job(queue)])
+                for queue in ("default", "refused", "default")
+            ),
+            return_exceptions=True,
+        )
+    assert isinstance(refused, StorageError)
+    assert "queue refused" in str(refused)
+    assert isinstance(first, list)
+    assert isinstance(last, list)
+    assert _stored(tmp_path / "jobs.db") == 2

@@ -401,6 +401,11 @@ class SQLiteStorage(Storage):
         self._group: list[
             tuple[Sequence[NewJob], concurrent.futures.Future[list[JobId]]]
         ] = []
+        # Inline enqueues of this turn of each event loop.
+        self._batches: dict[
+            asyncio.AbstractEventLoop,
+            list[tuple[Sequence[NewJob], asyncio.Future[list[JobId]]]],
+        ] = {}
         self._inline_commits = 0
         self._checkpointing = False
         # Versions applied when the connection opened, until migrate()
@@ -923,15 +928,100 @@ class SQLiteStorage(Storage):
             return self._insert_jobs(conn, changes, jobs)
 
         if len(jobs) <= _INLINE_MAX_JOBS and self._inline is not None:
-            # Every call yields to the loop once, as a trip to the thread
-            # would: a loop of enqueues must not starve the other tasks,
-            # and a timeout or cancellation must find a point to land
-            # (before anything is written).
-            await asyncio.sleep(0)
-            done = self._write_inline(work)
-            if done is not None:
-                return done[0]
+            return await self._create_inline(jobs)
         return await self._create_together(jobs)
+
+    async def _create_inline(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs on the loop's thread with the other enqueues of the
+        same turn of the loop (see :meth:`_flush_inline`).
+
+        Every call waits for the loop's next turn, as a trip to the
+        storage thread would: a loop of enqueues does not starve the
+        other tasks, and a timeout or cancellation finds a point to land
+        before anything is written.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[JobId]] = loop.create_future()
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = []
+            loop.call_soon(self._flush_inline, loop)
+        batch.append((jobs, future))
+        return await future
+
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Cancelled callers are left out: they wrote nothing.
+        batch = [
+            (jobs, future)
+            for jobs, future in self._batches.pop(loop, [])
+            if not future.done()
+        ]
+        while batch:
+            size = len(batch[0][0])
+            taken = 1
+            while taken < len(batch) and (
+                size + len(batch[taken][0]) <= _INLINE_MAX_JOBS
+            ):
+                size += len(batch[taken][0])
+                taken += 1
+            self._flush_some(loop, batch[:taken])
+            batch = batch[taken:]
+
+    def _flush_some(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: Sequence[tuple[Sequence[NewJob], asyncio.Future[list[JobId]]]],
+    ) -> None:
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
+            return [
+                self._insert_jobs(conn, changes, jobs) for jobs, _ in batch
+            ]
+
+        try:
+            done = self._write_inline(work)
+        except Exception as error:  # noqa: BLE001 - each caller gets its own
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            # As in _write_group: each call alone, its error its own.
+            for member in batch:
+                self._flush_some(loop, [member])
+            return
+        if done is None:
+            for jobs, future in batch:
+                self._hand_over(loop, jobs, future)
+            return
+        for (_, future), ids in zip(batch, done[0], strict=True):
+            future.set_result(ids)
+
+    def _hand_over(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        jobs: Sequence[NewJob],
+        future: asyncio.Future[list[JobId]],
+    ) -> None:
+        """Let the storage thread answer ``future`` (see _flush_some)."""
+        task = loop.create_task(self._create_together(jobs))
+
+        def answer(task: asyncio.Task[list[JobId]]) -> None:
+            if task.cancelled():
+                if not future.done():
+                    future.cancel()
+                return
+            error = task.exception()  # retrieved even if no one waits
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(task.result())
+
+        def forward_cancel(future: asyncio.Future[list[JobId]]) -> None:
+            if future.cancelled():
+                task.cancel()
+
+        task.add_done_callback(answer)
+        future.add_done_callback(forward_cancel)
 
     async def _create_together(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs on the storage thread, in one transaction with the
