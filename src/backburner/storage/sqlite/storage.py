@@ -27,6 +27,11 @@ the thread checkpoints once more with inline enqueues held off (they
 take the thread meanwhile), and the WAL starts over. The WAL grows to
 about 16 MB between two such moments, four times what SQLite's own
 automatic checkpoint allows. ``inline_enqueue=False`` turns this off.
+
+Enqueues share transactions where they can: those of one turn of the
+event loop are written inline together (:meth:`_create_inline`), and
+those waiting for the storage thread are committed together there
+(:meth:`_create_together`).
 """
 
 from __future__ import annotations
