@@ -14,6 +14,13 @@ What SQLite cannot do, and what it costs:
   when another connection commits) a hundred times a second, about 1%
   of a core when idle. Aborts made by other processes are not heard
   this way; the server's abort check finds them.
+- A small enqueue may block the event loop for one short transaction:
+  it runs on the calling thread when the storage thread is idle and the
+  write lock is free at once (never waiting for a lock there), which
+  halves its cost. Its connection leaves checkpoints to the storage
+  thread, so the WAL grows to about 16 MB between restarts.
+  ``inline_enqueue=False`` (URL: ``?inline_enqueue=false``) turns it
+  off.
 - ``synchronous=NORMAL`` in WAL mode: a committed transaction survives a
   crash of the process, but the last transactions before a power cut or
   an operating-system crash may be lost.

@@ -11,13 +11,37 @@ writes: the job row, its state indexes, its queue entry (an entry of
 the partial index ``jobs_queued``) and the counter. A job's creation
 history entry is not among them: the job row implies it until the
 first state change writes it (see :func:`_write_creation`).
+
+A small enqueue skips the storage thread when it can do so without
+waiting: if the thread has nothing queued or running, it runs on the
+calling thread (the event loop's) through a second connection that
+never waits for a lock (``busy_timeout`` 0). If another connection
+holds the write lock, it goes to the storage thread as any other write
+does. The loop is blocked for one short transaction (tens of
+microseconds), never for a lock or a checkpoint: that connection does
+not checkpoint the WAL itself; after every
+:data:`_INLINE_CHECKPOINT_EVERY` of its commits the storage thread runs
+a passive checkpoint alongside. Enqueues that keep coming never let such
+a checkpoint finish the WAL, so past :data:`_WAL_FRAMES_LIMIT` frames
+the thread checkpoints once more with inline enqueues held off (they
+take the thread meanwhile), and the WAL starts over. The WAL grows to
+about 16 MB between two such moments, four times what SQLite's own
+automatic checkpoint allows. ``inline_enqueue=False`` turns this off.
+
+Enqueues share transactions where they can: those of one turn of the
+event loop are written inline together (:meth:`_create_inline`), and
+those waiting for the storage thread are committed together there
+(:meth:`_create_together`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import json
+import logging
 import os
 import pathlib
 import sqlite3
@@ -77,6 +101,20 @@ _CHUNK = 500
 _PROCESSING = JobState.PROCESSING.value
 _ENQUEUED = JobState.ENQUEUED.value
 _OUTCOMES = frozenset({JobState.SUCCEEDED.value, JobState.FAILED.value})
+# An enqueue of at most this many jobs may run on the calling thread: a
+# few hundred microseconds at most, where a bulk enqueue takes
+# milliseconds.
+_INLINE_MAX_JOBS = 10
+# Commits on the inline connection between two checkpoints: at about
+# five pages each, the 1,000 pages at which SQLite's automatic
+# checkpoint would run.
+_INLINE_CHECKPOINT_EVERY = 200
+# WAL frames (pages) beyond which the storage thread's checkpoint holds
+# inline enqueues off until it has copied them all (see _checkpoint):
+# about 16 MB of WAL at 4 KiB pages.
+_WAL_FRAMES_LIMIT = 4000
+
+_log = logging.getLogger(__name__)
 
 
 def _ts(moment: datetime) -> float:
@@ -317,6 +355,8 @@ class _Changes:
             " DO UPDATE SET count = count + excluded.count",
             rows,
         )
+        if not self.outcomes:
+            return  # an empty executemany still costs a statement
         conn.executemany(
             "INSERT INTO job_outcomes (state, hour, count) VALUES (?, ?, ?)"
             " ON CONFLICT (state, hour)"
@@ -333,6 +373,9 @@ class SQLiteStorage(Storage):
         busy_timeout: seconds a transaction waits for another process's
             write lock before failing with :class:`StorageError`.
         auto_migrate: install or upgrade the schema on first use.
+        inline_enqueue: let a small enqueue run on the calling thread
+            when that needs no waiting (see the module docstring);
+            ``False`` sends every call to the storage thread.
     """
 
     def __init__(
@@ -341,19 +384,43 @@ class SQLiteStorage(Storage):
         *,
         busy_timeout: float = 10.0,
         auto_migrate: bool = True,
+        inline_enqueue: bool = True,
     ) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
         self._auto_migrate = auto_migrate
         self._conn: sqlite3.Connection | None = None
+        memory = path == ":memory:" or path.startswith("file::memory:")
+        # A second connection to a file would open a second, empty
+        # in-memory database: in memory everything takes the thread.
+        self._inline_enqueue = inline_enqueue and not memory
+        # The inline connection, opened by the storage thread next to
+        # the main one; None while closed or turned off.
+        self._inline: sqlite3.Connection | None = None
+        # One user at a time: held while a transaction runs on it.
+        self._inline_lock = threading.Lock()
+        # Calls handed to the storage thread and not yet answered.
+        self._pending = 0
+        # Enqueues waiting for the storage thread (see _create_together).
+        self._group_lock = threading.Lock()
+        self._group: list[
+            tuple[Sequence[NewJob], concurrent.futures.Future[list[JobId]]]
+        ] = []
+        # Inline enqueues of this turn of each event loop.
+        self._batches: dict[
+            asyncio.AbstractEventLoop,
+            list[tuple[Sequence[NewJob], asyncio.Future[list[JobId]]]],
+        ] = {}
+        self._inline_commits = 0
+        self._checkpointing = False
         # Versions applied when the connection opened, until migrate()
         # reports them.
         self._unreported: list[int] = []
         self._closed = False
+        self._closing = False
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="backburner-sqlite"
         )
-        memory = path == ":memory:" or path.startswith("file::memory:")
         hub_key = f"memory:{id(self)}" if memory else os.path.abspath(path)
         self._hub = _hub_for(hub_key, None if memory else hub_key)
 
@@ -364,7 +431,11 @@ class SQLiteStorage(Storage):
             raise StorageError("storage is closed")
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call, work)
-        return await loop.run_in_executor(self._executor, call)
+        self._pending += 1
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        finally:
+            self._pending -= 1
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -388,15 +459,40 @@ class SQLiteStorage(Storage):
             self._conn = conn
             if self._auto_migrate:
                 self._unreported = self._migrate(conn)
+            if self._inline_enqueue:
+                self._inline = self._open_inline()
         return self._conn
+
+    def _open_inline(self) -> sqlite3.Connection:
+        # timeout=0: a busy file answers SQLITE_BUSY at once, and the
+        # write goes to the storage thread, which may wait.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=0,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # The checkpoint's fsync would land on the event loop: the
+        # storage thread checkpoints instead (_inline_committed).
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
 
     def _write(
         self,
         conn: sqlite3.Connection,
         work: Callable[[sqlite3.Connection, _Changes], T],
     ) -> T:
-        changes = _Changes()
         conn.execute("BEGIN IMMEDIATE")
+        return self._commit(conn, work)
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        work: Callable[[sqlite3.Connection, _Changes], T],
+    ) -> T:
+        """Run ``work`` in the transaction begun on ``conn``; commit it."""
+        changes = _Changes()
         try:
             result = work(conn, changes)
             changes.write_counters(conn)
@@ -409,6 +505,81 @@ class SQLiteStorage(Storage):
         if changes.aborted:
             self._hub.publish(JobsAborted(frozenset(changes.aborted)))
         return result
+
+    def _write_inline(
+        self, work: Callable[[sqlite3.Connection, _Changes], T]
+    ) -> tuple[T] | None:
+        """Run a write on the calling thread if that needs no waiting.
+
+        Returns ``(result,)``, or ``None`` before writing anything when
+        the write should go to the storage thread: the inline connection
+        is not open (yet, or any more), the storage thread has calls in
+        hand or holds the connection (:meth:`_checkpoint`), or another
+        connection holds the write lock.
+
+        Raises:
+            StorageError: the transaction failed; nothing was written.
+        """
+        conn = self._inline
+        if conn is None or self._pending or self._closing:
+            return None
+        if not self._inline_lock.acquire(blocking=False):
+            return None
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:
+                # Busy, most likely. Whatever it is, the storage thread
+                # tries again, waits if it must, and reports what stays.
+                return None
+            try:
+                result = self._commit(conn, work)
+            except sqlite3.Error as error:
+                raise StorageError(f"SQLite error: {error}") from error
+        finally:
+            self._inline_lock.release()
+        self._inline_committed()
+        return (result,)
+
+    def _inline_committed(self) -> None:
+        self._inline_commits += 1
+        if (
+            self._inline_commits < _INLINE_CHECKPOINT_EVERY
+            or self._checkpointing
+        ):
+            return
+        self._inline_commits = 0
+        self._checkpointing = True
+        # Closed meanwhile from another thread: the WAL stays as it is.
+        with contextlib.suppress(RuntimeError):
+            self._executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        # On the storage thread, without waiting for readers (PASSIVE),
+        # while inline enqueues go on. But a checkpoint overtaken by new
+        # frames never completes, and only after a completed one does
+        # the next write start the WAL over instead of growing it: once
+        # the WAL holds _WAL_FRAMES_LIMIT frames, one more checkpoint
+        # runs with the inline connection held, enqueues taking the
+        # storage thread (behind it) meanwhile.
+        conn = self._conn
+        try:
+            if conn is None:
+                return
+            (_, frames, _) = conn.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
+            if frames >= _WAL_FRAMES_LIMIT:
+                with self._inline_lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            _log.debug(
+                "WAL checkpoint failed: %s",
+                error,
+                extra={"event": "sqlite.checkpoint_failed"},
+            )
+        finally:
+            self._checkpointing = False
 
     def _migrate(self, conn: sqlite3.Connection) -> list[int]:
         migrations = _migrations()
@@ -738,7 +909,13 @@ class SQLiteStorage(Storage):
         if self._closed:
             return
 
+        self._closing = True  # no inline write starts from here on
+
         def work() -> None:
+            if self._inline is not None:
+                with self._inline_lock:  # one may run on another thread
+                    self._inline.close()
+                    self._inline = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -755,7 +932,172 @@ class SQLiteStorage(Storage):
         def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
             return self._insert_jobs(conn, changes, jobs)
 
-        return await self._run(lambda conn: self._write(conn, work))
+        if len(jobs) <= _INLINE_MAX_JOBS and self._inline is not None:
+            return await self._create_inline(jobs)
+        return await self._create_together(jobs)
+
+    async def _create_inline(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs on the loop's thread with the other enqueues of the
+        same turn of the loop (see :meth:`_flush_inline`).
+
+        Every call waits for the loop's next turn, as a trip to the
+        storage thread would: a loop of enqueues does not starve the
+        other tasks, and a timeout or cancellation finds a point to land
+        before anything is written.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[JobId]] = loop.create_future()
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = []
+            loop.call_soon(self._flush_inline, loop)
+        batch.append((jobs, future))
+        return await future
+
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Cancelled callers are left out: they wrote nothing.
+        batch = [
+            (jobs, future)
+            for jobs, future in self._batches.pop(loop, [])
+            if not future.done()
+        ]
+        while batch:
+            size = len(batch[0][0])
+            taken = 1
+            while taken < len(batch) and (
+                size + len(batch[taken][0]) <= _INLINE_MAX_JOBS
+            ):
+                size += len(batch[taken][0])
+                taken += 1
+            self._flush_some(loop, batch[:taken])
+            batch = batch[taken:]
+
+    def _flush_some(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: Sequence[tuple[Sequence[NewJob], asyncio.Future[list[JobId]]]],
+    ) -> None:
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
+            return [
+                self._insert_jobs(conn, changes, jobs) for jobs, _ in batch
+            ]
+
+        try:
+            done = self._write_inline(work)
+        except Exception as error:  # noqa: BLE001 - each caller gets its own
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            # As in _write_group: each call alone, its error its own.
+            for member in batch:
+                self._flush_some(loop, [member])
+            return
+        if done is None:
+            for jobs, future in batch:
+                self._hand_over(loop, jobs, future)
+            return
+        for (_, future), ids in zip(batch, done[0], strict=True):
+            future.set_result(ids)
+
+    def _hand_over(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        jobs: Sequence[NewJob],
+        future: asyncio.Future[list[JobId]],
+    ) -> None:
+        """Let the storage thread answer ``future`` (see _flush_some)."""
+        task = loop.create_task(self._create_together(jobs))
+
+        def answer(task: asyncio.Task[list[JobId]]) -> None:
+            if task.cancelled():
+                if not future.done():
+                    future.cancel()
+                return
+            error = task.exception()  # retrieved even if no one waits
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(task.result())
+
+        def forward_cancel(future: asyncio.Future[list[JobId]]) -> None:
+            if future.cancelled():
+                task.cancel()
+
+        task.add_done_callback(answer)
+        future.add_done_callback(forward_cancel)
+
+    async def _create_together(self, jobs: Sequence[NewJob]) -> list[JobId]:
+        """Store jobs on the storage thread, in one transaction with the
+        other calls waiting for it (group commit).
+
+        Concurrent enqueuers that find the thread busy would otherwise
+        queue a transaction each behind it; the first one hands the
+        thread :meth:`_write_group`, which takes every call waiting by
+        the time it runs.
+        """
+        if self._closed:
+            raise StorageError("storage is closed")
+        future: concurrent.futures.Future[list[JobId]]
+        future = concurrent.futures.Future()
+        with self._group_lock:
+            self._group.append((jobs, future))
+            first = len(self._group) == 1
+        if first:
+            try:
+                self._executor.submit(self._write_group)
+            except RuntimeError:  # closed meanwhile by another thread
+                raise StorageError("storage is closed") from None
+        self._pending += 1
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            self._pending -= 1
+
+    def _write_group(self) -> None:
+        with self._group_lock:
+            group, self._group = self._group, []
+        # A call cancelled before its turn is written by no one.
+        group = [
+            (jobs, future)
+            for jobs, future in group
+            if future.set_running_or_notify_cancel()
+        ]
+        if not group:
+            return
+
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[Any]:
+            return [
+                self._insert_jobs(conn, changes, jobs) for jobs, _ in group
+            ]
+
+        try:
+            results = self._call(lambda conn: self._write(conn, work))
+        except Exception as error:  # noqa: BLE001 - each caller gets its own
+            if len(group) == 1:
+                group[0][1].set_exception(error)
+                return
+            # Which call failed, and why, as if each had been alone: one
+            # transaction each, errors only to their own callers.
+            for jobs, future in group:
+                self._write_alone(jobs, future)
+            return
+        for (_, future), ids in zip(group, results, strict=True):
+            future.set_result(ids)
+
+    def _write_alone(
+        self,
+        jobs: Sequence[NewJob],
+        future: concurrent.futures.Future[list[JobId]],
+    ) -> None:
+        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
+            return self._insert_jobs(conn, changes, jobs)
+
+        try:
+            future.set_result(self._call(lambda conn: self._write(conn, work)))
+        except Exception as error:  # noqa: BLE001 - raised in the caller
+            future.set_exception(error)
 
     async def create_continuations(
         self, continuations: Sequence[NewContinuation]
@@ -883,11 +1225,12 @@ class SQLiteStorage(Storage):
             assert job_id is not None
             # No history row yet: the job row implies its creation entry
             # until the first state change writes it (_write_creation).
-            conn.executemany(
-                "INSERT INTO job_parameters (job_id, name, value)"
-                " VALUES (?, ?, ?)",
-                [(job_id, k, v) for k, v in job.parameters.items()],
-            )
+            if job.parameters:
+                conn.executemany(
+                    "INSERT INTO job_parameters (job_id, name, value)"
+                    " VALUES (?, ?, ?)",
+                    [(job_id, k, v) for k, v in job.parameters.items()],
+                )
             changes.move(job.queue, None, job.state.value)
             ids.append(job_id)
         return ids
@@ -1884,7 +2227,8 @@ def _check_change(change: StateChange) -> None:
 def open_url(url: str) -> SQLiteStorage:
     """Open ``sqlite:///relative/path`` or ``sqlite:////absolute/path``.
 
-    Query options: ``busy_timeout`` (seconds).
+    Query options: ``busy_timeout`` (seconds), ``inline_enqueue``
+    (``true`` or ``false``, see :class:`SQLiteStorage`).
 
     Raises:
         InvalidStorageURLError: the URL has no path or an unknown option.
@@ -1902,13 +2246,37 @@ def open_url(url: str) -> SQLiteStorage:
         raise InvalidStorageURLError(f"SQLite URL names no file: {url!r}")
     options = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
     busy_timeout = 10.0
+    inline_enqueue = True
     for key, values in options.items():
-        if key != "busy_timeout":
+        if key == "busy_timeout":
+            busy_timeout = _seconds(values[-1])
+        elif key == "inline_enqueue":
+            inline_enqueue = _flag(key, values[-1])
+        else:
             raise InvalidStorageURLError(f"unknown SQLite URL option {key!r}")
-        try:
-            busy_timeout = float(values[-1])
-        except ValueError:
-            raise InvalidStorageURLError(
-                f"busy_timeout must be a number of seconds: {values[-1]!r}"
-            ) from None
-    return SQLiteStorage(urllib.parse.unquote(path), busy_timeout=busy_timeout)
+    return SQLiteStorage(
+        urllib.parse.unquote(path),
+        busy_timeout=busy_timeout,
+        inline_enqueue=inline_enqueue,
+    )
+
+
+def _seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidStorageURLError(
+            f"busy_timeout must be a number of seconds: {value!r}"
+        ) from None
+
+
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _flag(key: str, value: str) -> bool:
+    try:
+        return _FLAGS[value.lower()]
+    except KeyError:
+        raise InvalidStorageURLError(
+            f"{key} must be true or false: {value!r}"
+        ) from None
