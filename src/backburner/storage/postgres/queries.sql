@@ -217,6 +217,76 @@ FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
 ORDER BY p.seq;
 
+-- name: change_jobs
+-- A batch of changes as one compare-and-set, for the common batch (a
+-- server's outcomes): each job changed at most once, none from
+-- enqueued (so no queue entry to drop), none that could clash with a
+-- unique key. The jobs are locked in id order, as by lock_jobs; each
+-- changes when its locked state is one of from_states (comma-separated)
+-- and its version is the one expected (NULL: any). The history rows and
+-- the queue entries of jobs moved to enqueued are written by the same
+-- statement. Returns every job found: id, state and queue before the
+-- change, and whether the change was made.
+WITH c AS (
+    SELECT *
+    FROM unnest(
+        %(ids)s::bigint[], %(from_states)s::text[], %(versions)s::integer[],
+        %(states)s::text[], %(reasons)s::text[], %(at)s::timestamptz[],
+        %(scheduled)s::timestamptz[], %(expires)s::timestamptz[],
+        %(resets)s::boolean[], %(data)s::text[]
+    ) WITH ORDINALITY AS c (id, from_states, version, state, reason, at,
+                            scheduled_at, expires_at, reset_attempt, data,
+                            position)
+), locked AS (
+    SELECT id, state, queue, version
+    FROM jobs
+    WHERE id = ANY(%(ids)s::bigint[])
+    ORDER BY id
+    FOR UPDATE
+), updated AS (
+    UPDATE jobs AS j
+    SET state = c.state,
+        reason = c.reason,
+        version = j.version + 1,
+        state_changed_at = c.at,
+        scheduled_at = c.scheduled_at,
+        expires_at = c.expires_at,
+        server = NULL,
+        attempt = CASE WHEN c.reset_attempt THEN 0 ELSE j.attempt END
+    FROM c
+    JOIN locked AS l ON l.id = c.id
+    WHERE j.id = c.id
+      AND l.state = ANY(string_to_array(c.from_states, ','))
+      AND (c.version IS NULL OR l.version = c.version)
+    RETURNING j.id
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT c.id, c.state, c.reason, c.at, c.data
+    FROM c
+    JOIN updated AS u ON u.id = c.id
+    ORDER BY c.position
+), requeued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT c.id, l.queue
+    FROM c
+    JOIN updated AS u ON u.id = c.id
+    JOIN locked AS l ON l.id = c.id
+    WHERE c.state = 'enqueued'
+    ORDER BY c.position
+)
+SELECT l.id, l.state, l.queue, u.id IS NOT NULL
+FROM locked AS l
+LEFT JOIN updated AS u ON u.id = l.id;
+
+-- name: continuations_of
+-- After change_jobs, as a statement of its own: its snapshot is taken
+-- once the jobs are locked, so it sees a continuation committed by a
+-- creator that held a parent's lock (see create_continuations).
+SELECT parent_id, job_id, on_states
+FROM job_continuations
+WHERE parent_id = ANY(%(ids)s::bigint[])
+ORDER BY parent_id, job_id;
+
 -- name: update_jobs
 -- The final row of each job changed by one apply_changes batch; returns
 -- the continuations of those jobs. This statement starts once lock_jobs
