@@ -35,6 +35,7 @@ is bounded in count and in time. Prints a table and writes JSON to
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import json
@@ -46,6 +47,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -657,11 +659,98 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def storage_loop(jobs: int, batch: int = 50) -> dict[str, float]:
+    """The storage's own share of a drain, without a server around it.
+
+    One process creates ``jobs`` jobs on a schema of its own, then loops
+    ``apply_changes_and_fetch`` (a batch of successes, then the next
+    batch) until the queue is empty, as a server's outcome writer does.
+    Returns jobs per second and, per batch, the wall time and this
+    process's CPU time (the client's cost: psycopg, statement building).
+    """
+    import psycopg
+    from psycopg import sql
+
+    from backburner.storage import (
+        JobState,
+        NewJob,
+        ServerInfo,
+        StateChange,
+        open_storage,
+    )
+
+    schema = f"bench_loop_{uuid.uuid4().hex[:10]}"
+    now = datetime.now(UTC)
+    job = NewJob(
+        function="bench.peers_backburner:noop",
+        arguments='{"args":[],"kwargs":{}}',
+        queue="default",
+        state=JobState.ENQUEUED,
+        reason="enqueued",
+        created_at=now,
+    )
+
+    def succeeded(job_id: int, version: int) -> StateChange:
+        return StateChange(
+            job_id=job_id,
+            to_state=JobState.SUCCEEDED,
+            from_states=frozenset({JobState.PROCESSING}),
+            reason="succeeded",
+            at=now,
+            data={"server": "bench:1", "duration": 0.001},
+            expected_version=version,
+            expires_at=now,
+            from_worker=True,
+        )
+
+    async def drain() -> dict[str, float]:
+        storage = open_storage(f"{POSTGRES_URL}?schema={schema}")
+        try:
+            await storage.migrate()
+            for start in range(0, jobs, 1000):
+                await storage.create_jobs([job] * min(1000, jobs - start))
+            server = ServerInfo("bench:1", ("default",), batch, now, now)
+            await storage.announce_server(server)
+            wall, cpu = time.perf_counter(), time.process_time()
+            taken = await storage.fetch("bench:1", ["default"], batch, now)
+            done = batches = 0
+            while taken:
+                changes = [succeeded(r.id, r.version) for r in taken]
+                done, batches = done + len(taken), batches + 1
+                _, taken = await storage.apply_changes_and_fetch(
+                    changes, "bench:1", ["default"], batch, now
+                )
+            wall = time.perf_counter() - wall
+            cpu = time.process_time() - cpu
+        finally:
+            await storage.close()
+        return {
+            "jobs_per_s": done / wall,
+            "wall_ms_per_batch": wall / batches * 1000,
+            "cpu_ms_per_batch": cpu / batches * 1000,
+        }
+
+    try:
+        return asyncio.run(drain())
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)
+                )
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark (or, as ``client ...``, one client action)."""
+    """Run the benchmark (or, as ``client ...``, one client action; as
+    ``storage-loop [JOBS]``, :func:`storage_loop`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["client"]:
         return client_main(argv[1], argv[2], argv[3:])
+    if argv[:1] == ["storage-loop"]:
+        jobs = int(argv[1]) if len(argv) > 1 else 5000
+        print(json.dumps(storage_loop(jobs)))
+        return 0
     args = parse_args(argv)
     base = QUICK if args.quick else Sizes()
     sizes = Sizes(

@@ -265,9 +265,9 @@ def _plan(admin: Admin, name: str, params: dict[str, object]) -> str:
 
     def positional(match: re.Match[str]) -> str:
         values.append(params[match.group(1)])
-        return "%s"
+        return "%" + match.group(2)
 
-    statement = re.sub(r"%\((\w+)\)s", positional, query(name).decode())
+    statement = re.sub(r"%\((\w+)\)([sb])", positional, query(name).decode())
     admin("BEGIN")
     try:
         (row,) = admin("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *values)
@@ -336,3 +336,32 @@ async def test_promotion_and_expiry_use_their_partial_indexes(
     assert ("Seq Scan", "jobs") not in promote
     for table in ("jobs", "job_history", "job_queue"):
         assert ("Seq Scan", table) not in expire
+
+
+async def test_a_batch_of_outcomes_finds_its_jobs_by_primary_key(
+    big_schema: Admin,
+) -> None:
+    ids = [row[0] for row in big_schema("SELECT id FROM jobs LIMIT 50")]
+    count = len(ids)
+
+    scans = scanned_relations(
+        _plan(
+            big_schema,
+            "change_jobs",
+            {
+                "ids": ids,
+                "from_states": ["succeeded"] * count,
+                "versions": [None] * count,
+                "states": ["deleted"] * count,
+                "reasons": ["deleted"] * count,
+                "at": [T0] * count,
+                "scheduled": [None] * count,
+                "expires": [T0] * count,
+                "resets": [False] * count,
+                "data": ["{}"] * count,
+            },
+        )
+    )
+
+    assert ("Seq Scan", "jobs") not in scans
+    assert ("Index Scan", "jobs") in scans

@@ -101,7 +101,7 @@ WITH new AS (
     DO UPDATE SET count = job_counters.count + excluded.count
 ), notified AS (
     SELECT pg_notify(%(channel)s, payload)
-    FROM unnest(%(payloads)s::text[]) AS p (payload)
+    FROM unnest(%(payloads)b::text[]) AS p (payload)
     WHERE EXISTS (SELECT FROM inserted)
 )
 SELECT (SELECT count(*) FROM inserted),
@@ -116,7 +116,7 @@ SELECT nextval(pg_get_serial_sequence('jobs', 'id'));
 -- up behind each other instead of deadlocking.
 SELECT id, state, queue, version
 FROM jobs
-WHERE id = ANY(%(ids)s::bigint[])
+WHERE id = ANY(%(ids)b::bigint[])
 ORDER BY id
 FOR UPDATE;
 
@@ -129,7 +129,7 @@ JOIN jobs AS h
   ON h.unique_key = j.unique_key
  AND h.id <> j.id
  AND h.state IN ('enqueued', 'scheduled', 'processing')
-WHERE j.id = ANY(%(ids)s::bigint[]) AND j.unique_key IS NOT NULL;
+WHERE j.id = ANY(%(ids)b::bigint[]) AND j.unique_key IS NOT NULL;
 
 -- name: continuation_links
 SELECT parent_id, job_id, on_states
@@ -144,7 +144,7 @@ SELECT state, expires_at FROM jobs WHERE id = %(id)s FOR UPDATE;
 INSERT INTO job_continuations (parent_id, job_id, on_states)
 SELECT parent_id, job_id, on_states
 FROM unnest(
-    %(parents)s::bigint[], %(jobs)s::bigint[], %(on_states)s::text[]
+    %(parents)b::bigint[], %(jobs)b::bigint[], %(on_states)b::text[]
 ) AS c (parent_id, job_id, on_states);
 
 -- name: lock_unique_key
@@ -154,7 +154,7 @@ SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(key)s));
 -- name: active_unique_keys
 SELECT unique_key, id
 FROM jobs
-WHERE unique_key = ANY(%(keys)s::text[])
+WHERE unique_key = ANY(%(keys)b::text[])
   AND state IN ('enqueued', 'scheduled', 'processing');
 
 -- name: mutex_candidates
@@ -173,7 +173,7 @@ SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(key)s));
 -- name: mutex_holders
 SELECT mutex, count(*)
 FROM jobs
-WHERE state = 'processing' AND mutex = ANY(%(keys)s::text[])
+WHERE state = 'processing' AND mutex = ANY(%(keys)b::text[])
 GROUP BY mutex;
 
 -- name: fetch_ids
@@ -182,7 +182,7 @@ WITH picked AS (
     SELECT q.job_id, q.seq
     FROM job_queue AS q
     JOIN jobs AS j ON j.id = q.job_id
-    WHERE q.job_id = ANY(%(ids)s::bigint[])
+    WHERE q.job_id = ANY(%(ids)b::bigint[])
     ORDER BY q.seq
     FOR UPDATE OF q, j SKIP LOCKED
 ), dequeued AS (
@@ -217,6 +217,76 @@ FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
 ORDER BY p.seq;
 
+-- name: change_jobs
+-- A batch of changes as one compare-and-set, for the common batch (a
+-- server's outcomes): each job changed at most once, none from
+-- enqueued (so no queue entry to drop), none that could clash with a
+-- unique key. The jobs are locked in id order, as by lock_jobs; each
+-- changes when its locked state is one of from_states (comma-separated)
+-- and its version is the one expected (NULL: any). The history rows and
+-- the queue entries of jobs moved to enqueued are written by the same
+-- statement. Returns every job found: id, state and queue before the
+-- change, and whether the change was made.
+WITH c AS (
+    SELECT *
+    FROM unnest(
+        %(ids)b::bigint[], %(from_states)b::text[], %(versions)b::integer[],
+        %(states)b::text[], %(reasons)b::text[], %(at)b::timestamptz[],
+        %(scheduled)b::timestamptz[], %(expires)b::timestamptz[],
+        %(resets)b::boolean[], %(data)b::text[]
+    ) WITH ORDINALITY AS c (id, from_states, version, state, reason, at,
+                            scheduled_at, expires_at, reset_attempt, data,
+                            position)
+), locked AS (
+    SELECT id, state, queue, version
+    FROM jobs
+    WHERE id = ANY(%(ids)b::bigint[])
+    ORDER BY id
+    FOR UPDATE
+), updated AS (
+    UPDATE jobs AS j
+    SET state = c.state,
+        reason = c.reason,
+        version = j.version + 1,
+        state_changed_at = c.at,
+        scheduled_at = c.scheduled_at,
+        expires_at = c.expires_at,
+        server = NULL,
+        attempt = CASE WHEN c.reset_attempt THEN 0 ELSE j.attempt END
+    FROM c
+    JOIN locked AS l ON l.id = c.id
+    WHERE j.id = c.id
+      AND l.state = ANY(string_to_array(c.from_states, ','))
+      AND (c.version IS NULL OR l.version = c.version)
+    RETURNING j.id
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT c.id, c.state, c.reason, c.at, c.data
+    FROM c
+    JOIN updated AS u ON u.id = c.id
+    ORDER BY c.position
+), requeued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT c.id, l.queue
+    FROM c
+    JOIN updated AS u ON u.id = c.id
+    JOIN locked AS l ON l.id = c.id
+    WHERE c.state = 'enqueued'
+    ORDER BY c.position
+)
+SELECT l.id, l.state, l.queue, u.id IS NOT NULL
+FROM locked AS l
+LEFT JOIN updated AS u ON u.id = l.id;
+
+-- name: continuations_of
+-- After change_jobs, as a statement of its own: its snapshot is taken
+-- once the jobs are locked, so it sees a continuation committed by a
+-- creator that held a parent's lock (see create_continuations).
+SELECT parent_id, job_id, on_states
+FROM job_continuations
+WHERE parent_id = ANY(%(ids)b::bigint[])
+ORDER BY parent_id, job_id;
+
 -- name: update_jobs
 -- The final row of each job changed by one apply_changes batch; returns
 -- the continuations of those jobs. This statement starts once lock_jobs
@@ -233,10 +303,10 @@ SET state = c.state,
     server = NULL,
     attempt = CASE WHEN c.reset_attempt THEN 0 ELSE j.attempt END
 FROM unnest(
-    %(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[],
-    %(steps)s::integer[], %(at)s::timestamptz[],
-    %(scheduled)s::timestamptz[], %(expires)s::timestamptz[],
-    %(resets)s::boolean[]
+    %(ids)b::bigint[], %(states)b::text[], %(reasons)b::text[],
+    %(steps)b::integer[], %(at)b::timestamptz[],
+    %(scheduled)b::timestamptz[], %(expires)b::timestamptz[],
+    %(resets)b::boolean[]
 ) AS c (id, state, reason, steps, at, scheduled_at, expires_at,
         reset_attempt)
 WHERE j.id = c.id
@@ -251,19 +321,19 @@ ORDER BY parent_id, job_id;
 INSERT INTO job_history (job_id, state, reason, created_at, data)
 SELECT job_id, state, reason, at, data
 FROM unnest(
-    %(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[],
-    %(at)s::timestamptz[], %(data)s::text[]
+    %(ids)b::bigint[], %(states)b::text[], %(reasons)b::text[],
+    %(at)b::timestamptz[], %(data)b::text[]
 ) WITH ORDINALITY AS h (job_id, state, reason, at, data, position)
 ORDER BY position;
 
 -- name: dequeue
-DELETE FROM job_queue WHERE job_id = ANY(%(ids)s::bigint[]);
+DELETE FROM job_queue WHERE job_id = ANY(%(ids)b::bigint[]);
 
 -- name: enqueue
 -- Each job goes to the back of its queue, in the order given.
 INSERT INTO job_queue (job_id, queue)
 SELECT job_id, queue
-FROM unnest(%(ids)s::bigint[], %(queues)s::text[])
+FROM unnest(%(ids)b::bigint[], %(queues)b::text[])
     WITH ORDINALITY AS e (job_id, queue, position)
 ORDER BY position;
 
@@ -272,7 +342,7 @@ ORDER BY position;
 -- the job_counters table.
 INSERT INTO job_counters (state, queue, shard, count)
 SELECT state, queue, %(shard)s, delta
-FROM unnest(%(states)s::text[], %(queues)s::text[], %(deltas)s::bigint[])
+FROM unnest(%(states)b::text[], %(queues)b::text[], %(deltas)b::bigint[])
     AS d (state, queue, delta)
 ORDER BY state, queue
 ON CONFLICT (state, queue, shard)
@@ -283,7 +353,7 @@ DO UPDATE SET count = job_counters.count + excluded.count;
 INSERT INTO job_outcomes (state, hour, shard, count)
 SELECT state, hour, %(shard)s, delta
 FROM unnest(
-    %(states)s::text[], %(hours)s::timestamptz[], %(deltas)s::bigint[]
+    %(states)b::text[], %(hours)b::timestamptz[], %(deltas)b::bigint[]
 ) AS d (state, hour, delta)
 ORDER BY state, hour
 ON CONFLICT (state, hour, shard)
@@ -299,7 +369,7 @@ ORDER BY hour, state;
 
 -- name: notify
 SELECT pg_notify(%(channel)s, payload)
-FROM unnest(%(payloads)s::text[]) AS p (payload);
+FROM unnest(%(payloads)b::text[]) AS p (payload);
 
 -- name: fetch
 -- One statement per queue: heartbeat the server, lock the oldest queue
@@ -528,7 +598,7 @@ WHERE job_id = %(id)s
 ORDER BY id;
 
 -- name: job_states
-SELECT id, state, version FROM jobs WHERE id = ANY(%(ids)s::bigint[]);
+SELECT id, state, version FROM jobs WHERE id = ANY(%(ids)b::bigint[]);
 
 -- name: set_parameter
 INSERT INTO job_parameters (job_id, name, value)
@@ -543,7 +613,7 @@ RETURNING 1;
 INSERT INTO job_parameters (job_id, name, value)
 SELECT p.job_id, p.name, p.value
 FROM unnest(
-    %(ids)s::bigint[], %(names)s::text[], %(values)s::text[]
+    %(ids)b::bigint[], %(names)b::text[], %(values)b::text[]
 ) AS p (job_id, name, value)
 JOIN jobs AS j ON j.id = p.job_id
 ORDER BY p.job_id, p.name

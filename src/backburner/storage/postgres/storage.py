@@ -1316,7 +1316,6 @@ async def _apply(
     """Apply checked changes inside the caller's transaction."""
     if not changes:
         return []
-    ids = sorted({change.job_id for change in changes})
     # Only a change that may make an inactive job active can clash with
     # a unique key: a worker's outcome never does.
     unique = any(
@@ -1324,6 +1323,91 @@ async def _apply(
         and not change.from_states <= ACTIVE_STATES
         for change in changes
     )
+    if not unique and _one_step(changes):
+        outcomes, continuations = await _change_at_once(conn, pending, changes)
+    else:
+        outcomes, continuations = await _lock_and_change(
+            conn, pending, changes, unique
+        )
+    if continuations:
+        await _apply(
+            conn,
+            pending,
+            _continuation_changes(changes, outcomes, continuations),
+        )
+    return outcomes
+
+
+def _one_step(changes: Sequence[StateChange]) -> bool:
+    """Whether ``change_jobs`` can apply the batch: each job changed
+    once, and none from enqueued (whose queue entry would go)."""
+    ids = {change.job_id for change in changes}
+    return len(ids) == len(changes) and not any(
+        JobState.ENQUEUED in change.from_states for change in changes
+    )
+
+
+async def _change_at_once(
+    conn: Connection, pending: _Pending, changes: Sequence[StateChange]
+) -> tuple[list[ChangeOutcome], dict[JobId, list[tuple[JobId, str]]]]:
+    """Apply a :func:`_one_step` batch with one compare-and-set
+    statement; returns the outcomes and the continuations by parent."""
+    ids = [change.job_id for change in changes]
+    # In a pipelined transaction both statements go out together.
+    changed = await conn.execute(
+        query("change_jobs"),
+        {
+            "ids": ids,
+            "from_states": [encode_states(c.from_states) for c in changes],
+            "versions": [c.expected_version for c in changes],
+            "states": [c.to_state.value for c in changes],
+            "reasons": [_storable(c.reason) for c in changes],
+            "at": [c.at for c in changes],
+            "scheduled": [c.scheduled_at for c in changes],
+            "expires": [c.expires_at for c in changes],
+            "resets": [c.reset_attempt for c in changes],
+            "data": [json.dumps(c.data) for c in changes],
+        },
+    )
+    links = await conn.execute(query("continuations_of"), {"ids": ids})
+    found = {
+        int(job_id): (state, queue, bool(applied))
+        for job_id, state, queue, applied in await changed.fetchall()
+    }
+    outcomes = []
+    for change in changes:
+        if change.job_id not in found:
+            outcomes.append(ChangeOutcome(change.job_id, False, None))
+            continue
+        state, queue, applied = found[change.job_id]
+        try:
+            previous = JobState(state)
+        except ValueError as error:
+            raise CorruptedJobError(change.job_id, str(error)) from error
+        if applied:
+            target = change.to_state.value
+            pending.move(queue, state, target)
+            pending.finish(target, change.at)
+            if previous is JobState.PROCESSING and not change.from_worker:
+                pending.aborted.add(change.job_id)
+        outcomes.append(ChangeOutcome(change.job_id, applied, previous))
+    continuations: dict[JobId, list[tuple[JobId, str]]] = {}
+    for parent_id, job_id, on_states in await links.fetchall():
+        continuations.setdefault(int(parent_id), []).append(
+            (int(job_id), on_states)
+        )
+    return outcomes, continuations
+
+
+async def _lock_and_change(
+    conn: Connection,
+    pending: _Pending,
+    changes: Sequence[StateChange],
+    unique: bool,
+) -> tuple[list[ChangeOutcome], dict[JobId, list[tuple[JobId, str]]]]:
+    """Lock the jobs, settle the changes in memory, write the result;
+    any batch (a job changed several times, unique keys)."""
+    ids = sorted({change.job_id for change in changes})
     if unique:
         async with conn.pipeline():
             locked = await conn.execute(query("lock_jobs"), {"ids": ids})
@@ -1343,13 +1427,7 @@ async def _apply(
         for index, change in enumerate(changes)
     ]
     continuations = await _write_changes(conn, jobs, changes, outcomes)
-    if continuations:
-        await _apply(
-            conn,
-            pending,
-            _continuation_changes(changes, outcomes, continuations),
-        )
-    return outcomes
+    return outcomes, continuations
 
 
 def _continuation_changes(
