@@ -68,6 +68,9 @@ DEFAULT_RETENTION = timedelta(days=1)
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _MAX_PARAMETER_SIZE = 4096
+# Both storages keep ids in a signed 64-bit column: a larger id cannot
+# name a job, and SQLite would refuse to even compare it.
+MAX_JOB_ID = 2**63 - 1
 
 
 def utc_now() -> datetime:
@@ -87,6 +90,11 @@ def check_queue_name(queue: str) -> str:
             f"invalid queue name {queue!r}: use 1-100 letters, digits or _.:-"
         )
     return queue
+
+
+def _check_job_id(job_id: JobId) -> None:
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise JobNotFoundError(job_id)
 
 
 def _delay_seconds(delay: float | timedelta) -> float:
@@ -488,6 +496,7 @@ class Client:
                 :meth:`enqueue`.
         """
         waited = states_for(on)
+        _check_job_id(parent_id)
         options = options or JobOptions()
         if options.delay is not None or options.at is not None:
             raise ValueError("a continuation cannot be scheduled")
@@ -517,6 +526,7 @@ class Client:
     async def _apply(
         self, change: StateChange, expected: JobState | None
     ) -> None:
+        _check_job_id(change.job_id)
         if expected is not None:
             allowed = change.from_states & {expected}
             change = dataclasses.replace(change, from_states=allowed)
@@ -587,6 +597,7 @@ class Client:
             JobNotFoundError: there is no such job.
             CorruptedJobError: the stored row cannot be read back.
         """
+        _check_job_id(job_id)
         record = await self.storage.get_job(job_id)
         if record is None:
             raise JobNotFoundError(job_id)
@@ -673,6 +684,7 @@ class Client:
             JobNotFoundError: there is no such job.
         """
         encoded = _encode_parameters({name: value})[name]
+        _check_job_id(job_id)
         if not await self.storage.set_parameter(job_id, name, encoded):
             raise JobNotFoundError(job_id)
 
