@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,9 +100,22 @@ def _check_job_id(job_id: JobId) -> None:
 
 def _delay_seconds(delay: float | timedelta) -> float:
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if seconds < 0:
-        raise ValueError(f"a delay cannot be negative: {delay!r}")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(
+            f"invalid delay {delay!r}: use a finite number of seconds >= 0"
+        )
     return float(seconds)
+
+
+def _ready_after(now: datetime, delay: float | timedelta) -> datetime:
+    seconds = _delay_seconds(delay)
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"invalid delay {delay!r}: it ends after the latest date "
+            f"a job can be scheduled at ({datetime.max.date()})"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +139,10 @@ class JobOptions:
 
     Raises:
         ValueError: on construction, for an invalid queue name, a
-            negative delay or timeout, a naive ``at``, or both ``delay``
-            and ``at``, an empty or over-long unique key or mutex, or a
-            mutex limit below 1.
+            delay that is negative, not finite or ends after year 9999,
+            a timeout that is not positive, a naive ``at``, both
+            ``delay`` and ``at``, an empty or over-long unique key or
+            mutex, or a mutex limit below 1.
     """
 
     queue: str | None = None
@@ -156,7 +171,7 @@ class JobOptions:
         if self.delay is not None and self.at is not None:
             raise ValueError("give either delay or at, not both")
         if self.delay is not None:
-            _delay_seconds(self.delay)
+            _ready_after(utc_now(), self.delay)
         if self.at is not None and self.at.utcoffset() is None:
             raise ValueError("at must be timezone-aware")
         if self.timeout is not None and not self.timeout > 0:
@@ -167,7 +182,7 @@ class JobOptions:
         if self.at is not None:
             return self.at.astimezone(UTC)
         if self.delay is not None:
-            return now + timedelta(seconds=_delay_seconds(self.delay))
+            return _ready_after(now, self.delay)
         return None
 
 
@@ -410,7 +425,8 @@ class Client:
         """Create a job ready at ``when`` (an aware datetime or a delay).
 
         Raises:
-            ValueError: ``when`` is naive or a negative delay.
+            ValueError: ``when`` is naive, or a delay that is negative,
+                not finite or ends after year 9999.
             JobFunctionError, JobArgumentError, StorageError: as
                 :meth:`enqueue`.
         """
