@@ -89,6 +89,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero, as a timeout must be."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (finite, > 0)"
+        )
+    return value
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
