@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 DEFAULT_QUEUE = "default"
 DEFAULT_RETENTION = timedelta(days=1)
+DEFAULT_MAX_ARGUMENT_BYTES = 1024 * 1024
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _MAX_PARAMETER_SIZE = 4096
@@ -317,6 +318,8 @@ class Client:
         storage: a :class:`~backburner.storage.Storage`, or a storage URL
             (then the client owns the storage and closes it).
         retention: how long deleted jobs are kept before they expire.
+        max_argument_bytes: the most a job's arguments may take once
+            serialised (UTF-8 JSON); a job over it is refused at enqueue.
     """
 
     def __init__(
@@ -324,12 +327,21 @@ class Client:
         storage: Storage | str,
         *,
         retention: timedelta = DEFAULT_RETENTION,
+        max_argument_bytes: int = DEFAULT_MAX_ARGUMENT_BYTES,
     ) -> None:
+        if isinstance(max_argument_bytes, bool) or not (
+            isinstance(max_argument_bytes, int) and max_argument_bytes >= 1
+        ):
+            raise ValueError(
+                f"max_argument_bytes must be a positive int, "
+                f"got {max_argument_bytes!r}"
+            )
         self._owns_storage = isinstance(storage, str)
         self.storage = (
             open_storage(storage) if isinstance(storage, str) else storage
         )
         self.retention = retention
+        self.max_argument_bytes = max_argument_bytes
 
     async def __aenter__(self) -> Client:
         return self
@@ -357,6 +369,7 @@ class Client:
     ) -> NewJob:
         reference = reference_of(call.func)
         arguments = encode_arguments(call.args, call.kwargs)
+        self._check_size(arguments)
         ready_at = options.ready_at(now)
         scheduled = ready_at is not None and ready_at > now
         mutex, mutex_limit = options.mutex, options.mutex_limit
@@ -379,6 +392,19 @@ class Client:
             mutex_limit=mutex_limit,
         )
 
+    def _check_size(self, arguments: str) -> None:
+        limit = self.max_argument_bytes
+        # A character takes at most 4 bytes: most calls need no encoding.
+        if len(arguments) * 4 <= limit:
+            return
+        size = len(arguments.encode("utf-8"))
+        if size > limit:
+            raise JobArgumentError(
+                "args and kwargs",
+                f"{size} bytes serialised, over the limit of {limit} bytes "
+                "(Client max_argument_bytes)",
+            )
+
     async def enqueue(
         self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> JobId:
@@ -386,7 +412,8 @@ class Client:
 
         Raises:
             JobFunctionError: ``func`` cannot be stored as a reference.
-            JobArgumentError: an argument cannot be stored; nothing is
+            JobArgumentError: an argument cannot be stored, or all of
+                them take more than ``max_argument_bytes``; nothing is
                 written.
             StorageError: the storage failed; nothing is written.
         """
