@@ -132,6 +132,24 @@ async def test_a_product_goes_through_create_read_update_delete(
     assert (await api_client.get(url)).status_code == 404
 
 
+async def test_a_malformed_json_body_is_a_422_on_the_body(
+    api_client: httpx.AsyncClient,
+) -> None:
+    await sign_up(api_client)
+
+    bad = await api_client.post(
+        "/api/products",
+        content=b'{"name": "Kettle", ',
+        headers={"content-type": "application/json"},
+    )
+
+    assert bad.status_code == 422
+    fields = bad.json()["fields"]
+    assert list(fields) == ["body"]
+    assert fields["body"].startswith("malformed JSON at character 19")
+    assert bad.json()["detail"].startswith("invalid input (body: malformed")
+
+
 async def test_product_input_errors_are_4xx_with_field_messages(
     api_client: httpx.AsyncClient,
 ) -> None:

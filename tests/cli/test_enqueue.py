@@ -147,7 +147,10 @@ def test_a_value_storage_refuses_writes_nothing(
         (["record", "1", "--kwargs", "{"], "--kwargs is not valid JSON"),
         (["record", "1", "--queue", "no spaces"], "invalid queue name"),
         (["record", "1", "--delay", "-1"], "not a number of seconds"),
-        (["record", "1", "--timeout", "0"], "must be a positive number"),
+        (["record", "1", "--delay", "1e300"], "invalid delay 1e+300"),
+        (["record", "1", "--delay", "inf"], "not a number of seconds"),
+        (["record", "1", "--timeout", "0"], "(finite, > 0)"),
+        (["record", "1", "--timeout", "-0.0"], "(finite, > 0)"),
     ],
 )
 def test_a_malformed_command_line_is_a_usage_error(

@@ -270,7 +270,9 @@ def test_an_unknown_job_id_fails(
 
 
 @pytest.mark.parametrize("command", ["show", "requeue", "delete"])
-@pytest.mark.parametrize("text", ["abc", "0", "-3", "1.5"])
+@pytest.mark.parametrize(
+    "text", ["abc", "0", "-3", "1.5", "9223372036854775808", "9" * 23]
+)
 def test_a_malformed_job_id_is_a_usage_error(
     cli: Run, command: str, text: str
 ) -> None:

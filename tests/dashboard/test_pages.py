@@ -275,7 +275,9 @@ async def test_a_huge_argument_is_shown_cut(
     client: Client, http: httpx.AsyncClient
 ) -> None:
     rows = [{"sku": f"item-{n}", "qty": n} for n in range(100_000)]
-    job_id = await client.enqueue(samples.render_report, 1, options=rows)
+    # 3 MB: over the default limit, as a client with its own may store.
+    generous = Client(client.storage, max_argument_bytes=2**23)
+    job_id = await generous.enqueue(samples.render_report, 1, options=rows)
 
     page = await http.get(f"/job/{job_id}")
 

@@ -179,6 +179,49 @@ def test_occurrences_are_strictly_after_the_given_moment() -> None:
     )
 
 
+# -- macros ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("macro", "first", "second"),
+    [
+        ("@hourly", utc(2026, 5, 1, 13), utc(2026, 5, 1, 14)),
+        ("@daily", utc(2026, 5, 2), utc(2026, 5, 3)),
+        ("@midnight", utc(2026, 5, 2), utc(2026, 5, 3)),
+        ("@weekly", utc(2026, 5, 3), utc(2026, 5, 10)),  # Sundays
+        ("@monthly", utc(2026, 6, 1), utc(2026, 7, 1)),
+        ("@yearly", utc(2027, 1, 1), utc(2028, 1, 1)),
+        ("@annually", utc(2027, 1, 1), utc(2028, 1, 1)),
+        (" @Daily ", utc(2026, 5, 2), utc(2026, 5, 3)),
+    ],
+)
+def test_a_macro_fires_like_its_five_field_form(
+    macro: str, first: datetime, second: datetime
+) -> None:
+    schedule = CronSchedule(macro)
+    after = utc(2026, 5, 1, 12, 30)
+
+    assert list(itertools.islice(schedule.occurrences(after), 2)) == [
+        first,
+        second,
+    ]
+    assert len(schedule.expression.split()) == 5
+
+
+def test_a_daily_macro_follows_the_wall_clock_in_a_time_zone() -> None:
+    daily = CronSchedule("@daily", "Europe/Berlin")
+
+    assert take(daily, utc(2026, 5, 1, 12), 1) == ["2026-05-02T00:00:00+02:00"]
+
+
+@pytest.mark.parametrize("macro", ["@reboot", "@every 5m", "@", "@day"])
+def test_an_unknown_macro_is_refused_by_name(macro: str) -> None:
+    with pytest.raises(InvalidCronError, match="unknown cron macro") as error:
+        CronSchedule(macro)
+
+    assert "@hourly" in str(error.value)
+
+
 # -- bad input -------------------------------------------------------------
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from backburner.jobs.errors import JobArgumentError
 from backburner.jobs.serializer import decode_arguments, encode_arguments
 
 
@@ -20,4 +23,29 @@ def test_the_same_document_spelt_otherwise_decodes_the_same() -> None:
     assert decode_arguments('{"args":[1],"kwargs":{"a":"b"}}') == (
         (1,),
         {"a": "b"},
+    )
+
+
+def test_a_deeply_nested_argument_is_refused_with_a_short_path() -> None:
+    nested: list[object] = []
+    for _ in range(3000):
+        nested = [nested]
+
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((nested,), {})
+
+    message = str(refused.value)
+    assert message.startswith("argument args[0][0][0]")
+    assert "...: nested deeper than 64 levels" in message
+    assert len(message) < 120
+
+
+def test_a_refused_value_a_few_levels_down_keeps_its_whole_path() -> None:
+    value = {"orders": [{"lines": [{"sku": "a\x00b"}]}]}
+
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((), {"batch": value})
+
+    assert str(refused.value).startswith(
+        "argument 'batch'['orders'][0]['lines'][0]['sku']: "
     )

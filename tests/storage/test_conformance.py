@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from backburner.jobs import Client, JobNotFoundError
 from backburner.storage import (
     ContinuationLink,
     JobsAborted,
@@ -1614,3 +1615,22 @@ async def test_no_finished_job_means_no_outcome_totals(
     await storage.create_jobs([new_job()])
 
     assert await storage.outcome_counts(T0 - timedelta(days=1)) == []
+
+
+# -- through the client ------------------------------------------------------
+
+
+@pytest.mark.parametrize("job_id", [2**63, 2**80, 0, -1])
+async def test_the_client_reports_an_out_of_range_id_as_a_missing_job(
+    storage: Storage, job_id: int
+) -> None:
+    client = Client(storage)
+
+    with pytest.raises(JobNotFoundError, match=f"job {job_id} does not"):
+        await client.get(job_id)
+    with pytest.raises(JobNotFoundError):
+        await client.requeue(job_id)
+    with pytest.raises(JobNotFoundError):
+        await client.delete(job_id)
+    with pytest.raises(JobNotFoundError):
+        await client.set_parameter(job_id, "note", "x")

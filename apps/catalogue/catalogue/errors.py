@@ -53,6 +53,16 @@ def _field_name(location: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
+def _malformed_json(error: Mapping[str, Any]) -> str:
+    location = error.get("loc", ())
+    offset = location[-1] if len(location) > 1 else None
+    reason = (error.get("ctx") or {}).get("error")
+    text = "malformed JSON"
+    if isinstance(offset, int):
+        text += f" at character {offset}"
+    return f"{text} ({reason})" if reason else text
+
+
 def _field_message(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "invalid value"))
     # Pydantic prefixes custom messages with "Value error, ".
@@ -72,6 +82,10 @@ async def _invalid(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     fields: dict[str, str] = {}
     for item in error.errors():
+        if item.get("type") == "json_invalid":
+            # Its location is ("body", offset): name the body instead.
+            fields.setdefault("body", _malformed_json(item))
+            continue
         name = _field_name(item.get("loc", ("body",)))
         fields.setdefault(name, _field_message(item))
     detail = "; ".join(f"{name}: {text}" for name, text in fields.items())

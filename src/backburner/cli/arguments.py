@@ -12,21 +12,21 @@ import json
 import math
 from typing import Any
 
-from backburner.jobs.client import check_queue_name
+from backburner.jobs.client import MAX_JOB_ID, check_queue_name
 from backburner.storage.base import JobId, JobState
 
 STATE_NAMES = ", ".join(state.value for state in JobState)
 
 
 def job_id(text: str) -> JobId:
-    """A job id: a positive integer."""
+    """A job id: a positive integer that fits in 64 bits."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
+    if not 1 <= value <= MAX_JOB_ID:
         raise argparse.ArgumentTypeError(
-            f"invalid job id {text!r}: ids are positive integers"
+            f"invalid job id {text!r}: ids run from 1 to {MAX_JOB_ID}"
         )
     return value
 
@@ -85,6 +85,16 @@ def seconds(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds (finite, >= 0)"
+        )
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero, as a timeout must be."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (finite, > 0)"
         )
     return value
 

@@ -62,7 +62,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=arguments.seconds,
+        type=arguments.positive_seconds,
         metavar="SECONDS",
         help="cancel an attempt that runs longer than this",
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,9 +66,13 @@ if TYPE_CHECKING:
 
 DEFAULT_QUEUE = "default"
 DEFAULT_RETENTION = timedelta(days=1)
+DEFAULT_MAX_ARGUMENT_BYTES = 1024 * 1024
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _MAX_PARAMETER_SIZE = 4096
+# Both storages keep ids in a signed 64-bit column: a larger id cannot
+# name a job, and SQLite would refuse to even compare it.
+MAX_JOB_ID = 2**63 - 1
 
 
 def utc_now() -> datetime:
@@ -89,11 +94,29 @@ def check_queue_name(queue: str) -> str:
     return queue
 
 
+def _check_job_id(job_id: JobId) -> None:
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise JobNotFoundError(job_id)
+
+
 def _delay_seconds(delay: float | timedelta) -> float:
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if seconds < 0:
-        raise ValueError(f"a delay cannot be negative: {delay!r}")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(
+            f"invalid delay {delay!r}: use a finite number of seconds >= 0"
+        )
     return float(seconds)
+
+
+def _ready_after(now: datetime, delay: float | timedelta) -> datetime:
+    seconds = _delay_seconds(delay)
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"invalid delay {delay!r}: it ends after the latest date "
+            f"a job can be scheduled at ({datetime.max.date()})"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +140,10 @@ class JobOptions:
 
     Raises:
         ValueError: on construction, for an invalid queue name, a
-            negative delay or timeout, a naive ``at``, or both ``delay``
-            and ``at``, an empty or over-long unique key or mutex, or a
-            mutex limit below 1.
+            delay that is negative, not finite or ends after year 9999,
+            a timeout that is not positive, a naive ``at``, both
+            ``delay`` and ``at``, an empty or over-long unique key or
+            mutex, or a mutex limit below 1.
     """
 
     queue: str | None = None
@@ -148,7 +172,7 @@ class JobOptions:
         if self.delay is not None and self.at is not None:
             raise ValueError("give either delay or at, not both")
         if self.delay is not None:
-            _delay_seconds(self.delay)
+            _ready_after(utc_now(), self.delay)
         if self.at is not None and self.at.utcoffset() is None:
             raise ValueError("at must be timezone-aware")
         if self.timeout is not None and not self.timeout > 0:
@@ -159,7 +183,7 @@ class JobOptions:
         if self.at is not None:
             return self.at.astimezone(UTC)
         if self.delay is not None:
-            return now + timedelta(seconds=_delay_seconds(self.delay))
+            return _ready_after(now, self.delay)
         return None
 
 
@@ -294,6 +318,8 @@ class Client:
         storage: a :class:`~backburner.storage.Storage`, or a storage URL
             (then the client owns the storage and closes it).
         retention: how long deleted jobs are kept before they expire.
+        max_argument_bytes: the most a job's arguments may take once
+            serialised (UTF-8 JSON); a job over it is refused at enqueue.
     """
 
     def __init__(
@@ -301,12 +327,21 @@ class Client:
         storage: Storage | str,
         *,
         retention: timedelta = DEFAULT_RETENTION,
+        max_argument_bytes: int = DEFAULT_MAX_ARGUMENT_BYTES,
     ) -> None:
+        if isinstance(max_argument_bytes, bool) or not (
+            isinstance(max_argument_bytes, int) and max_argument_bytes >= 1
+        ):
+            raise ValueError(
+                f"max_argument_bytes must be a positive int, "
+                f"got {max_argument_bytes!r}"
+            )
         self._owns_storage = isinstance(storage, str)
         self.storage = (
             open_storage(storage) if isinstance(storage, str) else storage
         )
         self.retention = retention
+        self.max_argument_bytes = max_argument_bytes
 
     async def __aenter__(self) -> Client:
         return self
@@ -334,6 +369,7 @@ class Client:
     ) -> NewJob:
         reference = reference_of(call.func)
         arguments = encode_arguments(call.args, call.kwargs)
+        self._check_size(arguments)
         ready_at = options.ready_at(now)
         scheduled = ready_at is not None and ready_at > now
         mutex, mutex_limit = options.mutex, options.mutex_limit
@@ -356,6 +392,19 @@ class Client:
             mutex_limit=mutex_limit,
         )
 
+    def _check_size(self, arguments: str) -> None:
+        limit = self.max_argument_bytes
+        # A character takes at most 4 bytes: most calls need no encoding.
+        if len(arguments) * 4 <= limit:
+            return
+        size = len(arguments.encode("utf-8"))
+        if size > limit:
+            raise JobArgumentError(
+                "args and kwargs",
+                f"{size} bytes serialised, over the limit of {limit} bytes "
+                "(Client max_argument_bytes)",
+            )
+
     async def enqueue(
         self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> JobId:
@@ -363,7 +412,8 @@ class Client:
 
         Raises:
             JobFunctionError: ``func`` cannot be stored as a reference.
-            JobArgumentError: an argument cannot be stored; nothing is
+            JobArgumentError: an argument cannot be stored, or all of
+                them take more than ``max_argument_bytes``; nothing is
                 written.
             StorageError: the storage failed; nothing is written.
         """
@@ -402,7 +452,8 @@ class Client:
         """Create a job ready at ``when`` (an aware datetime or a delay).
 
         Raises:
-            ValueError: ``when`` is naive or a negative delay.
+            ValueError: ``when`` is naive, or a delay that is negative,
+                not finite or ends after year 9999.
             JobFunctionError, JobArgumentError, StorageError: as
                 :meth:`enqueue`.
         """
@@ -488,6 +539,7 @@ class Client:
                 :meth:`enqueue`.
         """
         waited = states_for(on)
+        _check_job_id(parent_id)
         options = options or JobOptions()
         if options.delay is not None or options.at is not None:
             raise ValueError("a continuation cannot be scheduled")
@@ -517,6 +569,7 @@ class Client:
     async def _apply(
         self, change: StateChange, expected: JobState | None
     ) -> None:
+        _check_job_id(change.job_id)
         if expected is not None:
             allowed = change.from_states & {expected}
             change = dataclasses.replace(change, from_states=allowed)
@@ -587,6 +640,7 @@ class Client:
             JobNotFoundError: there is no such job.
             CorruptedJobError: the stored row cannot be read back.
         """
+        _check_job_id(job_id)
         record = await self.storage.get_job(job_id)
         if record is None:
             raise JobNotFoundError(job_id)
@@ -673,6 +727,7 @@ class Client:
             JobNotFoundError: there is no such job.
         """
         encoded = _encode_parameters({name: value})[name]
+        _check_job_id(job_id)
         if not await self.storage.set_parameter(job_id, name, encoded):
             raise JobNotFoundError(job_id)
 

@@ -8,7 +8,8 @@ daylight-saving changes.
 Expressions have 5 fields (minute, hour, day of month, month, day of
 week) or 6 with seconds first. ``L`` (last day of month), ``LW``,
 ``MON#2``, ``5L``, names of days and months, ranges, lists and steps are
-cronsim's syntax.
+cronsim's syntax. The macros in ``MACROS`` (``@daily``...) are read as
+their 5-field form.
 
 Daylight saving (see ``docs/recurring.md``), decided by the hour field:
 
@@ -36,6 +37,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = ["CronSchedule", "InvalidCronError", "load_time_zone"]
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class InvalidCronError(ValueError):
@@ -74,11 +85,26 @@ def load_time_zone(name: str) -> ZoneInfo:
         ) from error
 
 
+def _expand_macro(expression: str) -> str:
+    """The 5-field form of a macro; any other expression as it is."""
+    text = expression.strip()
+    if not text.startswith("@"):
+        return expression
+    fields = MACROS.get(text.lower())
+    if fields is None:
+        raise InvalidCronError(
+            f"unknown cron macro {expression!r}; use 5 or 6 fields, or "
+            f"one of {', '.join(MACROS)}"
+        )
+    return fields
+
+
 class CronSchedule:
     """A cron expression read in a time zone.
 
     Args:
-        expression: 5 fields, or 6 with seconds first.
+        expression: 5 fields, 6 with seconds first, or a macro such
+            as ``@daily`` (kept as its 5-field form).
         time_zone: an IANA time zone name; ``"UTC"`` by default.
 
     Raises:
@@ -91,7 +117,7 @@ class CronSchedule:
     def __init__(self, expression: str, time_zone: str = "UTC") -> None:
         if not isinstance(expression, str):
             raise InvalidCronError(f"invalid cron expression {expression!r}")
-        fields = expression.split()
+        fields = _expand_macro(expression).split()
         if len(fields) not in (5, 6):
             raise InvalidCronError(
                 f"cron expression {expression!r} has {len(fields)} fields; "

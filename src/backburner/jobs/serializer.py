@@ -44,6 +44,9 @@ from backburner.jobs.errors import JobArgumentError
 
 _TAG = "__bb__"
 _MAX_DEPTH = 64
+# Paths in error messages name this many steps into an argument, then
+# "...": a refused value nested 64 deep would otherwise fill a screen.
+_SHOWN_DEPTH = 8
 
 
 class _RefusedError(Exception):
@@ -81,6 +84,13 @@ def _enum_reference(member: enum.Enum, path: str) -> str:
     return name
 
 
+def _step(path: str, depth: int, step: str) -> str:
+    """The path one step below ``path`` (which is ``depth`` deep)."""
+    if depth < _SHOWN_DEPTH:
+        return path + step
+    return path if depth > _SHOWN_DEPTH else f"{path}..."
+
+
 def _encode(value: Any, path: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise _RefusedError(path, f"nested deeper than {_MAX_DEPTH} levels")
@@ -98,12 +108,12 @@ def _encode(value: Any, path: str, depth: int) -> Any:
             "enum",
             [
                 _enum_reference(value, path),
-                _encode(value.value, f"{path}.value", depth + 1),
+                _encode(value.value, _step(path, depth, ".value"), depth + 1),
             ],
         )
     if kind is list or kind is tuple or kind is set or kind is frozenset:
         items = [
-            _encode(item, f"{path}[{index}]", depth + 1)
+            _encode(item, _step(path, depth, f"[{index}]"), depth + 1)
             for index, item in enumerate(value)
         ]
         return items if kind is list else _tagged(kind.__name__, items)
@@ -121,7 +131,7 @@ def _encode_dict(value: dict[Any, Any], path: str, depth: int) -> Any:
     if all(type(key) is str for key in value) and _TAG not in value:
         return {
             _check_text(key, path): _encode(
-                item, f"{path}[{key!r}]", depth + 1
+                item, _step(path, depth, f"[{key!r}]"), depth + 1
             )
             for key, item in value.items()
         }
@@ -129,8 +139,8 @@ def _encode_dict(value: dict[Any, Any], path: str, depth: int) -> Any:
         "dict",
         [
             [
-                _encode(key, f"{path}.key", depth + 1),
-                _encode(item, f"{path}[{key!r}]", depth + 1),
+                _encode(key, _step(path, depth, ".key"), depth + 1),
+                _encode(item, _step(path, depth, f"[{key!r}]"), depth + 1),
             ]
             for key, item in value.items()
         ],

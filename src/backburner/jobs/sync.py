@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from backburner.jobs.client import (
+    DEFAULT_MAX_ARGUMENT_BYTES,
     DEFAULT_RETENTION,
     Call,
     Client,
@@ -39,6 +40,8 @@ class SyncClient:
         storage: a storage URL (the client owns and closes it) or a
             :class:`~backburner.storage.Storage`.
         retention: how long deleted jobs are kept before they expire.
+        max_argument_bytes: the most a job's arguments may take once
+            serialised; a job over it is refused at enqueue.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class SyncClient:
         storage: Storage | str,
         *,
         retention: timedelta = DEFAULT_RETENTION,
+        max_argument_bytes: int = DEFAULT_MAX_ARGUMENT_BYTES,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -54,7 +58,11 @@ class SyncClient:
             daemon=True,
         )
         self._thread.start()
-        self._client = Client(storage, retention=retention)
+        self._client = Client(
+            storage,
+            retention=retention,
+            max_argument_bytes=max_argument_bytes,
+        )
         self._lock = threading.Lock()
         self._closed = False
 

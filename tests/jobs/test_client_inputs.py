@@ -1,0 +1,107 @@
+"""What the client refuses before anything is written."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from backburner.jobs import (
+    Call,
+    Client,
+    JobArgumentError,
+    JobOptions,
+    SyncClient,
+)
+from backburner.jobs.serializer import encode_arguments
+
+
+def noop(*args: object, **kwargs: object) -> None:
+    """A job function that is never run here."""
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    async with Client(f"sqlite:///{tmp_path / 'jobs.db'}") as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "delay",
+    [-1, math.inf, -math.inf, math.nan, 1e300, timedelta.max, 10**12],
+)
+async def test_a_delay_that_is_not_a_usable_number_is_refused(
+    client: Client, delay: float | timedelta
+) -> None:
+    with pytest.raises(ValueError, match="invalid delay"):
+        await client.schedule(delay, noop)
+
+    assert (await client.list_jobs()).jobs == []
+
+
+@pytest.mark.parametrize("delay", [math.inf, 1e300, timedelta.max])
+def test_job_options_refuse_an_unusable_delay_on_construction(
+    delay: float | timedelta,
+) -> None:
+    with pytest.raises(ValueError, match=r"invalid delay"):
+        JobOptions(delay=delay)
+
+
+async def test_a_delay_of_many_years_is_still_accepted(
+    client: Client,
+) -> None:
+    job_id = await client.schedule(timedelta(days=365 * 100), noop)
+
+    job = await client.get(job_id)
+    assert job.scheduled_at is not None
+    assert job.scheduled_at.year >= 2100
+
+
+# -- argument size ---------------------------------------------------------
+
+
+async def test_arguments_over_the_default_limit_are_refused_unwritten(
+    client: Client,
+) -> None:
+    big = "x" * 2_000_000
+    with pytest.raises(JobArgumentError) as refused:
+        await client.enqueue(noop, big)
+
+    message = str(refused.value)
+    size = len(encode_arguments((big,), {}))
+    assert f"{size} bytes serialised" in message
+    assert "limit of 1048576 bytes" in message
+    assert (await client.list_jobs()).jobs == []
+
+
+async def test_the_limit_counts_utf8_bytes_and_is_configurable(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    async with Client(url, max_argument_bytes=100) as small:
+        await small.enqueue(noop, "é" * 35)  # 70 bytes, plus the frame
+        with pytest.raises(JobArgumentError, match="limit of 100 bytes"):
+            await small.enqueue(noop, "é" * 45)
+        with pytest.raises(JobArgumentError, match="of call 1"):
+            await small.enqueue_many([Call(noop), Call(noop, "x" * 200)])
+
+        assert len((await small.list_jobs()).jobs) == 1
+
+
+def test_the_sync_client_passes_the_limit_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    with SyncClient(url, max_argument_bytes=50) as small:
+        small.enqueue(noop, "x" * 20)
+        with pytest.raises(JobArgumentError, match="limit of 50 bytes"):
+            small.enqueue(noop, "x" * 100)
+
+        assert len(small.list_jobs().jobs) == 1
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 1.5])
+def test_an_unusable_limit_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError, match="max_argument_bytes"):
+        Client("sqlite:///unused.db", max_argument_bytes=limit)
