@@ -49,7 +49,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
@@ -387,31 +387,22 @@ class Server:
             lambda: self.stopping,
         )
 
-        recurring = RecurringScheduler(
-            self.storage,
-            poll_interval=tuning.poll_interval,
-            grace=tuning.missed_run_grace,
-            server=self.name,
-        )
-        # Loops whose first pass goes to storage at once wait for the
-        # first fetch: it is what start-up is for, and they would queue
-        # ahead of it (on SQLite they take turns at the file).
-        self._fetched_once = asyncio.Event()
-
         await self._announce()
         unsubscribe = self.storage.subscribe(self._hear)
         self._writer.start()
         loops = [
-            self._background(
-                self._after_first_fetch(heartbeat.run), "heartbeat"
-            ),
-            self._background(
-                self._after_first_fetch(self._promoter.run), "promotion"
-            ),
-            self._background(self._after_first_fetch(expirer.run), "expiry"),
+            self._background(heartbeat.run(), "heartbeat"),
+            self._background(self._promoter.run(), "promotion"),
+            self._background(expirer.run(), "expiry"),
             self._background(reconciler.run(), "reconcile"),
             self._background(
-                self._after_first_fetch(recurring.run), "recurring"
+                RecurringScheduler(
+                    self.storage,
+                    poll_interval=tuning.poll_interval,
+                    grace=tuning.missed_run_grace,
+                    server=self.name,
+                ).run(),
+                "recurring",
             ),
             self._background(self._watch_aborts(), "abort watch"),
             self._background(self._progress.run(), "progress"),
@@ -470,12 +461,6 @@ class Server:
                 heartbeat_at=now,
             )
         )
-
-    async def _after_first_fetch(
-        self, loop: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        await self._fetched_once.wait()
-        await loop()
 
     def _background(self, work: Any, what: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
@@ -536,7 +521,6 @@ class Server:
                 await self._nap(self.tuning.poll_interval)
                 continue
             finally:
-                self._fetched_once.set()
                 if written:
                     self._writer.settle(batch, outcomes)
                 else:
