@@ -174,3 +174,94 @@ async def test_the_scope_unregisters_its_callback_on_exit() -> None:
 
     assert source.token._state is not None
     assert source.token._state.callbacks == {}
+
+
+async def _let_callbacks_run() -> None:
+    # The scope hears of its token through the loop, a few steps later.
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_task_already_being_cancelled_is_not_cancelled_again() -> None:
+    source = CancellationTokenSource()
+    reached = asyncio.Event()
+    cleaning = asyncio.Event()
+    release = asyncio.Event()
+    cleaned = False
+
+    async def body() -> None:
+        nonlocal cleaned
+        async with cancellable(source.token):
+            reached.set()
+            try:
+                await _block_forever()
+            finally:
+                cleaning.set()
+                await release.wait()
+                cleaned = True
+
+    task = asyncio.create_task(body())
+    await reached.wait()
+    task.cancel()  # the first cancellation, as the web middleware's
+    await cleaning.wait()
+    source.cancel(CancellationReason.CLIENT_DISCONNECTED)
+    await _let_callbacks_run()
+    release.set()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert cleaned
+
+
+async def test_a_held_interruption_lands_once_the_other_is_absorbed() -> None:
+    source = CancellationTokenSource()
+    timed_out = asyncio.Event()
+    release = asyncio.Event()
+
+    async def body() -> None:
+        async with cancellable(source.token):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.01):
+                    try:
+                        await _block_forever()
+                    finally:
+                        timed_out.set()
+                        await release.wait()
+            await _block_forever()
+
+    task = asyncio.create_task(body())
+    await timed_out.wait()
+    source.cancel("stop")
+    await _let_callbacks_run()
+    release.set()
+
+    with pytest.raises(OperationCancelled, match="stop"):
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_block_entered_during_a_cancellation_is_interrupted() -> None:
+    source = CancellationTokenSource()
+    reached = asyncio.Event()
+    in_cleanup = asyncio.Event()
+
+    async def body() -> None:
+        try:
+            reached.set()
+            await _block_forever()
+        finally:
+            # Cleanup under a token: the cancellation that started it was
+            # in flight before the block, so it does not hold the scope.
+            async with cancellable(source.token):
+                in_cleanup.set()
+                await _block_forever()
+
+    task = asyncio.create_task(body())
+    await reached.wait()
+    task.cancel()
+    await in_cleanup.wait()
+    source.cancel()
+
+    # The outside cancellation still wins the exception type.
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert task.cancelled()

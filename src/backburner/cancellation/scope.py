@@ -10,6 +10,17 @@ The task cancellation underneath follows the same counting protocol as
 :func:`asyncio.timeout` (``Task.cancel`` / ``Task.uncancel``), so it
 composes with task groups and timeouts, and a genuine outside
 ``task.cancel()`` still surfaces as :class:`asyncio.CancelledError`.
+
+A scope never adds a second cancellation to a task that another one is
+already unwinding (the web middleware interrupting a handler when the
+client leaves, a moment before the scope hears of the same token). That
+second ``task.cancel()`` would change nothing about how the block ends,
+since the first cancellation wins either way, but it would land on the
+cleanup the first one started, and cut short a shielded close (an
+``await`` inside a ``finally``) that must finish. The scope's
+interruption is held back instead, and delivered if that other
+cancellation is absorbed (by an ``asyncio.timeout`` inside the block)
+before the block ends.
 """
 
 from __future__ import annotations
@@ -27,16 +38,34 @@ from backburner.cancellation.token import (
 
 T = TypeVar("T")
 
+# Seconds between two looks at whether another cancellation of the task,
+# in flight when the token fired, was absorbed before the block ended.
+# asyncio says nothing when a cancellation is absorbed, hence the look.
+_HELD_RECHECK = 0.01
+
 
 class cancellable:  # noqa: N801 - used like a function: `async with`
     """Async context manager: interrupt the block when ``token`` fires.
+
+    While another cancellation of the task is in flight (one that began
+    after the block was entered), the scope does not cancel the task a
+    second time: it waits until that one is absorbed, and does nothing if
+    the block ends first.
 
     Raises:
         OperationCancelled: on entry if the token has already fired, and
             on exit if it fired while the block ran.
     """
 
-    __slots__ = ("_exited", "_fired", "_registration", "_task", "_token")
+    __slots__ = (
+        "_baseline",
+        "_exited",
+        "_fired",
+        "_held",
+        "_registration",
+        "_task",
+        "_token",
+    )
 
     def __init__(self, token: CancellationToken) -> None:
         self._token = token
@@ -44,6 +73,10 @@ class cancellable:  # noqa: N801 - used like a function: `async with`
         self._registration: CallbackRegistration | None = None
         self._fired = False
         self._exited = False
+        # Cancellations of the task already in flight on entry: the
+        # block runs inside them, they are not "another one".
+        self._baseline = 0
+        self._held: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> None:
         self._token.raise_if_cancellation_requested()
@@ -51,6 +84,7 @@ class cancellable:  # noqa: N801 - used like a function: `async with`
         if task is None:
             raise RuntimeError("cancellable() must be used inside a task")
         self._task = task
+        self._baseline = task.cancelling()
         loop = asyncio.get_running_loop()
         # Always go through the loop, even when the token is cancelled
         # from inside this very task: the callback then runs while the
@@ -61,10 +95,16 @@ class cancellable:  # noqa: N801 - used like a function: `async with`
         )
 
     def _interrupt(self) -> None:
-        if self._exited or self._task is None:
+        self._held = None
+        task = self._task
+        if self._exited or task is None:
+            return
+        if task.cancelling() > self._baseline:
+            loop = asyncio.get_running_loop()
+            self._held = loop.call_later(_HELD_RECHECK, self._interrupt)
             return
         self._fired = True
-        self._task.cancel(msg=f"cancellation token: {self._token.reason}")
+        task.cancel(msg=f"cancellation token: {self._token.reason}")
 
     async def __aexit__(
         self,
@@ -73,6 +113,9 @@ class cancellable:  # noqa: N801 - used like a function: `async with`
         tb: TracebackType | None,
     ) -> bool:
         self._exited = True
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         if self._registration is not None:
             self._registration.unregister()
         if not self._fired or self._task is None:

@@ -30,21 +30,13 @@ lifecycle at INFO.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from backburner import __version__
-from backburner.cli import (
-    dashboard,
-    enqueue,
-    jobs,
-    migrate,
-    recurring,
-    stats,
-    worker,
-)
 from backburner.cli.failures import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -58,9 +50,27 @@ from backburner.storage.base import StorageError
 
 __all__ = ["build_parser", "main"]
 
+# Each command's module, imported only when the command line needs it:
+# ``backburner worker`` starts faster without the other commands' code.
+_COMMANDS = (
+    "worker",
+    "enqueue",
+    "jobs",
+    "recurring",
+    "stats",
+    "migrate",
+    "dashboard",
+)
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the whole command, with every subcommand."""
+
+def build_parser(
+    commands_named: Sequence[str] = _COMMANDS,
+) -> argparse.ArgumentParser:
+    """The parser of the whole command, with the subcommands named.
+
+    Args:
+        commands_named: the subcommands to register (default: all).
+    """
     parser = ArgumentParser(
         prog="backburner",
         description="Durable background jobs: workers, jobs and stats.",
@@ -72,17 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
-    for module in (
-        worker,
-        enqueue,
-        jobs,
-        recurring,
-        stats,
-        migrate,
-        dashboard,
-    ):
+    for name in commands_named:
+        module = importlib.import_module(f"backburner.cli.{name}")
         module.register(commands)
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> Sequence[str]:
+    """The one command ``argv`` runs, or all of them when unsure.
+
+    Only the global ``--storage`` option may come before the command;
+    anything else (``--help``, a typo) gets the parser of every command,
+    which lists them all or reports the mistake.
+    """
+    words = iter(argv)
+    for word in words:
+        if word == "--storage":
+            next(words, None)
+        elif not word.startswith("--storage="):
+            return (word,) if word in _COMMANDS else _COMMANDS
+    return _COMMANDS
 
 
 def _put_working_directory_on_path() -> None:
@@ -106,8 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 done, 1 could not be done, 2 the command line
         is wrong, 130 interrupted.
     """
+    if argv is None:
+        argv = sys.argv[1:]
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_named(argv)).parse_args(argv)
     except SystemExit as exit_:  # --help and --version end here.
         return exit_.code if isinstance(exit_.code, int) else 0
     except EXPECTED as error:

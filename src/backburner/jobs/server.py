@@ -43,8 +43,6 @@ import dataclasses
 import functools
 import importlib
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import socket
@@ -970,7 +968,7 @@ def run_server(
         (a module that does not import, an invalid storage URL or queue
         name).
     """
-    _default_logging()
+    logging_ours = _default_logging()
     plan = _Plan(
         storage_url,
         tuple(imports),
@@ -984,7 +982,7 @@ def run_server(
         return 2
     if processes == 1:
         return _run_process(plan, (signal.SIGTERM, signal.SIGINT))
-    return _run_processes(plan, processes)
+    return _run_processes(plan, processes, logging_ours)
 
 
 def _run_process(plan: _Plan, signals: Sequence[signal.Signals]) -> int:
@@ -1065,30 +1063,75 @@ def _on_signal(server: Server, signum: signal.Signals) -> None:
     server.shutdown()
 
 
-def _default_logging() -> None:
-    """Log job lifecycle lines to stderr unless the app set logging up."""
+def _default_logging() -> logging.Handler | None:
+    """Log job lifecycle lines to stderr unless the app set logging up.
+
+    Returns:
+        The handler put on the root logger, if one was.
+    """
     # Written by a thread of its own, off the event loop that runs jobs.
-    log_to(sys.stderr)
+    if not log_to(sys.stderr):
+        return None
+    return logging.getLogger().handlers[-1]
+
+
+def _stop_default_logging(handler: logging.Handler) -> None:
+    """Take ``handler`` off: its queued lines are written, its thread ends."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()
 
 
 def _child_main(plan: _Plan) -> None:
-    # A spawned child starts with logging unconfigured: without this its
-    # job lines would be lost while the parent's would show.
+    # A child starts with logging unconfigured (spawned: a new
+    # interpreter; forked: the parent took its handler off first):
+    # without this its job lines would be lost while the parent's show.
     _default_logging()
     # The parent forwards SIGINT as SIGTERM: a terminal's Ctrl-C, which
     # reaches every process of the group, must count once, not twice.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(_run_process(plan, (signal.SIGTERM,)))
+    try:
+        code = _run_process(plan, (signal.SIGTERM,))
+    finally:
+        # A forked child ends in os._exit(), which skips the atexit hook
+        # that writes the lines still queued by the log writer thread.
+        logging.shutdown()
+    sys.exit(code)
 
 
-def _run_processes(plan: _Plan, processes: int) -> int:
+def _forkable() -> bool:
+    """Whether the server processes can be forked rather than spawned.
+
+    A forked child inherits the parent's imports (the job engine and the
+    application's job functions, some 0.1-0.2 s of start-up each), but
+    fork is only safe from a process running a single thread, on Linux
+    (macOS system libraries do not survive it). Anything else spawns a
+    fresh interpreter, which imports everything again.
+    """
+    linux = sys.platform.startswith("linux")
+    return linux and threading.active_count() == 1
+
+
+def _run_processes(
+    plan: _Plan, processes: int, logging_ours: logging.Handler | None
+) -> int:
+    # Only here: one server process needs none of it.
+    import multiprocessing.connection
+
     try:
         storage = open_storage(plan.storage_url)
         asyncio.run(_migrate(storage))
     except (ValueError, StorageError) as error:
         _log.error("%s", error, extra={"event": "server.bad_arguments"})
         return 2 if isinstance(error, ValueError) else 1
-    context = multiprocessing.get_context("spawn")
+    # The default log writer is a thread: take it off while the children
+    # are made, so that they can be forked, then put a new one on.
+    if logging_ours is not None:
+        _stop_default_logging(logging_ours)
+    context = (
+        multiprocessing.get_context("fork")
+        if _forkable()
+        else multiprocessing.get_context("spawn")
+    )
     children = []
     for index in range(1, processes + 1):
         child_plan = dataclasses.replace(
@@ -1101,8 +1144,12 @@ def _run_processes(plan: _Plan, processes: int) -> int:
                 name=f"backburner-server-{index}",
             )
         )
-    for child in children:
-        child.start()
+    try:
+        for child in children:
+            child.start()
+    finally:
+        if logging_ours is not None:
+            _default_logging()
 
     def forward(signum: int, frame: FrameType | None) -> None:
         _log.info(

@@ -68,9 +68,10 @@ Known limits:
   makes SQLAlchemy abandon that close and stop the driver; with
   aiosqlite the abandoned close then waits forever, a task that never
   ends. A cancellable session never cancels a task a second
-  time (the middleware's interruption and the token's are one), but two
-  outside cancellations at that moment (a server shutting down as the
-  client leaves) still do it.
+  time (its scope is a :func:`~backburner.cancellation.cancellable`,
+  which holds its interruption back while another is in flight), but
+  two outside cancellations at that moment (a server shutting down as
+  the client leaves) still do it.
 """
 
 from __future__ import annotations
@@ -367,62 +368,6 @@ _LISTENERS: dict[
 }
 
 
-# Seconds between two looks at whether another cancellation of the task,
-# in flight when the token fired, was absorbed before the block ended.
-_HELD_RECHECK = 0.01
-
-
-class _SessionScope(cancellable):
-    """:class:`cancellable` that never adds a second task cancellation.
-
-    The middleware interrupts a request's handler itself when the client
-    leaves, a moment before this scope hears of the same token. A second
-    ``task.cancel()`` then changes nothing about how the block ends (the
-    first cancellation wins either way) but lands on the cleanup the
-    first one started: SQLAlchemy closing, in a shielded task, a
-    connection it gave up on (a checkout interrupted in the engine's
-    ``connect`` listeners). Cut short there, SQLAlchemy stops the driver
-    instead and abandons its close, which with aiosqlite then waits
-    forever. So while another cancellation is in flight the interruption
-    is held back, and delivered if that one is absorbed (an
-    ``asyncio.timeout`` inside the block) before the block ends.
-    """
-
-    __slots__ = ("_baseline", "_held")
-
-    def __init__(self, token: CancellationToken) -> None:
-        super().__init__(token)
-        self._baseline = 0
-        self._held: asyncio.TimerHandle | None = None
-
-    async def __aenter__(self) -> None:
-        await super().__aenter__()
-        task = asyncio.current_task()
-        self._baseline = 0 if task is None else task.cancelling()
-
-    def _interrupt(self) -> None:
-        self._held = None
-        task = self._task
-        if self._exited or task is None:
-            return
-        if task.cancelling() > self._baseline:
-            loop = asyncio.get_running_loop()
-            self._held = loop.call_later(_HELD_RECHECK, self._interrupt)
-            return
-        super()._interrupt()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
-        return await super().__aexit__(exc_type, exc, tb)
-
-
 class _CancellableSession(Generic[S]):
     """The context manager behind :func:`cancellable_session`."""
 
@@ -440,7 +385,7 @@ class _CancellableSession(Generic[S]):
     ) -> None:
         self._factory = factory
         self._token = token
-        self._scope: _SessionScope | None = None
+        self._scope: cancellable | None = None
         self._session: S | None = None
         self._reset: contextvars.Token[CancellationToken | None] | None = None
         self._cancelling = 0
@@ -450,7 +395,12 @@ class _CancellableSession(Generic[S]):
         session = self._factory()
         if isinstance(session.bind, AsyncEngine):
             install_cancellation(session.bind)
-        scope = _SessionScope(self._token)
+        # The scope never cancels the task a second time while the
+        # middleware's interruption unwinds it: that second cancellation
+        # would cut short SQLAlchemy's shielded close of a connection it
+        # gave up on (a checkout interrupted in the engine's connect
+        # listeners), and aiosqlite then waits forever.
+        scope = cancellable(self._token)
         await scope.__aenter__()
         task = asyncio.current_task()
         self._cancelling = 0 if task is None else task.cancelling()
