@@ -278,10 +278,22 @@ class _Hub:
         return remove
 
     def publish(self, notification: Notification) -> None:
+        """Tell every listener; one that raises is logged and skipped.
+
+        Publishing follows a commit: an error here must neither reach
+        the caller, whose jobs are stored, nor make a group commit write
+        them again call by call.
+        """
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:
-            listener(notification)
+            try:
+                listener(notification)
+            except Exception:  # noqa: BLE001 - logged, the rest still hear
+                _log.exception(
+                    "notification listener failed",
+                    extra={"event": "storage.listener_failed"},
+                )
 
 
 _hubs: dict[str, _Hub] = {}
@@ -928,9 +940,6 @@ class SQLiteStorage(Storage):
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`."""
         _check_new_jobs(jobs)
-
-        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
-            return self._insert_jobs(conn, changes, jobs)
 
         if len(jobs) <= _INLINE_MAX_JOBS and self._inline is not None:
             return await self._create_inline(jobs)
