@@ -428,8 +428,12 @@ class SQLiteStorage(Storage):
         # Versions applied when the connection opened, until migrate()
         # reports them.
         self._unreported: list[int] = []
-        self._closed = False
+        # close() has begun: no new call is taken from here on.
         self._closing = False
+        # The storage thread closed the connections: calls it still
+        # finds in its hands fail rather than open them again.
+        self._shut = False
+        self._closed = False
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="backburner-sqlite"
         )
@@ -439,13 +443,17 @@ class SQLiteStorage(Storage):
     # -- plumbing -------------------------------------------------------
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
+        if self._closing:
             raise StorageError("storage is closed")
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call, work)
         self._pending += 1
         try:
-            return await loop.run_in_executor(self._executor, call)
+            try:
+                running = loop.run_in_executor(self._executor, call)
+            except RuntimeError:  # closed meanwhile by another thread
+                raise StorageError("storage is closed") from None
+            return await running
         finally:
             self._pending -= 1
 
@@ -456,6 +464,9 @@ class SQLiteStorage(Storage):
             raise StorageError(f"SQLite error: {error}") from error
 
     def _connection(self) -> sqlite3.Connection:
+        if self._shut:
+            # Opening again would leak the connection past close().
+            raise StorageError("storage is closed")
         if self._conn is None:
             conn = sqlite3.connect(
                 self.path,
@@ -917,13 +928,21 @@ class SQLiteStorage(Storage):
         return await self._run(work)
 
     async def close(self) -> None:
-        """Close the connection and stop the storage thread."""
+        """Close the connection and stop the storage thread.
+
+        Calls handed to the storage thread before close() complete
+        before it returns; calls made from then on, and any still in
+        hand once the connections are closed, raise
+        :class:`StorageError` ("storage is closed").
+        """
         if self._closed:
             return
 
-        self._closing = True  # no inline write starts from here on
+        # No inline write and no new call start from here on.
+        self._closing = True
 
         def work() -> None:
+            self._shut = True
             if self._inline is not None:
                 with self._inline_lock:  # one may run on another thread
                     self._inline.close()
@@ -1046,7 +1065,7 @@ class SQLiteStorage(Storage):
         thread :meth:`_write_group`, which takes every call waiting by
         the time it runs.
         """
-        if self._closed:
+        if self._closing:
             raise StorageError("storage is closed")
         future: concurrent.futures.Future[list[JobId]]
         future = concurrent.futures.Future()
