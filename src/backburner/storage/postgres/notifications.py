@@ -123,7 +123,15 @@ class Hub:
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:
-            listener(notification)
+            # A faulty listener must neither fail the call whose commit
+            # it hears about nor keep the others from hearing it.
+            try:
+                listener(notification)
+            except Exception:
+                logger.exception(
+                    "notification listener failed",
+                    extra={"event": "storage.listener_failed"},
+                )
 
     def start(self) -> None:
         """Start the listening connection if it is not running.
@@ -195,12 +203,4 @@ class Hub:
         origin, notification = decoded
         if origin == self._origin:
             return
-        try:
-            self.publish(notification)
-        except Exception:
-            # A faulty listener must not stop this storage from hearing
-            # the next notification.
-            logger.exception(
-                "notification listener failed",
-                extra={"event": "storage.listener_failed"},
-            )
+        self.publish(notification)

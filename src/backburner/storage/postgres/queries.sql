@@ -53,8 +53,12 @@ SELECT id FROM new ORDER BY position;
 -- in create_jobs. The id was reserved earlier from
 -- the jobs sequence, so a second run of the statement (a retry after a
 -- lost reply whose first run committed) finds its row and writes
--- nothing. Also reserves the id of the next call. The counter row is
--- the only lock here that another transaction may hold; see add_counts.
+-- nothing. The second column tells whether a row already holding the
+-- id is this call's own (same function, arguments, queue and creation
+-- time): a sequence behind the table hands out ids of other jobs, and
+-- the caller must not take one of those for its own. Also reserves the
+-- id of the next call. The counter row is the only lock here that
+-- another transaction may hold; see add_counts.
 WITH new AS (
     SELECT %(id)s::bigint AS id,
            j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
@@ -103,10 +107,21 @@ WITH new AS (
     SELECT pg_notify(%(channel)s, payload)
     FROM unnest(%(payloads)b::text[]) AS p (payload)
     WHERE EXISTS (SELECT FROM inserted)
+), earlier AS (
+    -- Sees the table as it was before this statement.
+    SELECT j.id
+    FROM jobs AS j
+    JOIN new AS n
+      ON j.id = n.id
+     AND j.function = n.function
+     AND j.arguments = n.arguments
+     AND j.queue = n.queue
+     AND j.created_at = n.created_at
 )
 SELECT (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM notified),
-       nextval(pg_get_serial_sequence('jobs', 'id'));
+       (SELECT count(*) FROM earlier),
+       nextval(pg_get_serial_sequence('jobs', 'id')),
+       (SELECT count(*) FROM notified);  -- referenced, or it never runs
 
 -- name: reserve_job_id
 SELECT nextval(pg_get_serial_sequence('jobs', 'id'));

@@ -7,6 +7,13 @@ row: so the id is known before the statement is sent. Each one-job
 enqueue reserves the id of the next one in the same statement (a
 ``nextval`` on the jobs sequence), and the next enqueue uses it.
 
+A row found on the reserved id counts as the first run's only if it
+holds the same function, arguments, queue and creation time. A jobs
+sequence behind the table (after a data-only restore, a ``setval`` or
+a replica switchover) hands out ids of other jobs: the enqueue then
+fails with a :class:`StorageError` and writes nothing, rather than
+answering with another job's id.
+
 Known cost: a reserved id is older than the moment it is used, so job
 ids follow creation order only up to that gap. A spare older than
 :data:`MAX_AGE` seconds is dropped (the enqueue then reserves a fresh

@@ -594,7 +594,17 @@ class PostgresStorage(Storage):
                 f"PostgreSQL connection lost while enqueuing; job {job_id} "
                 f"may or may not have been saved ({lost})"
             ) from lost
-        self._spare_ids.keep(int(row[2]))
+        inserted, earlier, spare = (int(value) for value in row[:3])
+        if not inserted and not earlier:
+            # The id is another job's: the jobs sequence is behind the
+            # table. Its next ids would clash too; nothing was written.
+            raise StorageError(
+                f"job id {job_id} from the jobs sequence is already taken "
+                "by another job; nothing was saved. The sequence is behind "
+                "the table (as after a restore or a replica switchover): "
+                "move it past MAX(id) with setval"
+            )
+        self._spare_ids.keep(spare)
         if payloads:
             self._hub.publish(enqueued)
         return job_id

@@ -278,10 +278,22 @@ class _Hub:
         return remove
 
     def publish(self, notification: Notification) -> None:
+        """Tell every listener; one that raises is logged and skipped.
+
+        Publishing follows a commit: an error here must neither reach
+        the caller, whose jobs are stored, nor make a group commit write
+        them again call by call.
+        """
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:
-            listener(notification)
+            try:
+                listener(notification)
+            except Exception:  # noqa: BLE001 - logged, the rest still hear
+                _log.exception(
+                    "notification listener failed",
+                    extra={"event": "storage.listener_failed"},
+                )
 
 
 _hubs: dict[str, _Hub] = {}
@@ -416,8 +428,12 @@ class SQLiteStorage(Storage):
         # Versions applied when the connection opened, until migrate()
         # reports them.
         self._unreported: list[int] = []
-        self._closed = False
+        # close() has begun: no new call is taken from here on.
         self._closing = False
+        # The storage thread closed the connections: calls it still
+        # finds in its hands fail rather than open them again.
+        self._shut = False
+        self._closed = False
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="backburner-sqlite"
         )
@@ -427,13 +443,17 @@ class SQLiteStorage(Storage):
     # -- plumbing -------------------------------------------------------
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
+        if self._closing:
             raise StorageError("storage is closed")
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call, work)
         self._pending += 1
         try:
-            return await loop.run_in_executor(self._executor, call)
+            try:
+                running = loop.run_in_executor(self._executor, call)
+            except RuntimeError:  # closed meanwhile by another thread
+                raise StorageError("storage is closed") from None
+            return await running
         finally:
             self._pending -= 1
 
@@ -444,6 +464,9 @@ class SQLiteStorage(Storage):
             raise StorageError(f"SQLite error: {error}") from error
 
     def _connection(self) -> sqlite3.Connection:
+        if self._shut:
+            # Opening again would leak the connection past close().
+            raise StorageError("storage is closed")
         if self._conn is None:
             conn = sqlite3.connect(
                 self.path,
@@ -905,13 +928,21 @@ class SQLiteStorage(Storage):
         return await self._run(work)
 
     async def close(self) -> None:
-        """Close the connection and stop the storage thread."""
+        """Close the connection and stop the storage thread.
+
+        Calls handed to the storage thread before close() complete
+        before it returns; calls made from then on, and any still in
+        hand once the connections are closed, raise
+        :class:`StorageError` ("storage is closed").
+        """
         if self._closed:
             return
 
-        self._closing = True  # no inline write starts from here on
+        # No inline write and no new call start from here on.
+        self._closing = True
 
         def work() -> None:
+            self._shut = True
             if self._inline is not None:
                 with self._inline_lock:  # one may run on another thread
                     self._inline.close()
@@ -928,9 +959,6 @@ class SQLiteStorage(Storage):
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`."""
         _check_new_jobs(jobs)
-
-        def work(conn: sqlite3.Connection, changes: _Changes) -> list[int]:
-            return self._insert_jobs(conn, changes, jobs)
 
         if len(jobs) <= _INLINE_MAX_JOBS and self._inline is not None:
             return await self._create_inline(jobs)
@@ -1037,7 +1065,7 @@ class SQLiteStorage(Storage):
         thread :meth:`_write_group`, which takes every call waiting by
         the time it runs.
         """
-        if self._closed:
+        if self._closing:
             raise StorageError("storage is closed")
         future: concurrent.futures.Future[list[JobId]]
         future = concurrent.futures.Future()
