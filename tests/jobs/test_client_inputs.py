@@ -105,3 +105,17 @@ def test_the_sync_client_passes_the_limit_on(tmp_path: Path) -> None:
 def test_an_unusable_limit_is_refused(limit: int) -> None:
     with pytest.raises(ValueError, match="max_argument_bytes"):
         Client("sqlite:///unused.db", max_argument_bytes=limit)
+
+
+async def test_recurring_jobs_keep_the_clients_argument_limit(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    async with Client(url, max_argument_bytes=100) as small:
+        await small.recurring.add_or_update("small", "* * * * *", noop)
+        with pytest.raises(JobArgumentError, match="limit of 100 bytes"):
+            await small.recurring.add_or_update(
+                "large", "* * * * *", Call(noop, "x" * 200)
+            )
+
+        assert [job.id for job in await small.recurring.list()] == ["small"]

@@ -67,12 +67,31 @@ if TYPE_CHECKING:
 DEFAULT_QUEUE = "default"
 DEFAULT_RETENTION = timedelta(days=1)
 DEFAULT_MAX_ARGUMENT_BYTES = 1024 * 1024
+
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _MAX_PARAMETER_SIZE = 4096
 # Both storages keep ids in a signed 64-bit column: a larger id cannot
 # name a job, and SQLite would refuse to even compare it.
 MAX_JOB_ID = 2**63 - 1
+
+
+def check_argument_size(arguments: str, limit: int) -> None:
+    """Refuse serialised ``arguments`` of more than ``limit`` UTF-8 bytes.
+
+    Raises:
+        JobArgumentError: the arguments are over the limit.
+    """
+    # A character takes at most 4 bytes: most calls need no encoding.
+    if len(arguments) * 4 <= limit:
+        return
+    size = len(arguments.encode("utf-8"))
+    if size > limit:
+        raise JobArgumentError(
+            "args and kwargs",
+            f"{size} bytes serialised, over the limit of {limit} bytes "
+            "(Client max_argument_bytes)",
+        )
 
 
 def utc_now() -> datetime:
@@ -360,7 +379,9 @@ class Client:
         # Imported here: the recurring module builds on this one.
         from backburner.jobs.recurring import RecurringJobs
 
-        return RecurringJobs(self.storage)
+        return RecurringJobs(
+            self.storage, max_argument_bytes=self.max_argument_bytes
+        )
 
     # -- creating jobs -------------------------------------------------
 
@@ -393,17 +414,7 @@ class Client:
         )
 
     def _check_size(self, arguments: str) -> None:
-        limit = self.max_argument_bytes
-        # A character takes at most 4 bytes: most calls need no encoding.
-        if len(arguments) * 4 <= limit:
-            return
-        size = len(arguments.encode("utf-8"))
-        if size > limit:
-            raise JobArgumentError(
-                "args and kwargs",
-                f"{size} bytes serialised, over the limit of {limit} bytes "
-                "(Client max_argument_bytes)",
-            )
+        check_argument_size(arguments, self.max_argument_bytes)
 
     async def enqueue(
         self, func: Callable[..., Any], /, *args: Any, **kwargs: Any

@@ -27,8 +27,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from backburner.jobs.client import (
+    DEFAULT_MAX_ARGUMENT_BYTES,
     DEFAULT_QUEUE,
     Call,
+    check_argument_size,
     check_queue_name,
     utc_now,
 )
@@ -231,10 +233,19 @@ class RecurringJobs:
 
     Args:
         storage: the storage the recurring jobs live in.
+        max_argument_bytes: the most a recurring job's arguments may take
+            once serialised, as for ``Client`` (whose ``recurring`` passes
+            its own limit).
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_argument_bytes: int = DEFAULT_MAX_ARGUMENT_BYTES,
+    ) -> None:
         self.storage = storage
+        self.max_argument_bytes = max_argument_bytes
 
     async def add_or_update(
         self,
@@ -274,10 +285,12 @@ class RecurringJobs:
             raise ValueError(
                 "job_timeout must be a positive number of seconds"
             )
+        arguments = encode_arguments(call.args, call.kwargs)
+        check_argument_size(arguments, self.max_argument_bytes)
         definition = RecurringDefinition(
             id=recurring_id,
             function=reference_of(call.func),
-            arguments=encode_arguments(call.args, call.kwargs),
+            arguments=arguments,
             queue=queue or DEFAULT_QUEUE,
             cron=schedule.expression,
             time_zone=schedule.time_zone.key,
