@@ -8,33 +8,14 @@ database file stays open, and none is opened again later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlite_samples import new_job, stored_jobs
 
-from backburner.storage.base import JobState, NewJob, StorageError
+from backburner.storage.base import StorageError
 from backburner.storage.sqlite import SQLiteStorage
-
-
-def _job() -> NewJob:
-    return NewJob(
-        function="os:getpid",
-        arguments="[[], {}]",
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=datetime.now(UTC),
-    )
-
-
-def _stored(path: Path) -> int:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
-    return int(count)
 
 
 def _open_files(path: Path) -> list[str]:
@@ -56,7 +37,7 @@ async def test_an_enqueue_racing_close_leaves_nothing_open(
     await storage.migrate()
 
     # Scheduled first, but starts only once close() has begun.
-    pending = asyncio.ensure_future(storage.create_jobs([_job()]))
+    pending = asyncio.ensure_future(storage.create_jobs([new_job()]))
     await storage.close()
 
     outcome = await asyncio.wait_for(
@@ -67,6 +48,6 @@ async def test_an_enqueue_racing_close_leaves_nothing_open(
     if isinstance(outcome[0], BaseException):
         assert isinstance(outcome[0], StorageError)
         assert "closed" in str(outcome[0])
-        assert _stored(path) == 0
+        assert stored_jobs(path) == 0
     else:
-        assert _stored(path) == len(outcome[0]) == 1
+        assert stored_jobs(path) == len(outcome[0]) == 1

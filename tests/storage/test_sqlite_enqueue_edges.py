@@ -9,35 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlite_samples import new_job, stored_jobs
 
 from backburner.storage.base import (
-    JobState,
-    NewJob,
     Notification,
 )
 from backburner.storage.sqlite import SQLiteStorage
-
-
-def _job() -> NewJob:
-    return NewJob(
-        function="os:getpid",
-        arguments="[[], {}]",
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=datetime.now(UTC),
-    )
-
-
-def _stored(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
-    return int(count)
 
 
 def _open_files(path: Path) -> list[str]:
@@ -65,16 +45,18 @@ async def test_a_raising_listener_neither_fails_nor_repeats_enqueues(
     storage.subscribe(heard.append)
     try:
         together = await asyncio.wait_for(
-            asyncio.gather(*(storage.create_jobs([_job()]) for _ in range(3))),
+            asyncio.gather(
+                *(storage.create_jobs([new_job()]) for _ in range(3))
+            ),
             10,
         )
-        alone = await asyncio.wait_for(storage.create_jobs([_job()]), 10)
+        alone = await asyncio.wait_for(storage.create_jobs([new_job()]), 10)
     finally:
         await storage.close()
 
     ids = [*(i for ids in together for i in ids), *alone]
     assert len(set(ids)) == 4
-    assert _stored(path) == 4
+    assert stored_jobs(path) == 4
     assert heard  # the faulty listener did not silence the next one
     assert any(
         getattr(r, "event", None) == "storage.listener_failed"
