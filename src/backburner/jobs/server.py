@@ -73,6 +73,7 @@ from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
+from backburner.jobs.upkeep_loop import Upkeep
 from backburner.jobs.worker import Ending, outcome_of, perform
 from backburner.storage import open_storage
 from backburner.storage.base import (
@@ -136,6 +137,8 @@ class ServerTuning:
         retention: how long succeeded and deleted jobs are kept.
         promote_interval: how often scheduled jobs are promoted.
         expire_interval: how often expired jobs are removed.
+        upkeep_interval: how often the storage's housekeeping runs
+            (PostgreSQL: statistics and vacuum where autovacuum has not).
         outcome_window: how long outcomes are collected before a write.
         maintenance_batch: jobs per promotion or expiry transaction.
         missed_run_grace: how late a recurring job's occurrence may be
@@ -154,6 +157,7 @@ class ServerTuning:
     retention: timedelta = DEFAULT_RETENTION
     promote_interval: float = 1.0
     expire_interval: float = 60.0
+    upkeep_interval: float = 30.0
     outcome_window: float = 0.002
     maintenance_batch: int = 1000
     missed_run_grace: float = 60.0
@@ -181,6 +185,7 @@ class ServerTuning:
             "poll_interval",
             "heartbeat_interval",
             "progress_interval",
+            "upkeep_interval",
         ):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name} must be above zero")
@@ -394,6 +399,9 @@ class Server:
             self._background(heartbeat.run(), "heartbeat"),
             self._background(self._promoter.run(), "promotion"),
             self._background(expirer.run(), "expiry"),
+            self._background(
+                Upkeep(self.storage, tuning.upkeep_interval).run(), "upkeep"
+            ),
             self._background(reconciler.run(), "reconcile"),
             self._background(
                 RecurringScheduler(

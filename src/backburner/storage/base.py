@@ -417,6 +417,18 @@ class Storage(abc.ABC):
     async def close(self) -> None:
         """Release connections and threads; the storage is unusable after."""
 
+    async def maintain(self) -> None:  # noqa: B027 - optional, no-op default
+        """Database housekeeping that every server runs now and then.
+
+        Storages whose database needs care beyond expiry (statistics,
+        vacuum) do it here; it must be safe with any number of servers
+        calling at once, and cheap when there is nothing to do. The
+        default does nothing.
+
+        Raises:
+            StorageError: the database could not be reached.
+        """
+
     # -- jobs ---------------------------------------------------------
 
     @abc.abstractmethod

@@ -27,7 +27,9 @@ class PostgresSettings:
     (while the database is unreachable, say) before it fails;
     ``connect_timeout`` (libpq's option, in ``conninfo``: 5 seconds unless
     the URL says otherwise) bounds one connection attempt; the first use
-    of a storage that cannot connect fails after one attempt.
+    of a storage that cannot connect fails after one attempt. ``upkeep``
+    lets servers analyze the schema's tables (and vacuum its small busy
+    ones) when autovacuum has not; see :mod:`.upkeep`.
     """
 
     conninfo: str
@@ -35,6 +37,7 @@ class PostgresSettings:
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_timeout: float = 10.0
+    upkeep: bool = True
 
     @property
     def channel(self) -> str:
@@ -85,19 +88,32 @@ def _positive_seconds(key: str, value: str, url: str) -> float:
     return seconds
 
 
+def _flag(key: str, value: str, url: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise InvalidStorageURLError(
+        f"{key} must be true or false, got {value!r} in {redact(url)!r}"
+    )
+
+
 def parse_url(url: str) -> PostgresSettings:
     """Read ``postgresql://user@host:port/db?schema=jobs&pool_max_size=10``.
 
     backburner reads ``schema`` (default ``jobs``: lower-case letters,
-    digits and ``_``, at most 40), ``pool_min_size``, ``pool_max_size``
-    and ``pool_timeout`` (seconds); every other query option
-    (``sslmode``, ``connect_timeout``, ``application_name``...) goes to
-    libpq as is. ``connect_timeout`` is set to 5 seconds when absent.
+    digits and ``_``, at most 40), ``pool_min_size``, ``pool_max_size``,
+    ``pool_timeout`` (seconds) and ``upkeep`` (``true`` or ``false``);
+    every other query option (``sslmode``, ``connect_timeout``,
+    ``application_name``...) goes to libpq as is. ``connect_timeout`` is
+    set to 5 seconds when absent.
 
     Raises:
         InvalidStorageURLError: the scheme is not ``postgresql`` or
             ``postgres``, the schema name is not allowed, or a pool size
-            or timeout is not a positive number.
+            or timeout is not a positive number, or ``upkeep`` is not
+            a truth value.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in _SCHEMES:
@@ -107,6 +123,7 @@ def parse_url(url: str) -> PostgresSettings:
     schema = _DEFAULT_SCHEMA
     pool_min, pool_max = 1, 10
     pool_timeout = 10.0
+    tend = True
     for key, value in options:
         if key == "schema":
             schema = value
@@ -116,6 +133,8 @@ def parse_url(url: str) -> PostgresSettings:
             pool_max = _positive_int(key, value, url)
         elif key == "pool_timeout":
             pool_timeout = _positive_seconds(key, value, url)
+        elif key == "upkeep":
+            tend = _flag(key, value, url)
         else:
             kept.append((key, value))
     if not _SCHEMA_NAME.fullmatch(schema):
@@ -140,4 +159,5 @@ def parse_url(url: str) -> PostgresSettings:
         pool_min_size=pool_min,
         pool_max_size=pool_max,
         pool_timeout=pool_timeout,
+        upkeep=tend,
     )

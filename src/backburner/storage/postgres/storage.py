@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import (
@@ -62,7 +63,7 @@ from backburner.storage.base import (
     decode_states,
     encode_states,
 )
-from backburner.storage.postgres import notifications, schema
+from backburner.storage.postgres import notifications, schema, upkeep
 from backburner.storage.postgres.config import PostgresSettings, redact
 from backburner.storage.postgres.queries import query
 from backburner.storage.postgres.spare_ids import SpareIds
@@ -222,6 +223,7 @@ class PostgresStorage(Storage):
             settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
         )
         self._spare_ids = SpareIds()
+        self._autovacuum_checked = False
 
     def __repr__(self) -> str:
         url = redact(self.settings.conninfo)
@@ -514,6 +516,37 @@ class PostgresStorage(Storage):
             ) from error
         self._migrated = True
         return applied
+
+    async def maintain(self) -> None:
+        """Analyze the tables, and vacuum the small busy ones, where
+        autovacuum has not (see :mod:`.upkeep`).
+
+        Does nothing with ``upkeep=false`` in the storage URL, or while
+        another process tends the same schema.
+
+        Raises:
+            StorageError: the database could not be reached or refused.
+        """
+        if not self.settings.upkeep:
+            return
+        started = time.monotonic()
+
+        async def work(conn: Connection) -> upkeep.Tended:
+            if not self._autovacuum_checked:
+                self._autovacuum_checked = True
+                if not await upkeep.autovacuum_enabled(conn):
+                    logger.warning(
+                        "autovacuum is off on this PostgreSQL server: "
+                        "backburner analyzes its tables and vacuums its "
+                        "small ones itself, but dead rows of jobs and "
+                        "job_history are only reclaimed by a vacuum; turn "
+                        "autovacuum on",
+                        extra={"event": "storage.autovacuum_off"},
+                    )
+            return await upkeep.tend(conn, self.settings.schema)
+
+        done = await self._run(work, write=False)
+        upkeep.log_round(done, time.monotonic() - started)
 
     async def close(self) -> None:
         """Stop listening and close every pooled connection."""
