@@ -70,6 +70,7 @@ from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
 from backburner.jobs.reconcile import Reconciler
+from backburner.jobs.results import keep_result
 from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
@@ -650,6 +651,8 @@ class Server:
             "worker": execution.worker,
             "duration": round(ending.duration, 6),
         }
+        if ending.value is not None:
+            keep_result(data, ending.value, job.id)
         change = outcome_of(
             job,
             ending,
