@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -10,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from job_samples import Colour
-
 from backburner.jobs import retry
+
+class Colour(enum.Enum):
+    RED = "red"
+
 
 # Set by the tests to let a waiting job finish.
 release = threading.Event()

@@ -48,12 +48,21 @@ from backburner.storage.base import (
 if TYPE_CHECKING:
     from backburner.jobs.client import Client
 
-__all__ = ["MAX_RESULT_BYTES", "keep_result", "result_of", "wait_for"]
+__all__ = [
+    "MAX_RESULT_BYTES",
+    "RESULT",
+    "RESULT_ERROR",
+    "keep_result",
+    "result_of",
+    "stored_result",
+    "wait_for",
+]
 
 _log = logging.getLogger("backburner.server")
 
 RESULT = "result"
 RESULT_ERROR = "result_error"
+_RESULT_KEYS = (RESULT, RESULT_ERROR)
 MAX_RESULT_BYTES = 1024 * 1024
 """The most an encoded result may take (UTF-8 JSON), as for arguments."""
 
@@ -109,6 +118,20 @@ def _latest(
         if entry.state is state:
             return entry
     return None
+
+
+def stored_result(
+    state: JobState, history: Sequence[HistoryEntry]
+) -> dict[str, JSONValue]:
+    """The result as stored, undecoded: ``{"result": ...}``, or
+    ``{"result_error": why}``, or ``{}`` (no value, or not succeeded).
+
+    For showing a job without importing application code.
+    """
+    entry = _latest(history, state) if state is JobState.SUCCEEDED else None
+    if entry is None:
+        return {}
+    return {k: v for k, v in entry.data.items() if k in _RESULT_KEYS}
 
 
 def result_of(
