@@ -291,9 +291,7 @@ def test_show_says_why_a_result_was_not_kept_and_when_there_is_none(
     waiting_text = cli("jobs", "show", str(waiting)).out
 
     why = "dict is not serialisable: values of type object cannot be stored"
-    assert re.search(
-        rf"^result +not kept: {why}$", dropped_text, re.MULTILINE
-    )
+    assert re.search(rf"^result +not kept: {why}$", dropped_text, re.MULTILINE)
     assert dropped_json["result"] is None
     assert dropped_json["result_error"] == why
     assert re.search(r"^result +null$", nothing_text, re.MULTILINE)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from backburner.jobs import retry
 
+
 class Colour(enum.Enum):
     RED = "red"
 

@@ -144,7 +144,7 @@ async def test_a_listed_job_says_its_result_needs_the_history(
 
     (listed,) = (await client.list_jobs()).jobs
 
-    with pytest.raises(ValueError, match="Client.get"):
+    with pytest.raises(ValueError, match=r"Client\.get"):
         listed.result()
 
 
@@ -325,9 +325,8 @@ async def test_the_sync_client_waits_for_a_result(
         job_id = sync.enqueue(result_samples.rich, "sync")
         with pytest.raises(WaitTimeoutError):
             sync.wait(job_id, timeout=0.05)
-        async with Client(url) as async_client:
-            async with server(async_client.storage):
-                value = await asyncio.to_thread(sync.wait, job_id, timeout=30)
+        async with Client(url) as other, server(other.storage):
+            value = await asyncio.to_thread(sync.wait, job_id, timeout=30)
 
         assert value == result_samples.rich("sync")
         assert sync.get(job_id).result() == value

@@ -681,7 +681,12 @@ class Client:
         return Job.from_record(record, history, parameters)
 
     async def wait(
-        self, job_id: JobId, *, timeout: float | None = None
+        self,
+        job_id: JobId,
+        *,
+        # The error raised names the job and the state it is stuck in,
+        # which asyncio.timeout() around the call could not.
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> Any:
         """Wait until a job finishes; return what its function returned.
 
@@ -704,7 +709,7 @@ class Client:
                 :meth:`Job.result`.
         """
         _check_job_id(job_id)
-        return await wait_for(self, job_id, timeout)
+        return await wait_for(self, job_id, limit=timeout)
 
     async def list_jobs(
         self,

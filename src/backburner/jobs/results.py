@@ -179,17 +179,17 @@ def result_of(
 
 
 async def wait_for(
-    client: Client, job_id: JobId, timeout: float | None
+    client: Client, job_id: JobId, *, limit: float | None
 ) -> Any:
-    """Wait until the job finishes; return its result (see
-    :meth:`Client.wait <backburner.jobs.Client.wait>`)."""
-    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+    """Wait at most ``limit`` seconds for the job to finish; return its
+    result (see :meth:`Client.wait <backburner.jobs.Client.wait>`)."""
+    if limit is not None and not (math.isfinite(limit) and limit >= 0):
         raise ValueError(
-            f"invalid timeout {timeout!r}: use a finite number of "
+            f"invalid timeout {limit!r}: use a finite number of "
             "seconds >= 0, or None"
         )
     loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
+    deadline = None if limit is None else loop.time() + limit
     woken = asyncio.Event()
 
     def hear(notification: Notification) -> None:
@@ -217,8 +217,8 @@ async def wait_for(
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    assert timeout is not None
-                    raise WaitTimeoutError(job_id, record.state, timeout)
+                    assert limit is not None
+                    raise WaitTimeoutError(job_id, record.state, limit)
                 nap = min(nap, remaining)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(nap):

@@ -70,8 +70,8 @@ from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
 from backburner.jobs.reconcile import Reconciler
-from backburner.jobs.results import keep_result
 from backburner.jobs.recurring_scheduler import RecurringScheduler
+from backburner.jobs.results import keep_result
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
 from backburner.jobs.worker import Ending, outcome_of, perform
