@@ -73,7 +73,7 @@ def succeed(url: str, job_id: JobId, value: object) -> None:
             assert record.id == job_id
             data: dict[str, JSONValue] = {"server": "test:1"}
             if value is not None:
-                keep_result(data, value, job_id)
+                keep_result(data, value, record)
             change = states.succeed(
                 job_id, record.version, now, data, timedelta(days=1)
             )

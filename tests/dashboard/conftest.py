@@ -18,7 +18,7 @@ from backburner.dashboard import create_dashboard
 from backburner.jobs import Client, JobId, states
 from backburner.jobs.results import keep_result
 from backburner.jobs.worker import failure_data
-from backburner.storage.base import JSONValue, ServerInfo
+from backburner.storage.base import JobRecord, JSONValue, ServerInfo
 
 LOOPBACK = ("127.0.0.1", 40123)
 SERVER = "worker-host:4242"
@@ -72,10 +72,10 @@ async def fail(client: Client, job_id: JobId, error: BaseException) -> None:
 
 async def succeed(client: Client, job_id: JobId, value: object) -> None:
     """Run ``job_id`` and record that it returned ``value``."""
-    record = await start(client, job_id)
+    record: JobRecord = await start(client, job_id)
     data: dict[str, JSONValue] = {"server": SERVER}
     if value is not None:
-        keep_result(data, value, job_id)
+        keep_result(data, value, record)
     change = states.succeed(
         job_id, record.version, now(), data, timedelta(days=1)
     )

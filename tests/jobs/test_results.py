@@ -172,6 +172,9 @@ async def test_an_unserialisable_result_is_dropped_with_a_warning(
     ]
     assert dropped.levelno == logging.WARNING
     assert getattr(dropped, "job_id", None) == job_id
+    assert getattr(dropped, "function", None) == (
+        "result_samples:unserialisable"
+    )
     # Nothing of the value is logged, not even a key.
     assert "secret-key" not in dropped.getMessage()
     assert "secret-key" not in why

@@ -39,6 +39,7 @@ from backburner.jobs.serializer import decode_json, encode_json
 from backburner.storage.base import (
     HistoryEntry,
     JobId,
+    JobRecord,
     JobsAborted,
     JobState,
     JSONValue,
@@ -76,11 +77,11 @@ _POLL_GROWTH = 1.5
 def keep_result(
     data: dict[str, JSONValue],
     value: object,
-    job_id: JobId,
+    job: JobRecord,
     limit: int = MAX_RESULT_BYTES,
 ) -> None:
-    """Put ``value``, encoded, into a succeeded entry's ``data``; or,
-    when it cannot be kept, the reason why."""
+    """Put ``value``, encoded, into the ``data`` of ``job``'s succeeded
+    entry; or, when it cannot be kept, the reason why."""
     try:
         encoded = encode_json(value, RESULT)
         size = _size(encoded, limit)
@@ -97,9 +98,17 @@ def keep_result(
     data[RESULT_ERROR] = why
     _log.warning(
         "job %s: its result was not kept: %s",
-        job_id,
+        job.id,
         why,
-        extra={"event": "job.result_dropped", "job_id": job_id},
+        extra={
+            "event": "job.result_dropped",
+            "job_id": job.id,
+            "function": job.function,
+            "queue": job.queue,
+            "attempt": job.attempt,
+            "server": data.get("server"),
+            "worker": data.get("worker"),
+        },
     )
 
 

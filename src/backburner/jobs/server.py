@@ -652,7 +652,7 @@ class Server:
             "duration": round(ending.duration, 6),
         }
         if ending.value is not None:
-            keep_result(data, ending.value, job.id)
+            keep_result(data, ending.value, job)
         change = outcome_of(
             job,
             ending,
