@@ -134,6 +134,9 @@ async def test_an_unfinished_job_has_no_result_yet(client: Client) -> None:
 
     assert raised.value.state is S.ENQUEUED
     assert raised.value.job_id == job_id
+    assert str(raised.value) == (
+        f"job {job_id} has not finished: it is enqueued (enqueued)"
+    )
 
 
 async def test_a_listed_job_says_its_result_needs_the_history(
@@ -163,8 +166,11 @@ async def test_an_unserialisable_result_is_dropped_with_a_warning(
     assert why.startswith("dict is not serialisable")
     assert "Opaque" in why
     assert "result" not in job.history[-1].data
-    with pytest.raises(ResultNotKeptError, match="not serialisable"):
+    with pytest.raises(ResultNotKeptError) as not_kept:
         job.result()
+    assert str(not_kept.value) == (
+        f"job {job_id} succeeded but its result was not kept: {why}"
+    )
     (dropped,) = [
         r
         for r in caplog.records
@@ -255,6 +261,7 @@ async def test_wait_raises_job_failed_error_once_retries_ran_out(
     assert error.exception_type == "builtins.LookupError"
     assert error.message == "no stock"
     assert "gave up after 2 attempts" in error.reason
+    assert str(error) == f"job {job_id} failed: {error.reason}"
     assert (await client.get(job_id)).attempt == 2
 
 
@@ -289,6 +296,7 @@ async def test_wait_wakes_at_once_when_a_running_job_is_deleted(
 
     assert time.monotonic() - deleted_at < 5
     assert raised.value.reason == "not wanted"
+    assert str(raised.value) == f"job {job_id} was deleted: not wanted"
     assert raised.value.exception_type is None
 
 
@@ -304,6 +312,7 @@ async def test_wait_times_out_and_leaves_the_job_alone(
     assert 0.2 <= time.monotonic() - started < 5
     assert isinstance(raised.value, TimeoutError)
     assert raised.value.state is S.ENQUEUED
+    assert str(raised.value) == f"job {job_id} is still enqueued after 0.2 s"
     assert (await client.get(job_id)).state is S.ENQUEUED
 
 

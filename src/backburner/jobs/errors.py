@@ -104,6 +104,8 @@ class JobResultError(JobError):
         message: that exception's message.
     """
 
+    _TEMPLATE = "job {id} is {state}: {reason}"
+
     def __init__(
         self,
         job_id: JobId,
@@ -112,7 +114,9 @@ class JobResultError(JobError):
         exception_type: str | None = None,
         message: str | None = None,
     ) -> None:
-        super().__init__(f"job {job_id} is {state.value}: {reason}")
+        super().__init__(
+            self._TEMPLATE.format(id=job_id, state=state.value, reason=reason)
+        )
         self.job_id = job_id
         self.state = state
         self.reason = reason
@@ -124,20 +128,28 @@ class JobNotFinishedError(JobResultError):
     """Raised by :meth:`~backburner.jobs.Job.result` while the job is
     enqueued, scheduled, awaiting or processing."""
 
+    _TEMPLATE = "job {id} has not finished: it is {state} ({reason})"
+
 
 class JobFailedError(JobResultError):
     """Raised when the job failed for good: its attempts ran out, or its
     error is never retried, or it could not even start."""
+
+    _TEMPLATE = "job {id} failed: {reason}"
 
 
 class JobDeletedError(JobResultError):
     """Raised when the job was deleted (by someone, or by its retry
     policy once attempts ran out: then ``exception_type`` is set)."""
 
+    _TEMPLATE = "job {id} was deleted: {reason}"
+
 
 class ResultNotKeptError(JobResultError):
     """Raised when the job succeeded but its return value could not be
     kept (not serialisable, or too large); ``reason`` says why."""
+
+    _TEMPLATE = "job {id} succeeded but its result was not kept: {reason}"
 
 
 class WaitTimeoutError(JobError, TimeoutError):
