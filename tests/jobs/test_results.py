@@ -67,8 +67,9 @@ async def processing(client: Client, job_id: int) -> None:
     [
         result_samples.rich,
         result_samples.async_rich,
+        result_samples.hidden_async_rich,
     ],
-    ids=["sync", "async"],
+    ids=["sync", "async", "returns-a-coroutine"],
 )
 async def test_a_rich_return_value_round_trips_through_a_server(
     storage: Storage, client: Client, func: Callable[..., Any]
