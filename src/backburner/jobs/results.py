@@ -9,6 +9,13 @@ than :data:`MAX_RESULT_BYTES`, does not fail the job: the entry says why
 under ``"result_error"`` and a ``job.result_dropped`` warning is logged
 (with the job id, never the value).
 
+Known cost: the server encodes a result on its event loop, as the client
+encodes arguments on its own. A large result holds the loop for a while
+(a list of 20,000 small dicts, about 1 MiB, took 0.1-0.16 s on a busy
+two-core machine), and the server's ``async def`` jobs wait meanwhile.
+Keep results small; put bulky output in a table or a file and return
+where it is.
+
 :meth:`Client.wait <backburner.jobs.Client.wait>` polls the job's state,
 every 10 ms at first and then less often, up to every 0.5 s. Storage
 notifications wake it at once when the job is deleted or requeued while
