@@ -92,6 +92,10 @@ def unserialisable() -> dict[str, object]:
     return {"secret-key": Opaque()}
 
 
+def huge_integer() -> list[int]:
+    return [10**5000]
+
+
 def oversized(size: int) -> str:
     return "é" * size
 

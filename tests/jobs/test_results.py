@@ -187,6 +187,20 @@ async def test_an_unserialisable_result_is_dropped_with_a_warning(
     assert "secret-key" not in why
 
 
+async def test_an_integer_json_cannot_write_is_dropped_too(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(result_samples.huge_integer)
+
+    await run_all(storage)
+
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    why = job.history[-1].data["result_error"]
+    assert isinstance(why, str)
+    assert why.startswith("list is not serialisable: Exceeds the limit")
+
+
 async def test_an_oversized_result_is_dropped_and_the_job_succeeds(
     storage: Storage, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
