@@ -7,11 +7,12 @@ a job server: these helpers make the same state changes a worker makes.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from backburner.jobs import states
+from backburner.jobs.results import keep_result
 from backburner.storage import open_storage
-from backburner.storage.base import JobId, ServerInfo
+from backburner.storage.base import JobId, JSONValue, ServerInfo
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"
@@ -52,6 +53,30 @@ def fail(url: str, job_id: JobId, queue: str = "default") -> None:
                 "traceback": TRACEBACK,
             }
             change = states.fail(job_id, record.version, now, "failed", data)
+            outcome = await storage.apply_change(change)
+            assert outcome.applied
+            await storage.remove_server("test:1")
+
+    asyncio.run(work())
+
+
+def succeed(url: str, job_id: JobId, value: object) -> None:
+    """Fetch ``job_id`` and record that it returned ``value``, as a
+    worker would (the oldest enqueued job on the default queue)."""
+
+    async def work() -> None:
+        async with open_storage(url) as storage:
+            now = datetime.now(UTC)
+            info = ServerInfo("test:1", ("default",), 1, now, now)
+            await storage.announce_server(info)
+            (record,) = await storage.fetch("test:1", ["default"], 1, now)
+            assert record.id == job_id
+            data: dict[str, JSONValue] = {"server": "test:1"}
+            if value is not None:
+                keep_result(data, value, record)
+            change = states.succeed(
+                job_id, record.version, now, data, timedelta(days=1)
+            )
             outcome = await storage.apply_change(change)
             assert outcome.applied
             await storage.remove_server("test:1")

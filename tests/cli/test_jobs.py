@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
+from decimal import Decimal
 from types import ModuleType
 
 import pytest
@@ -186,6 +188,8 @@ def test_show_json_has_arguments_parameters_and_history(
         *JOB_KEYS,
         "arguments",
         "parameters",
+        "result",
+        "result_error",
         "history",
     ]
     assert document["id"] == job_id
@@ -237,6 +241,63 @@ def test_show_prints_the_exception_of_a_failure(
         if HUMAN_TIME.match(line.strip())
     ]
     assert states == ["enqueued", "processing", "failed"]
+
+
+def test_show_prints_the_result_as_stored(
+    cli: Run,
+    client: SyncClient,
+    storage_url: str,
+    samples: ModuleType,
+) -> None:
+    job_id = client.enqueue(samples.noop)
+    value = {"total": Decimal("9.50"), "note": "two\nlines"}
+    arrange.succeed(storage_url, job_id, value)
+
+    result = cli("jobs", "show", str(job_id))
+    document = cli("jobs", "show", str(job_id), "--json").json()
+
+    assert result.code == 0, result.err
+    stored = {
+        "total": {"__bb__": "decimal", "v": "9.50"},
+        "note": "two\nlines",
+    }
+    line = re.search(r"^result +(.+)$", result.out, re.MULTILINE)
+    assert line is not None
+    assert json.loads(line.group(1)) == stored
+    # Printed once, on its own line, not again under the history.
+    assert result.out.count('"9.50"') == 1
+    assert document["result"] == stored
+    assert document["result_error"] is None
+    assert document["history"][-1]["data"]["result"] == stored
+    assert client.get(job_id).result() == value
+
+
+def test_show_says_why_a_result_was_not_kept_and_when_there_is_none(
+    cli: Run,
+    client: SyncClient,
+    storage_url: str,
+    samples: ModuleType,
+) -> None:
+    dropped = client.enqueue(samples.noop)
+    arrange.succeed(storage_url, dropped, {"handle": object()})
+    nothing = client.enqueue(samples.noop)
+    arrange.succeed(storage_url, nothing, None)
+    waiting = client.enqueue(samples.noop)
+
+    dropped_text = cli("jobs", "show", str(dropped)).out
+    dropped_json = cli("jobs", "show", str(dropped), "--json").json()
+    nothing_text = cli("jobs", "show", str(nothing)).out
+    nothing_json = cli("jobs", "show", str(nothing), "--json").json()
+    waiting_text = cli("jobs", "show", str(waiting)).out
+
+    why = "dict is not serialisable: values of type object cannot be stored"
+    assert re.search(rf"^result +not kept: {why}$", dropped_text, re.MULTILINE)
+    assert dropped_json["result"] is None
+    assert dropped_json["result_error"] == why
+    assert re.search(r"^result +null$", nothing_text, re.MULTILINE)
+    assert nothing_json["result"] is None
+    assert nothing_json["result_error"] is None
+    assert re.search(r"^result +-$", waiting_text, re.MULTILINE)
 
 
 def test_show_of_a_job_without_parameters(

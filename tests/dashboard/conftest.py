@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from starlette.applications import Starlette
 
 from backburner.dashboard import create_dashboard
 from backburner.jobs import Client, JobId, states
+from backburner.jobs.results import keep_result
 from backburner.jobs.worker import failure_data
-from backburner.storage.base import ServerInfo
+from backburner.storage.base import JobRecord, JSONValue, ServerInfo
 
 LOOPBACK = ("127.0.0.1", 40123)
 SERVER = "worker-host:4242"
@@ -65,6 +66,18 @@ async def fail(client: Client, job_id: JobId, error: BaseException) -> None:
         data = failure_data(raised)
     change = states.fail(
         job_id, record.version, now(), f"failed: {error}", data
+    )
+    assert (await client.storage.apply_change(change)).applied
+
+
+async def succeed(client: Client, job_id: JobId, value: object) -> None:
+    """Run ``job_id`` and record that it returned ``value``."""
+    record: JobRecord = await start(client, job_id)
+    data: dict[str, JSONValue] = {"server": SERVER}
+    if value is not None:
+        keep_result(data, value, record)
+    change = states.succeed(
+        job_id, record.version, now(), data, timedelta(days=1)
     )
     assert (await client.storage.apply_change(change)).applied
 

@@ -12,7 +12,7 @@ from backburner.dashboard import HIDDEN, Access
 from backburner.jobs import Client, JobOptions
 
 from . import samples
-from .conftest import MakeHTTP, fail
+from .conftest import MakeHTTP, fail, succeed
 
 SCRIPT = "<script>alert('pwned')</script>"
 IMAGE = '"><img src=x onerror=alert(1)>'
@@ -94,6 +94,43 @@ async def test_html_in_job_data_renders_inert_everywhere(
     details = (await http.get(f"/job/{job_id}")).text
     assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in details
     assert "&lt;img src=x onerror=alert(1)&gt;" in details
+
+
+async def test_html_in_a_job_result_renders_inert(
+    client: Client, make_http: MakeHTTP
+) -> None:
+    short = await client.enqueue(samples.resize_image, "a.png")
+    await succeed(client, short, SCRIPT)
+    folded = await client.enqueue(samples.resize_image, "b.png")
+    await succeed(client, folded, {IMAGE: [SCRIPT] * 20})
+    http = await make_http()
+
+    for job_id in (short, folded):
+        page = (await http.get(f"/job/{job_id}")).text
+        assert "<h2>Result</h2>" in page
+        assert_inert(page)
+        assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page
+
+
+async def test_a_mask_sees_and_hides_a_job_result(
+    client: Client, make_http: MakeHTTP
+) -> None:
+    job_id = await client.enqueue(samples.resize_image, "a.png")
+    await succeed(client, job_id, {"otp": "424242"})
+    seen: list[tuple[str, str, Any]] = []
+
+    def mask(function: str, argument: str, value: Any) -> Any:
+        seen.append((function, argument, value))
+        return HIDDEN if argument == "result" else value
+
+    http = await make_http(mask=mask)
+    page = (await http.get(f"/job/{job_id}")).text
+
+    assert "424242" not in page
+    assert "‹hidden›" in page
+    assert ("dashboard.samples:resize_image", "result", {"otp": "424242"}) in (
+        seen
+    )
 
 
 async def test_error_pages_do_not_reflect_markup(

@@ -5,8 +5,8 @@ command line is the same compare-and-set state change as one made by
 application code: requeueing an enqueued job, or deleting a deleted
 one, is refused and leaves the job as it was.
 
-Arguments are shown as stored (the JSON document the serializer wrote),
-so listing or showing a job never imports application code.
+Arguments and results are shown as stored (the JSON the serializer
+wrote), so listing or showing a job never imports application code.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from backburner.cli.output import (
 )
 from backburner.cli.parsing import add_command
 from backburner.jobs.client import Client, Job, JobPage
+from backburner.jobs.results import RESULT, RESULT_ERROR, stored_result
 from backburner.jobs.serializer import encode_value
-from backburner.storage.base import HistoryEntry, JSONValue
+from backburner.storage.base import HistoryEntry, JobState, JSONValue
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -132,12 +133,21 @@ def _history_document(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
+def _result_document(job: Job) -> dict[str, Any]:
+    stored = stored_result(job.state, job.history)
+    return {
+        RESULT: stored.get(RESULT),
+        RESULT_ERROR: stored.get(RESULT_ERROR),
+    }
+
+
 def job_detail_document(job: Job) -> dict[str, Any]:
     """The JSON form of one job with arguments, parameters and history."""
     return {
         **job_document(job),
         "arguments": _stored_arguments(job),
         "parameters": _stored_parameters(job.parameters),
+        **_result_document(job),
         "history": [_history_document(entry) for entry in job.history],
     }
 
@@ -257,6 +267,7 @@ def _job_text(job: Job) -> str:
             ("timeout", timeout),
             ("args", _compact(args)),
             ("kwargs", _compact(kwargs)),
+            ("result", _result_text(job)),
         ]
     )
     parameters = _stored_parameters(job.parameters)
@@ -269,6 +280,15 @@ def _job_text(job: Job) -> str:
         sections.append("  (none)")
     sections += ["", "history (oldest first):", _history_text(job)]
     return "\n".join(sections)
+
+
+def _result_text(job: Job) -> str | None:
+    if job.state is not JobState.SUCCEEDED:
+        return None
+    stored = stored_result(job.state, job.history)
+    if RESULT_ERROR in stored:
+        return f"not kept: {stored[RESULT_ERROR]}"
+    return _compact(stored.get(RESULT))
 
 
 def _indent(text: str, by: int = 2) -> str:
@@ -294,6 +314,8 @@ def _history_text(job: Job) -> str:
 def _data_lines(data: Mapping[str, JSONValue]) -> list[str]:
     lines = []
     for name, value in data.items():
+        if name == RESULT:
+            continue  # On the job's result line: it may be long.
         if isinstance(value, str) and "\n" in value:
             lines.append(f"    {name}:")
             lines.extend(

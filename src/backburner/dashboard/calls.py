@@ -9,9 +9,9 @@ the page can expand.
 
 Personal data can be hidden with a mask: a callable that receives the
 job function's reference, the argument's name (``args[0]`` for a
-positional argument, the keyword otherwise) and its stored value, and
-returns what to show instead; return :data:`HIDDEN` to show a
-placeholder.
+positional argument, the keyword otherwise, ``result`` for the value
+the job returned) and its stored value, and returns what to show
+instead; return :data:`HIDDEN` to show a placeholder.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "CallView",
     "pretty",
     "view_call",
+    "view_result",
 ]
 
 _TAG = "__bb__"
@@ -183,3 +184,12 @@ def view_call(
         huge = _huge_argument(label, stored)
         views.append(huge or _argument(label, _shown(stored)))
     return CallView(function, views)
+
+
+def view_result(
+    function: str, stored: Any, mask: ArgumentMask | None = None
+) -> ArgumentView:
+    """Build the view of a job's result from its stored JSON value."""
+    if mask is not None:
+        stored = mask(function, "result", stored)
+    return _huge_argument("", stored) or _argument("", _shown(stored))

@@ -12,7 +12,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from backburner.dashboard import inputs
-from backburner.dashboard.calls import pretty, view_call
+from backburner.dashboard.calls import (
+    ArgumentMask,
+    ArgumentView,
+    pretty,
+    view_call,
+    view_result,
+)
 from backburner.dashboard.progress import (
     MESSAGE_PARAMETER,
     PROGRESS_PARAMETER,
@@ -23,6 +29,7 @@ from backburner.dashboard.settings import settings_of
 from backburner.jobs import states
 from backburner.jobs.client import Job
 from backburner.jobs.errors import JobNotFoundError
+from backburner.jobs.results import RESULT, RESULT_ERROR, stored_result
 from backburner.storage.base import (
     HistoryEntry,
     JobState,
@@ -30,9 +37,17 @@ from backburner.storage.base import (
     ServerInfo,
 )
 
-__all__ = ["Failure", "ServerWarning", "Step", "routes", "timeline"]
+__all__ = [
+    "Failure",
+    "ResultView",
+    "ServerWarning",
+    "Step",
+    "routes",
+    "timeline",
+]
 
-_FAILURE_KEYS = ("exception_type", "message", "traceback")
+# Shown in panels of their own rather than among a step's facts.
+_OWN_PANELS = ("exception_type", "message", "traceback", RESULT)
 _FINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DELETED})
 
 
@@ -95,10 +110,31 @@ def timeline(history: Sequence[HistoryEntry], now: datetime) -> list[Step]:
         facts = [
             (key, _fact(value))
             for key, value in entry.data.items()
-            if key not in _FAILURE_KEYS
+            if key not in _OWN_PANELS
         ]
         steps.append(Step(entry, lasted, last, _failure(entry.data), facts))
     return steps
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    """What a succeeded job returned: ``value`` (``None`` when it
+    returned nothing), or why it was not kept."""
+
+    value: ArgumentView | None
+    dropped: str | None
+
+
+def result_view(job: Job, mask: ArgumentMask | None) -> ResultView | None:
+    """The result panel of a succeeded job (``None`` for other states)."""
+    if job.state is not JobState.SUCCEEDED:
+        return None
+    stored = stored_result(job.state, job.history)
+    if RESULT_ERROR in stored:
+        return ResultView(None, str(stored[RESULT_ERROR]))
+    if RESULT not in stored:
+        return ResultView(None, None)
+    return ResultView(view_result(job.function, stored[RESULT], mask), None)
 
 
 def server_warning(
@@ -146,6 +182,7 @@ async def job_details(request: Request) -> Response:
             "page": "job",
             "job": job,
             "call": view_call(job.function, job.raw_arguments, settings.mask),
+            "result": result_view(job, settings.mask),
             "parameters": parameters,
             "steps": list(reversed(steps)),
             "last_failure": failures[-1] if failures else None,

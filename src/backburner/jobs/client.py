@@ -39,6 +39,7 @@ from backburner.jobs.errors import (
 from backburner.jobs.functions import reference_of
 from backburner.jobs.mutex import mutex_of
 from backburner.jobs.progress import Progress, progress_from_parameters
+from backburner.jobs.results import result_of, wait_for
 from backburner.jobs.serializer import (
     decode_arguments,
     decode_value,
@@ -228,8 +229,8 @@ class Job:
 
     ``history`` is filled by :meth:`Client.get` (oldest first) and empty
     in listings; so are ``parameters``. Arguments stay encoded until
-    :meth:`arguments` is called, so that listing jobs never imports
-    application code.
+    :meth:`arguments` is called, and the result until :meth:`result` is,
+    so that listing jobs never imports application code.
     """
 
     id: JobId
@@ -263,6 +264,26 @@ class Job:
             ValueError: the stored arguments are damaged.
         """
         return decode_arguments(self.raw_arguments)
+
+    def result(self) -> Any:
+        """Decode what the job function returned (``None`` when it
+        returned nothing), once the job succeeded.
+
+        Reads the latest *succeeded* entry of ``history``: call it on a
+        job from :meth:`Client.get`, not from a listing.
+
+        Raises:
+            JobNotFinishedError: the job is enqueued, scheduled, awaiting
+                or processing.
+            JobFailedError: the job failed for good; the error carries
+                the exception type and message of its last attempt.
+            JobDeletedError: the job was deleted.
+            ResultNotKeptError: the job succeeded but its return value
+                could not be stored (not serialisable, or too large).
+            ValueError: the job carries no history (a listed job), or
+                the stored result cannot be decoded.
+        """
+        return result_of(self.id, self.state, self.reason, self.history)
 
     @classmethod
     def from_record(
@@ -658,6 +679,37 @@ class Client:
         history = await self.storage.get_history(job_id)
         parameters = await self.get_parameters(job_id)
         return Job.from_record(record, history, parameters)
+
+    async def wait(
+        self,
+        job_id: JobId,
+        *,
+        # The error raised names the job and the state it is stuck in,
+        # which asyncio.timeout() around the call could not.
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Any:
+        """Wait until a job finishes; return what its function returned.
+
+        Polls the job (every 10 ms at first, then less often, up to
+        every 0.5 s; storage notifications cut a poll short when the job
+        is deleted or requeued meanwhile). A job that is retried is
+        waited for until its last attempt. Waiting does not change the
+        job: a timeout leaves it running.
+
+        Args:
+            job_id: the job.
+            timeout: the most seconds to wait (``None``: no limit).
+
+        Raises:
+            ValueError: ``timeout`` is negative or not finite.
+            WaitTimeoutError: (a ``TimeoutError``) the job did not finish
+                within ``timeout`` seconds.
+            JobNotFoundError: there is no such job (or it expired).
+            JobFailedError, JobDeletedError, ResultNotKeptError: as
+                :meth:`Job.result`.
+        """
+        _check_job_id(job_id)
+        return await wait_for(self, job_id, limit=timeout)
 
     async def list_jobs(
         self,

@@ -246,6 +246,36 @@ def encode_value(value: object, name: str) -> str:
         raise JobArgumentError(name, "value is nested too deeply") from None
 
 
+def encode_json(value: object, name: str) -> Any:
+    """Encode one value as JSON data (lists, dicts, strings, numbers...).
+
+    What :func:`encode_value` writes, before it becomes text: for a value
+    kept inside a larger JSON document (a history entry's ``data``).
+
+    Raises:
+        JobArgumentError: the value (named ``name``) cannot be stored.
+    """
+    try:
+        return _encode(value, name, 0)
+    except _RefusedError as refused:
+        raise JobArgumentError(refused.path, refused.detail) from None
+    except RecursionError:
+        raise JobArgumentError(name, "value is nested too deeply") from None
+
+
+def decode_json(data: Any) -> Any:
+    """Decode what :func:`encode_json` returned (after a JSON round trip).
+
+    Raises:
+        ValueError: the data is damaged or names an enum that no longer
+            imports.
+    """
+    try:
+        return _decode(data)
+    except (TypeError, KeyError, IndexError, ImportError, AttributeError) as e:
+        raise ValueError(f"cannot decode stored value: {e}") from e
+
+
 def decode_value(text: str) -> Any:
     """Decode a document written by :func:`encode_value`.
 

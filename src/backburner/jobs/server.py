@@ -71,6 +71,7 @@ from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
 from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
+from backburner.jobs.results import keep_result
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
 from backburner.jobs.upkeep_loop import Upkeep
@@ -658,6 +659,8 @@ class Server:
             "worker": execution.worker,
             "duration": round(ending.duration, 6),
         }
+        if ending.value is not None:
+            keep_result(data, ending.value, job)
         change = outcome_of(
             job,
             ending,

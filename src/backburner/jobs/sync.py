@@ -204,6 +204,10 @@ class SyncClient:
         """Return a job with its history (see :meth:`Client.get`)."""
         return self._call(self._client.get(job_id))
 
+    def wait(self, job_id: JobId, *, timeout: float | None = None) -> Any:
+        """Wait for a job's result (see :meth:`Client.wait`)."""
+        return self._call(self._client.wait(job_id, timeout=timeout))
+
     def list_jobs(
         self,
         *,

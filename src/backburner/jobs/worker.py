@@ -13,7 +13,8 @@ How an ending maps to a state change:
 ========================================  =================================
 ending                                    change
 ========================================  =================================
-returned                                  succeeded (expires later)
+returned                                  succeeded (expires later); a value
+                                          other than None is kept (results)
 raised, policy allows another attempt     scheduled for the retry
 raised, attempts exhausted / never retry  failed, or deleted (policy)
 function cannot be imported or arguments  failed at once, no retry
@@ -74,12 +75,14 @@ class Ending:
             function does not import, its arguments do not decode).
         policy: the job function's retry policy.
         duration: seconds from the start of :func:`perform` to the end.
+        value: what the job function returned (``None`` when it raised).
     """
 
     error: BaseException | None
     runnable: bool
     policy: RetryPolicy
     duration: float
+    value: Any = None
 
 
 async def perform(
@@ -112,9 +115,10 @@ async def perform(
         policy: RetryPolicy = DEFAULT_RETRY,
         *,
         runnable: bool = True,
+        value: Any = None,
     ) -> Ending:
         duration = time.monotonic() - started
-        return Ending(error, runnable, policy, duration)
+        return Ending(error, runnable, policy, duration, value)
 
     # 1. Find the function and its arguments; failing here is final.
     try:
@@ -143,13 +147,15 @@ async def perform(
     try:
         if function.runner_class is None:
             target = function.target
-            await _call(function, target, args, kwargs, token, delay, threads)
+            value = await _call(
+                function, target, args, kwargs, token, delay, threads
+            )
         else:
             runner_class: type[Any] = function.runner_class
             async with activator.scope(runner_class) as runner:
                 assert function.method_name is not None
                 target = getattr(runner, function.method_name)
-                await _call(
+                value = await _call(
                     function, target, args, kwargs, token, delay, threads
                 )
     except (Exception, OperationCancelled) as error:  # noqa: BLE001
@@ -157,7 +163,7 @@ async def perform(
         return ending(error, policy)
     finally:
         reset_current(current)
-    return ending(None, policy)
+    return ending(None, policy, value=value)
 
 
 async def _call(
@@ -168,14 +174,14 @@ async def _call(
     token: CancellationToken,
     delay: float,
     threads: JobThreads,
-) -> None:
-    """Call the job function: a coroutine here, a plain one on a thread."""
+) -> Any:
+    """Call the job function (a coroutine here, a plain one on a thread);
+    return what it returned."""
     if function.is_async:
         # The token stops the coroutine at what it awaits, ``delay``
         # seconds after it fired.
         coroutine = target(*args, **kwargs)
-        await _Interruption(token, delay).run(coroutine)
-        return
+        return await _Interruption(token, delay).run(coroutine)
     # A thread cannot be interrupted: synchronous jobs cooperate by
     # looking at their token. The thread runs in a copy of this task's
     # context, so that current_job() answers there too.
@@ -186,7 +192,8 @@ async def _call(
     if inspect.isawaitable(result):
         # A plain callable that returns a coroutine (a decorated
         # ``async def``): the coroutine is the job.
-        await _Interruption(token, 0.0).run(result)
+        return await _Interruption(token, 0.0).run(result)
+    return result
 
 
 class _Interruption:
@@ -215,8 +222,9 @@ class _Interruption:
         self._ended = False
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
 
-    async def run(self, awaitable: Awaitable[Any]) -> None:
-        """Await ``awaitable``; raise ``OperationCancelled`` if cut short.
+    async def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` and return its value; raise
+        ``OperationCancelled`` if cut short.
 
         Raises:
             OperationCancelled: the token fired (before the call too, when
@@ -233,7 +241,7 @@ class _Interruption:
         # Registered from the loop: the callback runs on it.
         registration = self._token.register(self._arm)
         try:
-            await awaitable
+            value = await awaitable
         except asyncio.CancelledError as error:
             if self._end(registration):
                 reason = self._token.reason or CancellationReason.REQUESTED
@@ -247,6 +255,7 @@ class _Interruption:
             # still cut short.
             reason = self._token.reason or CancellationReason.REQUESTED
             raise OperationCancelled(reason, self._token)
+        return value
 
     def _arm(self) -> None:
         if self._ended:
