@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from server_samples import returning_coroutine
+
 from backburner.jobs import retry
 
 
@@ -44,18 +46,7 @@ async def async_rich(label: str) -> dict[str, Any]:
     return rich(label)
 
 
-def _returning_coroutine(func: Any) -> Any:
-    """A decorator that hides that ``func`` is a coroutine function."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    wrapper.__module__ = func.__module__
-    wrapper.__qualname__ = func.__qualname__
-    return wrapper
-
-
-@_returning_coroutine
+@returning_coroutine
 async def hidden_async_rich(label: str) -> dict[str, Any]:
     """Looks synchronous to ``inspect``; its coroutine is the job."""
     await asyncio.sleep(0)

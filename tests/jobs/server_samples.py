@@ -53,7 +53,7 @@ def refuses(name: str) -> None:
     raise KnownError(f"{name} is not allowed")
 
 
-def _returning_coroutine(func: Any) -> Any:
+def returning_coroutine(func: Any) -> Any:
     """A decorator that hides that ``func`` is a coroutine function."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +64,7 @@ def _returning_coroutine(func: Any) -> Any:
     return wrapper
 
 
-@_returning_coroutine
+@returning_coroutine
 async def hidden_coroutine(name: str) -> None:
     """Looks synchronous to ``inspect``; returns a coroutine."""
     await asyncio.sleep(0)
