@@ -71,6 +71,17 @@ async def hold(key: str) -> None:
         active[key] -= 1
 
 
+async def hold_until_released(key: str) -> None:
+    """Counts overlapping runs of ``key`` and runs until ``release``."""
+    active[key] = active.get(key, 0) + 1
+    runs[key] = runs.get(key, 0) + 1
+    most_at_once[key] = max(most_at_once.get(key, 0), active[key])
+    try:
+        await asyncio.to_thread(release.wait, 30)
+    finally:
+        active[key] -= 1
+
+
 async def wait_release(name: str) -> None:
     """Runs until ``release`` is set."""
     runs[name] = runs.get(name, 0) + 1

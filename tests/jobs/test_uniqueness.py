@@ -63,16 +63,21 @@ async def test_racing_clients_and_running_servers_keep_one_active_job(
     try:
         async with servers(storage_url, 2):
             for _ in range(5):
+                # The job runs until every racing enqueue has returned:
+                # a job that ended first would rightly let a later
+                # enqueue create a new one.
+                samples.release.clear()
                 ids = await asyncio.gather(
                     *(
                         Client(storage).enqueue_with(
-                            options, samples.hold, "k"
+                            options, samples.hold_until_released, "k"
                         )
                         for storage in clients
                         for _ in range(3)
                     )
                 )
                 assert len(set(ids)) == 1
+                samples.release.set()
 
                 async def finished(job_id: int = ids[0]) -> bool:
                     job = await shared.get(job_id)
