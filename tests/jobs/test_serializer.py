@@ -49,3 +49,20 @@ def test_a_refused_value_a_few_levels_down_keeps_its_whole_path() -> None:
     assert str(refused.value).startswith(
         "argument 'batch'['orders'][0]['lines'][0]['sku']: "
     )
+
+
+def test_an_integer_too_long_to_write_is_refused_by_name() -> None:
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((), {"n": [1, {"x": -(10**4300)}]})
+
+    assert str(refused.value) == (
+        "argument 'n'[1]['x']: integers of more than 4300 digits cannot be "
+        "stored"
+    )
+
+
+def test_long_integers_within_the_limit_round_trip() -> None:
+    longest = 10**4300 - 1
+    stored = encode_arguments((longest, -longest, 2**14_001), {})
+
+    assert decode_arguments(stored) == ((longest, -longest, 2**14_001), {})

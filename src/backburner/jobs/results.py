@@ -97,10 +97,6 @@ def keep_result(
         # the value (dict keys), nothing of the value itself.
         detail = str(error)[len(f"argument {error.argument}: ") :]
         why = f"{type(value).__qualname__} is not serialisable: {detail}"
-    except ValueError as error:
-        # JSON refuses integers of more than 4300 digits (and storage
-        # could not read them back either).
-        why = f"{type(value).__qualname__} is not serialisable: {error}"
     else:
         if size <= limit:
             data[RESULT] = encoded

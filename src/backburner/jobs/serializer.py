@@ -33,6 +33,7 @@ import base64
 import enum
 import json
 import math
+import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -44,6 +45,9 @@ from backburner.jobs.errors import JobArgumentError
 
 _TAG = "__bb__"
 _MAX_DEPTH = 64
+# Below this many bits an integer has fewer than 4,200 decimal digits,
+# under any limit Python sets on int-to-text conversion by default.
+_SHORT_INT_BITS = 14_000
 # Paths in error messages name this many steps into an argument, then
 # "...": a refused value nested 64 deep would otherwise fill a screen.
 _SHOWN_DEPTH = 8
@@ -95,7 +99,11 @@ def _encode(value: Any, path: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise _RefusedError(path, f"nested deeper than {_MAX_DEPTH} levels")
     kind = type(value)
-    if value is None or kind is bool or kind is int:
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        if value.bit_length() > _SHORT_INT_BITS:
+            _check_int_digits(value, path)
         return value
     if kind is str:
         return _check_text(value, path)
@@ -125,6 +133,15 @@ def _encode(value: Any, path: str, depth: int) -> Any:
     raise _RefusedError(
         path, f"values of type {kind.__qualname__} cannot be stored"
     )
+
+
+def _check_int_digits(value: int, path: str) -> None:
+    """Refuse an integer too long for Python to write as text (JSON)."""
+    limit = sys.get_int_max_str_digits()
+    if limit and abs(value) >= 10**limit:
+        raise _RefusedError(
+            path, f"integers of more than {limit} digits cannot be stored"
+        )
 
 
 def _encode_dict(value: dict[Any, Any], path: str, depth: int) -> Any:
