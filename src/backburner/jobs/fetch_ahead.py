@@ -1,0 +1,129 @@
+"""Fetching ahead: jobs taken for workers that are about to be free.
+
+A server that fetches only for its free workers leaves each worker idle
+for a whole storage round trip (a millisecond or more) after every job,
+and longer when it frees up while another fetch is in flight. For jobs
+that take a few milliseconds that idle time is a good part of each
+worker's cycle. So the server also fetches, beyond its free workers,
+about as many jobs as its busy workers are expected to finish within
+``window`` seconds, judged by how long recent jobs took; a worker that
+frees up starts the next of them at once, and the next fetch refills.
+
+Jobs that take seconds give a count of zero: nothing is fetched ahead,
+and a job is never held in *processing* while it waits for a worker
+that will only be free much later. Should the jobs get much longer all
+at once, the jobs already fetched ahead would wait: the server puts
+them back on their queues once the oldest has waited longer than
+``hold``, and fetches ahead again only after a worker has freed up
+(which tells how long jobs now take).
+
+What it costs: a job fetched ahead is in *processing*, held by this
+server, for a few milliseconds before it starts; a job enqueued
+meanwhile on a queue listed earlier starts after it; and a job deleted
+in those milliseconds still starts, its token firing at the next check
+for aborted jobs, as when it is deleted just after it starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterable
+
+from backburner.storage.base import JobRecord
+
+__all__ = ["FetchAhead"]
+
+# How much the latest job counts in the running mean of job durations:
+# enough to follow a change within a few dozen jobs.
+_WEIGHT = 0.1
+
+
+class FetchAhead:
+    """How many jobs to fetch beyond the free workers, and those jobs.
+
+    Args:
+        workers: the server's concurrency (at most this many are
+            fetched ahead).
+        window: seconds of the busy workers' expected work to fetch
+            ahead; 0 turns fetching ahead off.
+        hold: seconds the oldest job fetched ahead may wait for a worker
+            before :meth:`overdue` says so.
+    """
+
+    def __init__(self, workers: int, window: float, hold: float) -> None:
+        self._workers = workers
+        self._window = window
+        self._hold = hold
+        self._mean = 0.0  # seconds; 0 until a job has finished
+        self._paused = False
+        # Jobs waiting for a worker, oldest first, each with the
+        # (monotonic) moment it was fetched.
+        self._jobs: collections.deque[tuple[JobRecord, float]] = (
+            collections.deque()
+        )
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def finished(self, seconds: float) -> None:
+        """A job ended after ``seconds`` on its worker."""
+        if self._mean == 0.0:
+            self._mean = seconds
+        else:
+            self._mean += _WEIGHT * (seconds - self._mean)
+        self._paused = False
+
+    def target(self) -> int:
+        """How many jobs to keep fetched ahead."""
+        if self._paused or self._window <= 0 or self._mean <= 0:
+            return 0
+        expected = self._workers * self._window / self._mean
+        return min(self._workers, int(expected))
+
+    def limit(self, free: int) -> int:
+        """How many jobs to fetch now, with ``free`` free workers.
+
+        Returns 0 when no fetch is due: no worker is free and at least
+        half of the target is fetched already (so that fetches stay
+        large rather than one per finished job).
+        """
+        target = self.target()
+        missing = target - len(self._jobs)
+        if free == 0 and 2 * missing <= target:
+            return 0
+        return free + max(missing, 0)
+
+    def keep(self, jobs: Iterable[JobRecord]) -> None:
+        """Hold ``jobs`` until workers are free for them."""
+        now = time.monotonic()
+        self._jobs.extend((job, now) for job in jobs)
+
+    def take(self) -> JobRecord | None:
+        """The oldest job fetched ahead, or None."""
+        if not self._jobs:
+            return None
+        return self._jobs.popleft()[0]
+
+    def overdue(self) -> bool:
+        """Whether the oldest job has waited for a worker too long."""
+        if not self._jobs:
+            return False
+        return time.monotonic() - self._jobs[0][1] > self._hold
+
+    def seconds_to_overdue(self) -> float | None:
+        """Seconds until :meth:`overdue` turns true, or None (no jobs)."""
+        if not self._jobs:
+            return None
+        waited = time.monotonic() - self._jobs[0][1]
+        return max(self._hold - waited, 0.0)
+
+    def give_up(self) -> list[JobRecord]:
+        """Hand back every job held, and fetch none ahead for now.
+
+        Fetching ahead resumes once a job finishes (:meth:`finished`).
+        """
+        jobs = [job for job, _ in self._jobs]
+        self._jobs.clear()
+        self._paused = True
+        return jobs
