@@ -84,15 +84,15 @@ class FetchAhead:
     def limit(self, free: int) -> int:
         """How many jobs to fetch now, with ``free`` free workers.
 
-        Returns 0 when no fetch is due: no worker is free and at least
-        half of the target is fetched already (so that fetches stay
-        large rather than one per finished job).
+        Returns 0 when no fetch is due: no worker is free and less than
+        half of the target is missing (so that fetches stay large rather
+        than one per finished job).
         """
         target = self.target()
-        missing = target - len(self._jobs)
-        if free == 0 and 2 * missing <= target:
+        missing = max(target - len(self._jobs), 0)
+        if free == 0 and (missing == 0 or 2 * missing < target):
             return 0
-        return free + max(missing, 0)
+        return free + missing
 
     def keep(self, jobs: Iterable[JobRecord]) -> None:
         """Hold ``jobs`` until workers are free for them."""

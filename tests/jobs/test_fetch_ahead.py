@@ -1,0 +1,186 @@
+"""Fetching ahead: the count, and the server's use of it on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import job_samples
+import pytest
+from server_helpers import (
+    FAST,
+    client,
+    eventually,
+    fresh_samples,
+    state_is,
+    storage,
+)
+
+from backburner.jobs import Call, Client, JobState, Server
+from backburner.jobs.fetch_ahead import FetchAhead
+from backburner.storage import Storage
+from backburner.storage.base import JobRecord
+
+__all__ = ["client", "fresh_samples", "storage"]
+
+S = JobState
+pytestmark = pytest.mark.timeout(60)
+
+
+def job(number: int) -> JobRecord:
+    # FetchAhead only keeps and hands back what it is given.
+    return cast(JobRecord, ("job", number))
+
+
+# -- the count ----------------------------------------------------------
+
+
+def test_nothing_is_fetched_ahead_before_a_job_has_finished() -> None:
+    ahead = FetchAhead(workers=50, window=0.02, hold=0.5)
+
+    assert ahead.target() == 0
+    assert ahead.limit(free=3) == 3
+    assert ahead.limit(free=0) == 0
+
+
+def test_short_jobs_fill_the_workers_and_long_jobs_fetch_none_ahead() -> None:
+    ahead = FetchAhead(workers=50, window=0.02, hold=0.5)
+
+    ahead.finished(0.01)
+    assert ahead.target() == 50  # 50 workers x 2 jobs each, at most 50
+
+    for _ in range(100):
+        ahead.finished(0.3)
+    assert ahead.target() == 3  # 50 x 0.02 / 0.3 s, rounded down
+
+    ahead.finished(30.0)
+    assert ahead.target() == 0
+
+
+def test_a_window_of_zero_turns_fetching_ahead_off() -> None:
+    ahead = FetchAhead(workers=8, window=0.0, hold=0.5)
+    ahead.finished(0.001)
+
+    assert ahead.target() == 0
+    assert ahead.limit(free=2) == 2
+
+
+def test_a_fetch_is_due_once_half_the_jobs_ahead_are_taken() -> None:
+    ahead = FetchAhead(workers=10, window=1.0, hold=0.5)
+    ahead.finished(0.01)
+    assert ahead.limit(free=0) == 10
+
+    ahead.keep([job(n) for n in range(10)])
+    taken = [ahead.take() for _ in range(4)]
+    assert taken == [job(0), job(1), job(2), job(3)]
+    assert ahead.limit(free=0) == 0  # 4 missing of 10: not yet
+    ahead.take()
+    assert ahead.limit(free=0) == 5
+    # Free workers are always fetched for.
+    assert ahead.limit(free=2) == 7
+
+
+def test_jobs_held_too_long_are_given_up_and_fetching_ahead_pauses() -> None:
+    ahead = FetchAhead(workers=4, window=1.0, hold=0.0)
+    ahead.finished(0.01)
+    ahead.keep([job(1), job(2)])
+
+    assert ahead.overdue()
+    assert ahead.seconds_to_overdue() == 0.0
+    assert ahead.give_up() == [job(1), job(2)]
+    assert not ahead
+    assert ahead.seconds_to_overdue() is None
+    assert ahead.target() == 0
+    ahead.finished(0.01)  # a worker freed up: the jobs' length is known
+    assert ahead.target() == 4
+
+
+# -- the server ---------------------------------------------------------
+
+
+def server(storage: Storage, **options: Any) -> Server:
+    return Server(storage, **{**FAST, **options})
+
+
+def count_limits(storage: Storage) -> list[int]:
+    """Note the ``limit`` of every fetch the server makes."""
+    limits: list[int] = []
+    combined = storage.apply_changes_and_fetch
+
+    async def counting(
+        changes: Any, name: str, queues: Any, limit: int, now: Any
+    ) -> Any:
+        limits.append(limit)
+        return await combined(changes, name, queues, limit, now)
+
+    storage.apply_changes_and_fetch = counting  # type: ignore[method-assign]
+    return limits
+
+
+async def test_short_jobs_are_fetched_for_busy_workers_too(
+    storage: Storage, client: Client
+) -> None:
+    await client.enqueue_many(
+        [Call(job_samples.async_record, n) for n in range(100)]
+    )
+    limits = count_limits(storage)
+
+    await server(storage, concurrency=2).run(until_empty=True)
+
+    counts = await client.counts()
+    assert counts.by_state[S.SUCCEEDED] == 100
+    assert sorted(v for _, v in job_samples.calls) == list(range(100))
+    assert max(limits) > 2, limits
+
+
+async def test_jobs_fetched_ahead_go_back_when_no_worker_frees_up(
+    storage: Storage, client: Client
+) -> None:
+    first = await client.enqueue(job_samples.async_noop)
+    # One worker; a finished job makes the next ones count as short.
+    async with server(storage, concurrency=1, fetch_ahead=10.0):
+        await eventually(lambda: state_is(client, first, S.SUCCEEDED))
+        long_id, waiting = await client.enqueue_many(
+            [
+                Call(job_samples.wait_for_token, "long"),
+                Call(job_samples.async_record, "after"),
+            ]
+        )
+        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+        await eventually(lambda: state_is(client, waiting, S.ENQUEUED))
+
+        job = await client.get(waiting)
+        assert [e.state for e in job.history] == [
+            S.ENQUEUED,
+            S.PROCESSING,
+            S.ENQUEUED,
+        ]
+        assert job.reason == "fetched ahead, but no worker freed up in time"
+        assert ("async_record", "after") not in job_samples.calls
+        # Not fetched ahead again while the worker stays busy.
+        await asyncio.sleep(5 * FAST["poll_interval"])
+        assert len((await client.get(waiting)).history) == 3
+        assert await state_is(client, long_id, S.PROCESSING)
+
+
+async def test_jobs_fetched_ahead_go_back_when_the_server_stops(
+    storage: Storage, client: Client
+) -> None:
+    first = await client.enqueue(job_samples.async_noop)
+    async with server(
+        storage, concurrency=1, fetch_ahead=10.0, poll_interval=30.0
+    ):
+        await eventually(lambda: state_is(client, first, S.SUCCEEDED))
+        _, waiting = await client.enqueue_many(
+            [
+                Call(job_samples.wait_for_token, "long"),
+                Call(job_samples.async_record, "after"),
+            ]
+        )
+        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+        await eventually(lambda: state_is(client, waiting, S.PROCESSING))
+
+    job = await client.get(waiting)
+    assert job.state is S.ENQUEUED
+    assert job.reason == "server stopping"
+    assert ("async_record", "after") not in job_samples.calls
