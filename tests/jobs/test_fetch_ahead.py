@@ -184,3 +184,47 @@ async def test_jobs_fetched_ahead_go_back_when_the_server_stops(
     assert job.state is S.ENQUEUED
     assert job.reason == "server stopping"
     assert ("async_record", "after") not in job_samples.calls
+
+
+async def test_a_job_deleted_while_fetched_ahead_never_starts(
+    storage: Storage, client: Client
+) -> None:
+    first = await client.enqueue(job_samples.async_noop)
+    async with server(
+        storage, concurrency=1, fetch_ahead=10.0, poll_interval=30.0
+    ):
+        await eventually(lambda: state_is(client, first, S.SUCCEEDED))
+        long_id, waiting = await client.enqueue_many(
+            [
+                Call(job_samples.wait_for_token, "long"),
+                Call(job_samples.async_record, "after"),
+            ]
+        )
+        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+        await eventually(lambda: state_is(client, waiting, S.PROCESSING))
+
+        await client.delete(waiting)
+        # The worker frees up: the deleted job must not be its next one.
+        await client.delete(long_id)
+        await eventually(lambda: state_is(client, long_id, S.DELETED))
+        later = await client.enqueue(job_samples.async_record, "later")
+        await eventually(lambda: state_is(client, later, S.SUCCEEDED))
+
+    assert ("async_record", "after") not in job_samples.calls
+    assert (await client.get(waiting)).state is S.DELETED
+
+
+def test_jobs_changed_elsewhere_are_dropped() -> None:
+    ahead = FetchAhead(workers=4, window=1.0, hold=0.5)
+    ahead.finished(0.01)
+    records = [
+        cast(JobRecord, type("Job", (), {"id": n})()) for n in (1, 2, 3)
+    ]
+    ahead.keep(records)
+
+    assert ahead.drop({2, 9}) == [records[1]]
+    assert [ahead.take(), ahead.take(), ahead.take()] == [
+        records[0],
+        records[2],
+        None,
+    ]

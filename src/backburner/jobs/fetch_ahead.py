@@ -18,19 +18,21 @@ them back on their queues once the oldest has waited longer than
 (which tells how long jobs now take).
 
 What it costs: a job fetched ahead is in *processing*, held by this
-server, for a few milliseconds before it starts; a job enqueued
-meanwhile on a queue listed earlier starts after it; and a job deleted
-in those milliseconds still starts, its token firing at the next check
-for aborted jobs, as when it is deleted just after it starts.
+server, for a few milliseconds before it starts, and a job enqueued
+meanwhile on a queue listed earlier starts after it. A job deleted or
+requeued in those milliseconds is dropped when the server hears of it
+(at once when that happened in its own process); otherwise it starts,
+and its token fires at the next check for aborted jobs, as when it is
+deleted just after it starts.
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from backburner.storage.base import JobRecord
+from backburner.storage.base import JobId, JobRecord
 
 __all__ = ["FetchAhead"]
 
@@ -104,6 +106,16 @@ class FetchAhead:
         if not self._jobs:
             return None
         return self._jobs.popleft()[0]
+
+    def drop(self, job_ids: Collection[JobId]) -> list[JobRecord]:
+        """Forget the jobs of ``job_ids`` (changed by someone else since
+        they were fetched); return those that were held."""
+        dropped = [job for job, _ in self._jobs if job.id in job_ids]
+        if dropped:
+            self._jobs = collections.deque(
+                entry for entry in self._jobs if entry[0].id not in job_ids
+            )
+        return dropped
 
     def overdue(self) -> bool:
         """Whether the oldest job has waited for a worker too long."""

@@ -376,7 +376,9 @@ class Server:
         self._held: set[tuple[JobId, int]] = set()
         self._fetching = asyncio.Lock()
         self._threads = JobThreads(self.concurrency)
-        self._writer = OutcomeWriter(self.storage, tuning.outcome_window)
+        self._writer = OutcomeWriter(
+            self.storage, tuning.outcome_window, self._fetching
+        )
         self._progress = ProgressFlusher(
             self.storage, tuning.progress_interval
         )
@@ -857,6 +859,8 @@ class Server:
                 self._wake.set()
         elif isinstance(notification, JobsAborted):
             ids = notification.job_ids
+            for job in self._ahead.drop(ids):
+                self._held.discard((job.id, job.version))
             if not ids.isdisjoint(self._latest):
                 self._abort_check.set()
 
