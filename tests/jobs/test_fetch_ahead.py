@@ -35,39 +35,79 @@ def job(number: int) -> JobRecord:
 # -- the count ----------------------------------------------------------
 
 
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def finish(ahead: FetchAhead, clock: Clock, jobs: int, every: float) -> None:
+    """``jobs`` jobs finish, one every ``every`` seconds."""
+    for _ in range(jobs):
+        clock.now += every
+        ahead.finished()
+
+
 def test_nothing_is_fetched_ahead_before_a_job_has_finished() -> None:
-    ahead = FetchAhead(workers=50, window=0.02, hold=0.5)
+    ahead = FetchAhead(workers=50, window=0.02, hold=0.5, clock=Clock())
 
     assert ahead.target() == 0
     assert ahead.limit(free=3) == 3
     assert ahead.limit(free=0) == 0
 
 
-def test_short_jobs_fill_the_workers_and_long_jobs_fetch_none_ahead() -> None:
-    ahead = FetchAhead(workers=50, window=0.02, hold=0.5)
+def test_the_count_follows_the_pace_at_which_jobs_finish() -> None:
+    clock = Clock()
+    ahead = FetchAhead(workers=50, window=0.02, hold=0.5, clock=clock)
 
-    ahead.finished(0.01)
-    assert ahead.target() == 50  # 50 workers x 2 jobs each, at most 50
+    finish(ahead, clock, 500, every=0.0002)  # 5,000 a second
+    assert ahead.target() == 50  # 100 in 20 ms, at most the workers
 
-    for _ in range(100):
-        ahead.finished(0.3)
-    assert ahead.target() == 3  # 50 x 0.02 / 0.3 s, rounded down
+    finish(ahead, clock, 100, every=0.004)  # 250 a second
+    assert ahead.target() == 5
 
-    ahead.finished(30.0)
+    finish(ahead, clock, 10, every=0.5)  # 50 workers on 25 s jobs
+    assert ahead.target() == 0
+
+
+def test_short_jobs_beside_long_ones_are_fetched_ahead_at_their_pace() -> None:
+    # 49 workers hold hour-long jobs; one runs a 10 ms job after another.
+    clock = Clock()
+    ahead = FetchAhead(workers=50, window=0.02, hold=0.5, clock=clock)
+
+    finish(ahead, clock, 30, every=0.01)
+
+    assert ahead.target() == 2
+
+
+def test_the_count_falls_to_zero_once_jobs_stop_finishing() -> None:
+    clock = Clock()
+    ahead = FetchAhead(workers=8, window=0.02, hold=0.5, clock=clock)
+    finish(ahead, clock, 100, every=0.001)
+    assert ahead.target() == 8
+
+    clock.now += 1.0
+
     assert ahead.target() == 0
 
 
 def test_a_window_of_zero_turns_fetching_ahead_off() -> None:
-    ahead = FetchAhead(workers=8, window=0.0, hold=0.5)
-    ahead.finished(0.001)
+    clock = Clock()
+    ahead = FetchAhead(workers=8, window=0.0, hold=0.5, clock=clock)
+    finish(ahead, clock, 100, every=0.0001)
 
     assert ahead.target() == 0
     assert ahead.limit(free=2) == 2
 
 
 def test_a_fetch_is_due_once_half_the_jobs_ahead_are_taken() -> None:
-    ahead = FetchAhead(workers=10, window=1.0, hold=0.5)
-    ahead.finished(0.01)
+    clock = Clock()
+    ahead = FetchAhead(workers=10, window=1.0, hold=0.5, clock=clock)
+    finish(ahead, clock, 1, every=0.01)
     assert ahead.limit(free=0) == 10
 
     ahead.keep([job(n) for n in range(10)])
@@ -81,9 +121,14 @@ def test_a_fetch_is_due_once_half_the_jobs_ahead_are_taken() -> None:
 
 
 def test_jobs_held_too_long_are_given_up_and_fetching_ahead_pauses() -> None:
-    ahead = FetchAhead(workers=4, window=1.0, hold=0.0)
-    ahead.finished(0.01)
+    clock = Clock()
+    ahead = FetchAhead(workers=4, window=1.0, hold=0.3, clock=clock)
+    finish(ahead, clock, 1, every=0.01)
     ahead.keep([job(1), job(2)])
+    assert not ahead.overdue()
+    assert ahead.seconds_to_overdue() == pytest.approx(0.3)
+
+    clock.now += 0.5
 
     assert ahead.overdue()
     assert ahead.seconds_to_overdue() == 0.0
@@ -91,8 +136,24 @@ def test_jobs_held_too_long_are_given_up_and_fetching_ahead_pauses() -> None:
     assert not ahead
     assert ahead.seconds_to_overdue() is None
     assert ahead.target() == 0
-    ahead.finished(0.01)  # a worker freed up: the jobs' length is known
+    finish(ahead, clock, 1, every=0.01)  # a worker freed up
     assert ahead.target() == 4
+
+
+def test_jobs_changed_elsewhere_are_dropped() -> None:
+    clock = Clock()
+    ahead = FetchAhead(workers=4, window=1.0, hold=0.5, clock=clock)
+    records = [
+        cast(JobRecord, type("Job", (), {"id": n})()) for n in (1, 2, 3)
+    ]
+    ahead.keep(records)
+
+    assert ahead.drop({2, 9}) == [records[1]]
+    assert [ahead.take(), ahead.take(), ahead.take()] == [
+        records[0],
+        records[2],
+        None,
+    ]
 
 
 # -- the server ---------------------------------------------------------
@@ -212,19 +273,3 @@ async def test_a_job_deleted_while_fetched_ahead_never_starts(
 
     assert ("async_record", "after") not in job_samples.calls
     assert (await client.get(waiting)).state is S.DELETED
-
-
-def test_jobs_changed_elsewhere_are_dropped() -> None:
-    ahead = FetchAhead(workers=4, window=1.0, hold=0.5)
-    ahead.finished(0.01)
-    records = [
-        cast(JobRecord, type("Job", (), {"id": n})()) for n in (1, 2, 3)
-    ]
-    ahead.keep(records)
-
-    assert ahead.drop({2, 9}) == [records[1]]
-    assert [ahead.take(), ahead.take(), ahead.take()] == [
-        records[0],
-        records[2],
-        None,
-    ]

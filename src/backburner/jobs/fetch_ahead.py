@@ -5,17 +5,20 @@ for a whole storage round trip (a millisecond or more) after every job,
 and longer when it frees up while another fetch is in flight. For jobs
 that take a few milliseconds that idle time is a good part of each
 worker's cycle. So the server also fetches, beyond its free workers,
-about as many jobs as its busy workers are expected to finish within
-``window`` seconds, judged by how long recent jobs took; a worker that
-frees up starts the next of them at once, and the next fetch refills.
+about as many jobs as its workers are expected to finish within
+``window`` seconds, judged by how many finished over the last
+:data:`PERIOD`; a worker that frees up starts the next of them at once,
+and the next fetch refills.
 
-Jobs that take seconds give a count of zero: nothing is fetched ahead,
-and a job is never held in *processing* while it waits for a worker
-that will only be free much later. Should the jobs get much longer all
-at once, the jobs already fetched ahead would wait: the server puts
-them back on their queues once the oldest has waited longer than
-``hold``, and fetches ahead again only after a worker has freed up
-(which tells how long jobs now take).
+Where jobs finish less often than once per ``window`` (long jobs, or a
+few workers), the count is zero: nothing is fetched ahead, and a job is
+never held in *processing* while it waits for a worker that will only
+be free much later. A server whose few short jobs run beside long ones
+fetches ahead only as many as its short jobs' pace asks for. Should
+the jobs get much longer all at once, the jobs already fetched ahead
+would wait: the server puts them back on their queues once the oldest
+has waited longer than ``hold``, and fetches ahead again only after a
+worker has freed up.
 
 What it costs: a job fetched ahead is in *processing*, held by this
 server, for a few milliseconds before it starts, and a job enqueued
@@ -30,15 +33,16 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from backburner.storage.base import JobId, JobRecord
 
 __all__ = ["FetchAhead"]
 
-# How much the latest job counts in the running mean of job durations:
-# enough to follow a change within a few dozen jobs.
-_WEIGHT = 0.1
+PERIOD = 0.1
+"""Seconds over which finished jobs are counted: several cycles of the
+short jobs fetching ahead is for, and short enough that it takes effect
+early in a burst of work."""
 
 
 class FetchAhead:
@@ -51,13 +55,22 @@ class FetchAhead:
             ahead; 0 turns fetching ahead off.
         hold: seconds the oldest job fetched ahead may wait for a worker
             before :meth:`overdue` says so.
+        clock: where the time comes from (seconds, monotonic).
     """
 
-    def __init__(self, workers: int, window: float, hold: float) -> None:
+    def __init__(
+        self,
+        workers: int,
+        window: float,
+        hold: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._workers = workers
         self._window = window
         self._hold = hold
-        self._mean = 0.0  # seconds; 0 until a job has finished
+        self._clock = clock
+        # When recent jobs finished (monotonic), oldest first.
+        self._finished: collections.deque[float] = collections.deque()
         self._paused = False
         # Jobs waiting for a worker, oldest first, each with the
         # (monotonic) moment it was fetched.
@@ -68,20 +81,25 @@ class FetchAhead:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def finished(self, seconds: float) -> None:
-        """A job ended after ``seconds`` on its worker."""
-        if self._mean == 0.0:
-            self._mean = seconds
-        else:
-            self._mean += _WEIGHT * (seconds - self._mean)
+    def finished(self) -> None:
+        """A job ended and its worker is free."""
+        now = self._clock()
+        self._finished.append(now)
+        self._forget(now)
         self._paused = False
 
     def target(self) -> int:
         """How many jobs to keep fetched ahead."""
-        if self._paused or self._window <= 0 or self._mean <= 0:
+        if self._paused or self._window <= 0:
             return 0
-        expected = self._workers * self._window / self._mean
+        self._forget(self._clock())
+        expected = len(self._finished) * self._window / PERIOD
         return min(self._workers, int(expected))
+
+    def _forget(self, now: float) -> None:
+        finished = self._finished
+        while finished and finished[0] < now - PERIOD:
+            finished.popleft()
 
     def limit(self, free: int) -> int:
         """How many jobs to fetch now, with ``free`` free workers.
@@ -98,7 +116,7 @@ class FetchAhead:
 
     def keep(self, jobs: Iterable[JobRecord]) -> None:
         """Hold ``jobs`` until workers are free for them."""
-        now = time.monotonic()
+        now = self._clock()
         self._jobs.extend((job, now) for job in jobs)
 
     def take(self) -> JobRecord | None:
@@ -121,13 +139,13 @@ class FetchAhead:
         """Whether the oldest job has waited for a worker too long."""
         if not self._jobs:
             return False
-        return time.monotonic() - self._jobs[0][1] > self._hold
+        return self._clock() - self._jobs[0][1] > self._hold
 
     def seconds_to_overdue(self) -> float | None:
         """Seconds until :meth:`overdue` turns true, or None (no jobs)."""
         if not self._jobs:
             return None
-        waited = time.monotonic() - self._jobs[0][1]
+        waited = self._clock() - self._jobs[0][1]
         return max(self._hold - waited, 0.0)
 
     def give_up(self) -> list[JobRecord]:

@@ -4,8 +4,8 @@ One :class:`Server` is one process's share of the work. It registers
 itself in storage under its name (``host:pid`` unless named), then:
 
 - **fetches** ready jobs from its queues, in the order given, in batches
-  sized to its free workers plus the jobs its busy workers are expected
-  to finish within ``fetch_ahead`` seconds
+  sized to its free workers plus the jobs its workers are expected to
+  finish within ``fetch_ahead`` seconds
   (:mod:`~backburner.jobs.fetch_ahead`), and runs each on a worker
   (``async def`` job functions on the event loop, plain ones on a job
   thread);
@@ -149,8 +149,8 @@ class ServerTuning:
         progress_interval: how often the progress jobs report is
             written (latest value per job, all jobs in one write).
         fetch_ahead: how much work to fetch beyond the free workers: the
-            jobs the busy workers are expected to finish within this
-            time, judged by recent jobs' durations (0 turns it off; see
+            jobs the workers are expected to finish within this time, at
+            the pace jobs finished lately (0 turns it off; see
             :mod:`~backburner.jobs.fetch_ahead`). Jobs fetched ahead that
             wait longer than ``poll_interval`` go back on their queues.
     """
@@ -220,7 +220,6 @@ class _Execution:
     worker: int
     task: asyncio.Task[None] | None = None
     abandoned: bool = False
-    began: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
     def key(self) -> tuple[JobId, int]:
@@ -757,7 +756,7 @@ class Server:
         if self._latest.get(execution.job.id) is execution:
             del self._latest[execution.job.id]
         self._free_workers.append(execution.worker)
-        self._ahead.finished(time.monotonic() - execution.began)
+        self._ahead.finished()
         execution.source.close()
         self._changed.set()
         if not self._stop_level():
