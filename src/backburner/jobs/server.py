@@ -586,7 +586,10 @@ class Server:
                 "no worker freed up for them",
                 self.name,
                 len(jobs),
-                extra={"event": "server.fetched_ahead_returned"},
+                extra={
+                    "event": "server.fetched_ahead_returned",
+                    "server": self.name,
+                },
             )
             await self._put_back(jobs, _NO_WORKER)
 
