@@ -42,6 +42,11 @@ _NOT_FOR_THE_WORKER = (
     "asyncpg",
     "psycopg",
     "multiprocessing",
+    # importlib.resources imports these; the SQLite migrations are found
+    # without it.
+    "importlib.resources",
+    "zipfile",
+    "tempfile",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import job_samples
 import pytest
@@ -71,3 +72,38 @@ async def test_a_stopped_writer_tells_none_at_once(
 
     assert told == [None]
     assert (await client.get(job_id)).state is JobState.ENQUEUED
+
+
+async def test_a_batch_due_during_a_fetch_waits_for_it_and_rides_along(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(job_samples.noop)
+    fetching = asyncio.Lock()
+    writes: list[int] = []
+    apply_changes = storage.apply_changes
+
+    async def counting(changes: Any) -> Any:
+        writes.append(len(changes))
+        return await apply_changes(changes)
+
+    storage.apply_changes = counting  # type: ignore[method-assign]
+    told: list[ChangeOutcome | None] = []
+    writer = OutcomeWriter(storage, window=0.001, fetching=fetching)
+    writer.start()
+    try:
+        async with fetching:  # a fetch in flight
+            change = states.delete(
+                job_id, datetime.now(UTC), "gone", timedelta(days=1)
+            )
+            writer.submit_then(change, told.append)
+            await asyncio.sleep(0.05)  # the window ends meanwhile
+            assert writes == []
+            # The next fetch takes the change along, as the server does.
+            batch = writer.take()
+        outcomes = await storage.apply_changes([c for c, _ in batch])
+        writer.settle(batch, outcomes)
+    finally:
+        await writer.close()
+
+    assert writes == [1]  # the fetch's write, none of the writer's own
+    assert [outcome.applied for outcome in told if outcome] == [True]

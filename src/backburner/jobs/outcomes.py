@@ -47,11 +47,20 @@ class OutcomeWriter:
     Args:
         storage: where to write.
         window: seconds to wait for more changes before writing a batch.
+        fetching: the lock the server holds while it fetches; a batch
+            whose window ends during a fetch waits for that fetch to end,
+            as the server's next fetch usually takes it along.
     """
 
-    def __init__(self, storage: Storage, window: float) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        window: float,
+        fetching: asyncio.Lock | None = None,
+    ) -> None:
         self._storage = storage
         self._window = window
+        self._fetching = fetching
         self._pending: list[_Pending] = []
         self._kick = asyncio.Event()
         self._closing = False
@@ -144,6 +153,12 @@ class OutcomeWriter:
                 and len(self._pending) < _MAX_BATCH
             ):
                 await asyncio.sleep(self._window)
+                if self._fetching is not None and self._fetching.locked():
+                    # The server's next fetch takes the pending changes
+                    # along (before it queues for the lock behind us);
+                    # whatever is left then is written here.
+                    async with self._fetching:
+                        pass
             while self._pending:
                 batch = self._pending[:_MAX_BATCH]
                 del self._pending[:_MAX_BATCH]

@@ -4,8 +4,11 @@ One :class:`Server` is one process's share of the work. It registers
 itself in storage under its name (``host:pid`` unless named), then:
 
 - **fetches** ready jobs from its queues, in the order given, in batches
-  sized to its free workers, and runs each on a worker (``async def``
-  job functions on the event loop, plain ones on a job thread);
+  sized to its free workers plus the jobs its workers are expected to
+  finish within ``fetch_ahead`` seconds
+  (:mod:`~backburner.jobs.fetch_ahead`), and runs each on a worker
+  (``async def`` job functions on the event loop, plain ones on a job
+  thread);
 - **wakes up** at once when a job is enqueued in this process (storage
   notifications), and polls every ``poll_interval`` seconds for jobs
   enqueued elsewhere (PostgreSQL storage may notify across processes);
@@ -64,6 +67,7 @@ from backburner.jobs.activator import Activator
 from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
 from backburner.jobs.context import JobContext
 from backburner.jobs.expiry import Expirer
+from backburner.jobs.fetch_ahead import FetchAhead
 from backburner.jobs.heartbeat import Heartbeat
 from backburner.jobs.log_output import log_to
 from backburner.jobs.outcomes import OutcomeWriter
@@ -98,6 +102,8 @@ _log = logging.getLogger("backburner.server")
 
 DECLARED_DEAD = "server declared dead"
 """Token reason when the server finds its jobs were recovered."""
+_STOPPING = "server stopping"
+_NO_WORKER = "fetched ahead, but no worker freed up in time"
 _ABORT_REASONS = {
     None: CancellationReason.JOB_DELETED.value,
     JobState.DELETED: CancellationReason.JOB_DELETED.value,
@@ -146,6 +152,11 @@ class ServerTuning:
             created before it counts as missed (see ``MissedRunPolicy``).
         progress_interval: how often the progress jobs report is
             written (latest value per job, all jobs in one write).
+        fetch_ahead: how much work to fetch beyond the free workers: the
+            jobs the workers are expected to finish within this time, at
+            the pace jobs finished lately (0 turns it off; see
+            :mod:`~backburner.jobs.fetch_ahead`). Jobs fetched ahead that
+            wait longer than ``poll_interval`` go back on their queues.
     """
 
     poll_interval: float = 0.5
@@ -163,6 +174,7 @@ class ServerTuning:
     maintenance_batch: int = 1000
     missed_run_grace: float = 60.0
     progress_interval: float = 0.5
+    fetch_ahead: float = 0.02
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -358,6 +370,9 @@ class Server:
         self._unwritten = 0
         self._free_workers = list(range(self.concurrency, 0, -1))
         self._saturated = False
+        self._ahead = FetchAhead(
+            self.concurrency, tuning.fetch_ahead, tuning.poll_interval
+        )
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._abort_check = asyncio.Event()
@@ -366,7 +381,9 @@ class Server:
         self._held: set[tuple[JobId, int]] = set()
         self._fetching = asyncio.Lock()
         self._threads = JobThreads(self.concurrency)
-        self._writer = OutcomeWriter(self.storage, tuning.outcome_window)
+        self._writer = OutcomeWriter(
+            self.storage, tuning.outcome_window, self._fetching
+        )
         self._progress = ProgressFlusher(
             self.storage, tuning.progress_interval
         )
@@ -432,8 +449,10 @@ class Server:
                 # shutdown request, but still put the jobs back.
                 with self._lock:
                     self._stop_requests += 2
+                await self._put_back(self._ahead.give_up(), _STOPPING)
                 await self._stop_jobs()
                 raise
+            await self._put_back(self._ahead.give_up(), _STOPPING)
             await self._stop_jobs()
         finally:
             unsubscribe()
@@ -498,10 +517,10 @@ class Server:
         # after a promotion pass found nothing while nothing ran.
         promoted_before_fetch = False
         while not self._stop_level():
-            free = len(self._free_workers)
+            limit = self._ahead.limit(len(self._free_workers))
             self._wake.clear()
-            if free == 0:
-                await self._wake.wait()
+            if limit == 0:
+                await self._wait_for_worker()
                 continue
             # Outcomes waiting to be written ride along with the fetch:
             # one transaction instead of two.
@@ -516,7 +535,7 @@ class Server:
                         [change for change, _ in batch],
                         self.name,
                         self.queues,
-                        free,
+                        limit,
                         datetime.now(UTC),
                     )
                 outcomes, jobs = fetched
@@ -536,11 +555,10 @@ class Server:
                     self._writer.give_back(batch)
             if self._stop_level():
                 # A stop was requested while this fetch ran.
-                await self._put_back(jobs)
+                await self._put_back(jobs, _STOPPING)
                 return
-            for job in jobs:
-                self._start(job)
-            self._saturated = len(jobs) == free
+            self._hand_out(jobs)
+            self._saturated = len(jobs) == limit
             if self._saturated:
                 continue
             if until_empty and not jobs and self._idle():
@@ -552,9 +570,41 @@ class Server:
             promoted_before_fetch = False
             await self._nap(self.tuning.poll_interval)
 
+    def _hand_out(self, jobs: Sequence[JobRecord]) -> None:
+        """Start fetched jobs on free workers; keep the rest for later."""
+        ahead = []
+        for job in jobs:
+            if self._free_workers:
+                self._start(job)
+            else:
+                ahead.append(job)
+                self._held.add((job.id, job.version))
+        self._ahead.keep(ahead)
+
+    async def _wait_for_worker(self) -> None:
+        """Sleep until woken; put back jobs fetched ahead that wait long."""
+        seconds = self._ahead.seconds_to_overdue()
+        if seconds is None:
+            await self._wake.wait()
+            return
+        await self._nap(seconds)
+        if self._ahead.overdue() and not self._stop_level():
+            jobs = self._ahead.give_up()
+            _log.info(
+                "server %s put %d jobs fetched ahead back on their queues: "
+                "no worker freed up for them",
+                self.name,
+                len(jobs),
+                extra={
+                    "event": "server.fetched_ahead_returned",
+                    "server": self.name,
+                },
+            )
+            await self._put_back(jobs, _NO_WORKER)
+
     def _idle(self) -> bool:
-        """No job task runs and every outcome has been written."""
-        return not self._tasks and not self._unwritten
+        """No job task runs or waits, every outcome has been written."""
+        return not self._tasks and not self._unwritten and not self._ahead
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until woken (work, a finished job, a stop) or timed out."""
@@ -720,8 +770,13 @@ class Server:
         if self._latest.get(execution.job.id) is execution:
             del self._latest[execution.job.id]
         self._free_workers.append(execution.worker)
+        self._ahead.finished()
         execution.source.close()
         self._changed.set()
+        if not self._stop_level():
+            job = self._ahead.take()
+            if job is not None:
+                self._start(job)
         if self._saturated:
             self._wake.set()
 
@@ -784,17 +839,22 @@ class Server:
             extra=self._facts(execution, event, ending),
         )
 
-    async def _put_back(self, jobs: Sequence[JobRecord]) -> None:
-        """Requeue jobs fetched just as the server began to stop."""
+    async def _put_back(self, jobs: Sequence[JobRecord], reason: str) -> None:
+        """Requeue jobs fetched but not started (the server stops, or
+        no worker freed up for jobs fetched ahead)."""
         now = datetime.now(UTC)
         changes = [
-            states.interrupted(job.id, job.version, now, "server stopping", {})
+            states.interrupted(job.id, job.version, now, reason, {})
             for job in jobs
         ]
         if changes:
             await asyncio.gather(
                 *(self._writer.submit(change) for change in changes)
             )
+        # Written or not: a job still held in storage is the
+        # reconciler's to put back.
+        for job in jobs:
+            self._held.discard((job.id, job.version))
 
     # -- aborting running jobs ---------------------------------------------
 
@@ -812,6 +872,8 @@ class Server:
                 self._wake.set()
         elif isinstance(notification, JobsAborted):
             ids = notification.job_ids
+            for job in self._ahead.drop(ids):
+                self._held.discard((job.id, job.version))
             if not ids.isdisjoint(self._latest):
                 self._abort_check.set()
 
@@ -868,6 +930,9 @@ class Server:
         )
         for execution in list(self._running.values()):
             execution.source.cancel(DECLARED_DEAD)
+        # Jobs fetched ahead were put back on their queues with the rest.
+        for job in self._ahead.give_up():
+            self._held.discard((job.id, job.version))
         await self._announce()
 
     # -- stopping -------------------------------------------------------------

@@ -51,7 +51,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, TypeVar
 
 from backburner.storage.base import (
@@ -316,10 +315,15 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+# Found next to this module rather than through importlib.resources,
+# whose imports (zipfile, tempfile, shutil, bz2, lzma) would add some
+# milliseconds to every worker's start for the same folder.
+_MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
+
+
 def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("backburner.storage.sqlite") / "migrations"
     found = []
-    for entry in folder.iterdir():
+    for entry in _MIGRATIONS.iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), entry.read_text("utf-8")))
