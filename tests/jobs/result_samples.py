@@ -104,3 +104,15 @@ def fails_then_deleted() -> None:
 def after_release(value: str) -> str:
     release.wait(30)
     return value
+
+
+async def many_items(count: int) -> list[int]:
+    return [0] * count
+
+
+async def small_dict() -> dict[str, list[int]]:
+    return {"a": [1, 2]}
+
+
+async def small_number() -> int:
+    return 5

@@ -360,3 +360,53 @@ async def test_the_sync_client_waits_for_a_result(
 
         assert value == result_samples.rich("sync")
         assert sync.get(job_id).result() == value
+
+
+async def test_a_result_far_over_the_limit_is_dropped_unencoded(
+    storage: Storage, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[object] = []
+    encode = results.encode_json
+
+    def spy(value: object, name: str) -> Any:
+        encoded.append(value)
+        return encode(value, name)
+
+    monkeypatch.setattr(results, "encode_json", spy)
+    job_id = await client.enqueue(result_samples.many_items, 2_000_000)
+
+    await run_all(storage)
+
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    assert job.history[-1].data["result_error"] == (
+        f"more than {results.MAX_RESULT_BYTES} bytes serialised, over the "
+        "limit"
+    )
+    assert encoded == []
+
+
+async def test_containers_are_kept_off_the_event_loop_and_numbers_on_it(
+    storage: Storage, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from backburner.jobs import server as server_module
+
+    threads: dict[str, int] = {}
+    keep = server_module.keep_result
+
+    def spy(data: dict[str, Any], value: object, job: Any) -> None:
+        threads[job.function.rsplit(":", 1)[1]] = threading.get_ident()
+        keep(data, value, job)
+
+    monkeypatch.setattr(server_module, "keep_result", spy)
+    container = await client.enqueue(result_samples.small_dict)
+    number = await client.enqueue(result_samples.small_number)
+
+    await run_all(storage)
+
+    assert threads["small_dict"] != threading.get_ident()
+    assert threads["small_number"] == threading.get_ident()
+    assert await client.wait(container, timeout=5) == {"a": [1, 2]}
+    assert await client.wait(number, timeout=5) == 5

@@ -9,12 +9,17 @@ than :data:`MAX_RESULT_BYTES`, does not fail the job: the entry says why
 under ``"result_error"`` and a ``job.result_dropped`` warning is logged
 (with the job id, never the value).
 
-Known cost: the server encodes a result on its event loop, as the client
-encodes arguments on its own. A large result holds the loop for a while
-(a list of 20,000 small dicts, about 1 MiB, took 0.1-0.16 s on a busy
-two-core machine), and the server's ``async def`` jobs wait meanwhile.
-Keep results small; put bulky output in a table or a file and return
-where it is.
+Cost: the server encodes a scalar result (a number, a short string, a
+date...) on its event loop, which takes microseconds; anything else,
+such as a list or a dict, on a thread, so that a big one does not hold
+the loop (and with it the heartbeat: a server busy encoding for longer
+than ``dead_after`` would be declared dead and its jobs run again). A
+result whose size plainly passes the limit (a list of more than a
+million items, a string of more than a million characters) is dropped
+before any encoding. Encoding still takes CPU: a list of 20,000 small
+dicts, about 1 MiB, took 0.1-0.16 s on a busy two-core machine. Keep
+results small; put bulky output in a table or a file and return where
+it is.
 
 :meth:`Client.wait <backburner.jobs.Client.wait>` polls the job's state,
 every 10 ms at first and then less often, up to every 0.5 s. Storage
@@ -27,9 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import decimal
+import enum
 import json
 import logging
 import math
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +69,7 @@ __all__ = [
     "MAX_RESULT_BYTES",
     "RESULT",
     "RESULT_ERROR",
+    "cheap_to_keep",
     "keep_result",
     "result_of",
     "stored_result",
@@ -88,20 +98,27 @@ def keep_result(
     limit: int = MAX_RESULT_BYTES,
 ) -> None:
     """Put ``value``, encoded, into the ``data`` of ``job``'s succeeded
-    entry; or, when it cannot be kept, the reason why."""
-    try:
-        encoded = encode_json(value, RESULT)
-        size = _size(encoded, limit)
-    except JobArgumentError as error:
-        # The detail names what was refused but, unlike the path into
-        # the value (dict keys), nothing of the value itself.
-        detail = str(error)[len(f"argument {error.argument}: ") :]
-        why = f"{type(value).__qualname__} is not serialisable: {detail}"
+    entry; or, when it cannot be kept, the reason why.
+
+    Safe to call on any thread (unless :func:`cheap_to_keep` says so,
+    the server calls it on one, away from its event loop).
+    """
+    if _surely_over(value, limit):
+        why = f"more than {limit} bytes serialised, over the limit"
     else:
-        if size <= limit:
-            data[RESULT] = encoded
-            return
-        why = f"{size} bytes serialised, over the limit of {limit} bytes"
+        try:
+            encoded = encode_json(value, RESULT)
+            size = _size(encoded, limit)
+        except JobArgumentError as error:
+            # The detail names what was refused but, unlike the path
+            # into the value (dict keys), nothing of the value itself.
+            detail = str(error)[len(f"argument {error.argument}: ") :]
+            why = f"{type(value).__qualname__} is not serialisable: {detail}"
+        else:
+            if size <= limit:
+                data[RESULT] = encoded
+                return
+            why = f"{size} bytes serialised, over the limit of {limit} bytes"
     data[RESULT_ERROR] = why
     _log.warning(
         "job %s: its result was not kept: %s",
@@ -117,6 +134,68 @@ def keep_result(
             "worker": data.get("worker"),
         },
     )
+
+
+_CHEAP_TEXT = 4096
+_CHEAP_KINDS = frozenset(
+    {
+        bool,
+        float,
+        uuid.UUID,
+        decimal.Decimal,
+        dt.date,
+        dt.datetime,
+        dt.time,
+        dt.timedelta,
+    }
+)
+
+
+def cheap_to_keep(value: object) -> bool:
+    """Whether encoding ``value`` surely takes only microseconds.
+
+    True for numbers, short strings, dates, UUIDs and the like: the
+    server keeps those on its event loop. Containers (whose size only a
+    walk can tell) and long text are kept on a thread.
+    """
+    if isinstance(value, str | bytes):
+        return len(value) <= _CHEAP_TEXT
+    if isinstance(value, int):
+        return value.bit_length() <= 1024
+    return type(value) in _CHEAP_KINDS or isinstance(value, enum.Enum)
+
+
+def _surely_over(value: object, limit: int) -> bool:
+    """Whether a lower bound of ``value``'s encoded size passes ``limit``.
+
+    Each container counts its brackets and separators before its items
+    are looked at, so a big one is told at once; the walk stops as soon
+    as the bound passes ``limit``, so it never takes longer than
+    encoding would.
+    """
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, bytes | bytearray):
+            total += len(item) * 4 // 3
+        elif isinstance(item, dict):
+            # Each entry takes at least '"":' and one character.
+            total += 1 + 4 * len(item)
+            if total <= limit:
+                pending.extend(item.keys())
+                pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 1 + len(item)
+            if total <= limit:
+                pending.extend(item)
+        else:
+            total += 1
+        if total > limit:
+            return True
+    return False
 
 
 def _size(encoded: JSONValue, limit: int) -> int:

@@ -75,7 +75,7 @@ from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
 from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
-from backburner.jobs.results import keep_result
+from backburner.jobs.results import cheap_to_keep, keep_result
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
 from backburner.jobs.upkeep_loop import Upkeep
@@ -710,7 +710,11 @@ class Server:
             "duration": round(ending.duration, 6),
         }
         if ending.value is not None:
-            keep_result(data, ending.value, job)
+            if cheap_to_keep(ending.value):
+                keep_result(data, ending.value, job)
+            else:
+                # A big result would hold the loop, heartbeat included.
+                await asyncio.to_thread(keep_result, data, ending.value, job)
         change = outcome_of(
             job,
             ending,
