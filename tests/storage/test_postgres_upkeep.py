@@ -21,8 +21,11 @@ import pytest
 from backburner.jobs import Call, Client, JobState, Server
 from backburner.storage import InvalidStorageURLError, Storage, open_storage
 from backburner.storage.postgres.config import parse_url
-from backburner.storage.postgres.upkeep import due
+from backburner.storage.postgres.upkeep import Reporter, Tended, due
 from conftest import Admin, with_options
+from pg_cluster import PrivateCluster, private_cluster
+
+__all__ = ["private_cluster"]
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
 GROWTH = 50_000
@@ -233,3 +236,102 @@ def test_analyze_follows_autovacuum_and_vacuum_only_small_tables() -> None:
     assert due("jobs", 0, 5_000, 0) == (False, False)
     assert due("job_queue", 10, 1_001, 0) == (False, True)
     assert due("job_queue", 10, 1_000, 0) == (False, False)
+
+
+def test_where_autovacuum_runs_only_a_table_far_behind_is_due() -> None:
+    assert due("jobs", 1_000, 0, 151, autovacuum=True) == (False, False)
+    assert due("jobs", 1_000, 0, 601, autovacuum=True) == (True, False)
+    assert due("job_queue", 10, 3_000, 0, autovacuum=True) == (False, False)
+    assert due("job_queue", 10, 4_001, 0, autovacuum=True) == (False, True)
+
+
+async def test_tables_autovacuum_tends_are_left_to_it(
+    postgres_storage_url: str, admin: Admin
+) -> None:
+    """With autovacuum on for the table (the fixture is not used: it
+    turns autovacuum off), a table past the plain threshold is left to
+    autovacuum. Only meaningful where the server runs autovacuum."""
+    opened = open_storage(postgres_storage_url)
+    await opened.migrate()
+    try:
+        ((server_autovacuum,),) = admin("SELECT current_setting('autovacuum')")
+        if server_autovacuum != "on":
+            # This server has autovacuum off for everything: turn it off
+            # for jobs too and check that upkeep then steps in at once.
+            admin('ALTER TABLE "jobs" SET (autovacuum_enabled = false)')
+            grow_jobs(admin, 1_000)
+            await opened.maintain()
+            assert table_stats(admin, "jobs")["analyzed"] is not None
+            return
+        admin('ALTER TABLE "jobs" SET (autovacuum_enabled = true)')
+        grow_jobs(admin, 1_000)
+        await opened.maintain()
+        assert table_stats(admin, "jobs")["analyzed"] is None
+    finally:
+        await opened.close()
+
+
+def test_standing_problems_are_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG", logger="backburner.storage")
+    reporter = Reporter("shop")
+    found = Tended(
+        analyzed=("job_queue",),
+        not_owned=("jobs",),
+        unattended=("jobs", "job_queue"),
+    )
+    reporter.round(found, 0.01)
+    reporter.round(found, 0.01)
+    events = [getattr(r, "event", None) for r in caplog.records]
+    assert events.count("storage.autovacuum_off") == 1
+    assert events.count("storage.upkeep_not_owner") == 1
+    assert events.count("storage.tables_tended") == 2
+    (not_owner,) = [
+        r
+        for r in caplog.records
+        if r.event == "storage.upkeep_not_owner"  # type: ignore[attr-defined]
+    ]
+    assert "jobs" in not_owner.getMessage()
+    assert "shop" in not_owner.getMessage()
+
+
+async def test_a_role_that_owns_no_table_says_so_and_touches_nothing(
+    private_cluster: PrivateCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner_url = f"{private_cluster.url}?schema=shop"
+    with psycopg.connect(private_cluster.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET autovacuum = off")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("CREATE ROLE app LOGIN")
+    owner = open_storage(owner_url)
+    await owner.migrate()
+    await owner.close()
+    with psycopg.connect(private_cluster.url, autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA shop TO app")
+        conn.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES "
+            "IN SCHEMA shop TO app"
+        )
+        conn.execute(
+            "INSERT INTO shop.jobs (id, function, arguments, queue, state, "
+            "reason, created_at, state_changed_at) "
+            "SELECT g, 'app:f', '[[],{}]', 'default', 'deleted', 'old', "
+            "now(), now() FROM generate_series(1, 5000) AS g"
+        )
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    caplog.set_level("WARNING", logger="backburner.storage")
+    app_url = private_cluster.url.replace("postgres@", "app@", 1)
+    app = open_storage(f"{app_url}?schema=shop&auto_migrate=false")
+    try:
+        await app.maintain()
+    finally:
+        await app.close()
+    with psycopg.connect(private_cluster.url) as conn:
+        (analyzed,) = conn.execute(
+            "SELECT last_analyze FROM pg_stat_user_tables "
+            "WHERE schemaname = 'shop' AND relname = 'jobs'"
+        ).fetchone() or (None,)
+    assert analyzed is None
+    events = {getattr(r, "event", None) for r in caplog.records}
+    assert "storage.upkeep_not_owner" in events

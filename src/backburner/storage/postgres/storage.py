@@ -223,7 +223,7 @@ class PostgresStorage(Storage):
             settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
         )
         self._spare_ids = SpareIds()
-        self._autovacuum_checked = False
+        self._upkeep_log = upkeep.Reporter(settings.schema)
 
     def __repr__(self) -> str:
         url = redact(self.settings.conninfo)
@@ -532,21 +532,10 @@ class PostgresStorage(Storage):
         started = time.monotonic()
 
         async def work(conn: Connection) -> upkeep.Tended:
-            if not self._autovacuum_checked:
-                self._autovacuum_checked = True
-                if not await upkeep.autovacuum_enabled(conn):
-                    logger.warning(
-                        "autovacuum is off on this PostgreSQL server: "
-                        "backburner analyzes its tables and vacuums its "
-                        "small ones itself, but dead rows of jobs and "
-                        "job_history are only reclaimed by a vacuum; turn "
-                        "autovacuum on",
-                        extra={"event": "storage.autovacuum_off"},
-                    )
             return await upkeep.tend(conn, self.settings.schema)
 
         done = await self._run(work, write=False)
-        upkeep.log_round(done, time.monotonic() - started)
+        self._upkeep_log.round(done, time.monotonic() - started)
 
     async def close(self) -> None:
         """Stop listening and close every pooled connection."""

@@ -45,32 +45,57 @@ _SMALL_TABLES = frozenset(
     {"job_queue", "job_counters", "job_outcomes", "servers"}
 )
 _VACUUM_DEAD_ROWS = 1000
+# Where autovacuum runs, step in only when it is this far behind: it
+# normally gets there within its naptime (a minute), and two analyzes
+# of the same table would be twice the work for nothing.
+_BEHIND_AUTOVACUUM = 4
 # A vacuum or analyze that would wait for another one skips the table.
 _LOCK_TIMEOUT = "1s"
 
-_STALE_TABLES = b"""
-SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze
+_TABLE_STATS = b"""
+SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+       pg_has_role(c.relowner, 'USAGE'),
+       current_setting('autovacuum')::boolean
+       AND NOT EXISTS (
+           SELECT FROM unnest(c.reloptions) AS o (option)
+           WHERE split_part(o.option, '=', 1) = 'autovacuum_enabled'
+             AND NOT split_part(o.option, '=', 2)::boolean)
 FROM pg_stat_user_tables AS s
 JOIN pg_class AS c ON c.oid = s.relid
 WHERE s.schemaname = %(schema)s
-  AND pg_has_role(c.relowner, 'USAGE')
 ORDER BY s.relname
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Tended:
-    """What one round of upkeep did (table names)."""
+    """What one round of upkeep did and found (table names).
+
+    ``not_owned``: tables that wanted care, which the connecting role
+    may not analyze or vacuum (not their owner). ``unattended``: tables
+    that autovacuum does not look after (off on the server, or for the
+    table).
+    """
 
     analyzed: tuple[str, ...] = ()
     vacuumed: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    not_owned: tuple[str, ...] = ()
+    unattended: tuple[str, ...] = ()
 
 
-def due(table: str, live: int, dead: int, changed: int) -> tuple[bool, bool]:
-    """Whether ``table`` wants an analyze, and a vacuum."""
-    analyze = changed > _ANALYZE_BASE + _ANALYZE_SCALE * max(live, 0)
-    vacuum = table in _SMALL_TABLES and dead > _VACUUM_DEAD_ROWS
+def due(
+    table: str, live: int, dead: int, changed: int, autovacuum: bool = False
+) -> tuple[bool, bool]:
+    """Whether ``table`` wants an analyze, and a vacuum.
+
+    ``autovacuum``: autovacuum looks after the table; then only a table
+    it has left far behind is due.
+    """
+    factor = _BEHIND_AUTOVACUUM if autovacuum else 1
+    threshold = _ANALYZE_BASE + _ANALYZE_SCALE * max(live, 0)
+    analyze = changed > threshold * factor
+    vacuum = table in _SMALL_TABLES and dead > _VACUUM_DEAD_ROWS * factor
     return analyze, vacuum
 
 
@@ -92,16 +117,24 @@ async def tend(conn: psycopg.AsyncConnection[TupleRow], schema: str) -> Tended:
         await conn.execute(
             sql.SQL("SET lock_timeout = {}").format(sql.Literal(_LOCK_TIMEOUT))
         )
-        cursor = await conn.execute(_STALE_TABLES, {"schema": schema})
+        cursor = await conn.execute(_TABLE_STATS, {"schema": schema})
         stats = await cursor.fetchall()
         analyzed: list[str] = []
         vacuumed: list[str] = []
         skipped: list[str] = []
+        not_owned: list[str] = []
+        unattended: list[str] = []
         for row in stats:
             name = str(row[0])
             live, dead, changed = (int(value or 0) for value in row[1:4])
-            analyze, vacuum = due(name, live, dead, changed)
+            owned, autovacuum = bool(row[4]), bool(row[5])
+            if not autovacuum:
+                unattended.append(name)
+            analyze, vacuum = due(name, live, dead, changed, autovacuum)
             if not (analyze or vacuum):
+                continue
+            if not owned:
+                not_owned.append(name)
                 continue
             table = sql.Identifier(schema, name)
             if vacuum:
@@ -116,7 +149,13 @@ async def tend(conn: psycopg.AsyncConnection[TupleRow], schema: str) -> Tended:
             if vacuum:
                 vacuumed.append(name)
             analyzed.append(name)
-        return Tended(tuple(analyzed), tuple(vacuumed), tuple(skipped))
+        return Tended(
+            tuple(analyzed),
+            tuple(vacuumed),
+            tuple(skipped),
+            tuple(not_owned),
+            tuple(unattended),
+        )
     finally:
         await conn.execute(b"RESET lock_timeout")
         await conn.execute(
@@ -125,25 +164,47 @@ async def tend(conn: psycopg.AsyncConnection[TupleRow], schema: str) -> Tended:
         )
 
 
-async def autovacuum_enabled(conn: psycopg.AsyncConnection[TupleRow]) -> bool:
-    """Whether the server's autovacuum launcher runs at all."""
-    cursor = await conn.execute(b"SELECT current_setting('autovacuum')")
-    row = await cursor.fetchone()
-    return row is not None and str(row[0]).lower() in ("on", "true", "1")
+class Reporter:
+    """Logs what upkeep rounds did, and each standing problem once."""
 
+    def __init__(self, schema: str) -> None:
+        self._schema = schema
+        self._told: set[str] = set()
 
-def log_round(done: Tended, seconds: float) -> None:
-    """One DEBUG line per round that did something."""
-    if not (done.analyzed or done.skipped):
-        return
-    logger.debug(
-        "tables tended in %.0f ms: analyzed %s; vacuumed %s; skipped %s",
-        seconds * 1000,
-        ", ".join(done.analyzed) or "none",
-        ", ".join(done.vacuumed) or "none",
-        ", ".join(done.skipped) or "none",
-        extra={
-            "event": "storage.tables_tended",
-            "duration_ms": round(seconds * 1000, 1),
-        },
-    )
+    def round(self, done: Tended, seconds: float) -> None:
+        """Log one round: DEBUG when it did something, a WARNING the first
+        time autovacuum is found off, or tables are found out of reach."""
+        if done.unattended and "unattended" not in self._told:
+            self._told.add("unattended")
+            logger.warning(
+                "autovacuum is off for %s in schema %s: backburner "
+                "analyzes those tables (and vacuums the small busy ones) "
+                "itself, but dead rows of jobs and job_history are only "
+                "reclaimed by a vacuum; turn autovacuum on",
+                ", ".join(done.unattended),
+                self._schema,
+                extra={"event": "storage.autovacuum_off"},
+            )
+        if done.not_owned and "not_owned" not in self._told:
+            self._told.add("not_owned")
+            logger.warning(
+                "tables of schema %s need an analyze that this role may "
+                "not run (only their owner may): %s; turn autovacuum on, "
+                "or run upkeep as the owner",
+                self._schema,
+                ", ".join(done.not_owned),
+                extra={"event": "storage.upkeep_not_owner"},
+            )
+        if not (done.analyzed or done.skipped):
+            return
+        logger.debug(
+            "tables tended in %.0f ms: analyzed %s; vacuumed %s; skipped %s",
+            seconds * 1000,
+            ", ".join(done.analyzed) or "none",
+            ", ".join(done.vacuumed) or "none",
+            ", ".join(done.skipped) or "none",
+            extra={
+                "event": "storage.tables_tended",
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
