@@ -46,6 +46,7 @@ import dataclasses
 import functools
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -184,7 +185,12 @@ class ServerTuning:
                 if isinstance(value, timedelta)
                 else value
             )
-            if not isinstance(seconds, int | float) or seconds < 0:
+            # NaN passes "< 0" and would make asyncio.sleep never return.
+            if (
+                not isinstance(seconds, int | float)
+                or math.isnan(seconds)
+                or seconds < 0
+            ):
                 raise ValueError(
                     f"{field.name} must be a non-negative number, "
                     f"got {value!r}"
