@@ -760,8 +760,7 @@ class PostgresStorage(Storage):
         for queue in dict.fromkeys(queues):
             if len(rows) >= limit:
                 break
-            taken = await self._read(
-                query("fetch"),
+            taken = await self._fetch_queue(
                 {
                     **params,
                     "queue": queue,
@@ -777,6 +776,24 @@ class PostgresStorage(Storage):
                 taken += await self._fetch_mutex(params, queue, room)
             rows.extend(taken)
         return [_record(row) for row in rows]
+
+    async def _fetch_queue(
+        self, params: Mapping[str, object]
+    ) -> list[TupleRow]:
+        """Run the fetch statement on its own, in queue order.
+
+        Pipelined: the planner settings of walk_queue_in_order and the
+        fetch share one round trip and one implicit transaction, which
+        commits (and ends the settings) at the pipeline's end.
+        """
+
+        async def work(conn: Connection) -> list[TupleRow]:
+            async with conn.pipeline():
+                await conn.execute(query("walk_queue_in_order"))
+                cursor = await conn.execute(query("fetch"), params)
+            return await cursor.fetchall()
+
+        return await self._run(work, write=False)
 
     async def _fetch_mutex(
         self, params: Mapping[str, object], queue: str, room: int
@@ -1583,6 +1600,8 @@ async def _fetch(
     transaction, queue by queue in the order given."""
     params = _fetch_params(server, now)
     rows: list[TupleRow] = []
+    # Until the transaction ends; pipelined, no round trip of its own.
+    await conn.execute(query("walk_queue_in_order"))
     for queue in dict.fromkeys(queues):
         if len(rows) >= limit:
             break
