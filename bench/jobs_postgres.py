@@ -741,15 +741,65 @@ def storage_loop(jobs: int, batch: int = 50) -> dict[str, float]:
             )
 
 
+def commit_floor(count: int) -> dict[str, float]:
+    """What one durable commit per call can reach on this server.
+
+    A sequential loop of ``count`` trivial one-row INSERTs with psycopg,
+    each its own autocommit transaction, into a table of a schema of its
+    own (dropped at the end): first with ``synchronous_commit`` on (the
+    default, a WAL flush per commit, as every PostgreSQL system of the
+    table enqueues), then off for this session only (no wait for the
+    flush). Returns inserts per second for both.
+    """
+    import psycopg
+    from psycopg import sql
+
+    schema = sql.Identifier(f"bench_floor_{uuid.uuid4().hex[:10]}")
+    rates: dict[str, float] = {}
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {}.rows (id bigint GENERATED ALWAYS AS"
+                    " IDENTITY PRIMARY KEY, value text NOT NULL)"
+                ).format(schema)
+            )
+            insert = sql.SQL("INSERT INTO {}.rows (value) VALUES (%s)").format(
+                schema
+            )
+            for setting in ("on", "off"):
+                conn.execute(
+                    sql.SQL("SET synchronous_commit = {}").format(
+                        sql.SQL(setting)
+                    )
+                )
+                started = time.perf_counter()
+                for _ in range(count):
+                    conn.execute(insert, ("x",))
+                took = time.perf_counter() - started
+                rates[f"synchronous_commit_{setting}_per_s"] = count / took
+        finally:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema)
+            )
+    return rates
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, as ``client ...``, one client action; as
-    ``storage-loop [JOBS]``, :func:`storage_loop`)."""
+    ``storage-loop [JOBS]``, :func:`storage_loop`; as ``commit-floor
+    [COUNT]``, :func:`commit_floor`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["client"]:
         return client_main(argv[1], argv[2], argv[3:])
     if argv[:1] == ["storage-loop"]:
         jobs = int(argv[1]) if len(argv) > 1 else 5000
         print(json.dumps(storage_loop(jobs)))
+        return 0
+    if argv[:1] == ["commit-floor"]:
+        count = int(argv[1]) if len(argv) > 1 else 5000
+        print(json.dumps(commit_floor(count)))
         return 0
     args = parse_args(argv)
     base = QUICK if args.quick else Sizes()
