@@ -27,6 +27,7 @@ from backburner.jobs import (
     SyncClient,
     WaitTimeoutError,
     results,
+    waiters,
 )
 from backburner.jobs.client import DEFAULT_MAX_ARGUMENT_BYTES
 from backburner.storage import Storage
@@ -300,8 +301,8 @@ async def test_wait_wakes_at_once_when_a_running_job_is_deleted(
 ) -> None:
     # Polls so far apart that only the storage notification can end the
     # wait within the test's bound.
-    monkeypatch.setattr(results, "_FIRST_POLL", 60.0)
-    monkeypatch.setattr(results, "_MAX_POLL", 60.0)
+    monkeypatch.setattr(waiters, "FIRST_POLL", 60.0)
+    monkeypatch.setattr(waiters, "MAX_POLL", 60.0)
     job_id = await client.enqueue(result_samples.after_release, "never")
     await processing(client, job_id)
     waiting = asyncio.create_task(client.wait(job_id))
