@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import result_samples
@@ -16,6 +17,7 @@ from server_helpers import FAST, client, eventually, fresh_samples, state_is
 from server_helpers import storage as storage
 
 from backburner.jobs import (
+    Call,
     Client,
     JobDeletedError,
     JobFailedError,
@@ -30,7 +32,7 @@ from backburner.jobs import (
     waiters,
 )
 from backburner.jobs.client import DEFAULT_MAX_ARGUMENT_BYTES
-from backburner.storage import Storage
+from backburner.storage import Storage, StorageError
 
 __all__ = ["client", "fresh_samples", "storage"]
 
@@ -361,3 +363,182 @@ async def test_the_sync_client_waits_for_a_result(
 
         assert value == result_samples.rich("sync")
         assert sync.get(job_id).result() == value
+
+
+# -- many waiters, one poller ---------------------------------------------
+
+
+class CountingStorage:
+    """A real storage that counts the reads waiting makes."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.state_batches: list[int] = []
+        self.get_jobs = 0
+
+    async def job_states(self, job_ids: Any) -> Any:
+        self.state_batches.append(len(job_ids))
+        return await self.inner.job_states(job_ids)
+
+    async def get_job(self, job_id: int) -> Any:
+        self.get_jobs += 1
+        return await self.inner.get_job(job_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def reads(self) -> int:
+        return len(self.state_batches) + self.get_jobs
+
+
+async def test_many_waiters_cost_one_batched_query_per_tick(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waiters, "BATCH", 200)
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.rich, str(n)) for n in range(500)]
+    )
+    waiting = [
+        asyncio.create_task(client.wait(i, timeout=60)) for i in job_ids
+    ]
+    await asyncio.sleep(1.0)
+    # Ticks at 10 ms, growing to 0.5 s: about 12 in the second, each
+    # three batches of at most 200 ids; one waiter alone polled as often.
+    assert not any(task.done() for task in waiting)
+    assert counting.get_jobs == 0
+    assert max(counting.state_batches) <= 200
+    assert 3 <= len(counting.state_batches) <= 3 * 20
+
+    await run_all(storage)
+    ended_at = time.monotonic()
+    values = await asyncio.gather(*waiting)
+
+    # The poll interval is at most 0.5 s; the margin is for a busy machine.
+    assert time.monotonic() - ended_at < 2.0
+    assert values == [result_samples.rich(str(n)) for n in range(500)]
+    # Only the finished jobs were read in full: once each.
+    assert counting.get_jobs == 500
+
+
+async def test_the_poller_stops_when_nobody_waits(
+    storage: Storage,
+) -> None:
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    with pytest.raises(WaitTimeoutError):
+        await client.wait(job_id, timeout=0.1)
+    await asyncio.sleep(0.05)
+    reads = counting.reads()
+
+    await asyncio.sleep(0.6)
+
+    assert counting.reads() == reads
+    assert not [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name() == "backburner-wait-poller"
+    ]
+
+
+async def test_a_storage_error_ends_the_waits_it_was_polling_for(
+    storage: Storage,
+) -> None:
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.returns_falsy) for _ in range(3)]
+    )
+    waiting = [
+        asyncio.create_task(client.wait(i, timeout=30)) for i in job_ids
+    ]
+    await asyncio.sleep(0.05)
+
+    async def broken(job_ids: Any) -> Any:
+        raise StorageError("the database is down")
+
+    counting.job_states = broken  # type: ignore[method-assign]
+    for task in waiting:
+        with pytest.raises(StorageError, match="the database is down"):
+            await asyncio.wait_for(task, 5)
+
+
+async def test_closing_the_client_ends_its_pending_waits(
+    storage: Storage,
+) -> None:
+    client = Client(storage)
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.returns_falsy) for _ in range(3)]
+    )
+    waiting = [asyncio.create_task(client.wait(i)) for i in job_ids]
+    await asyncio.sleep(0.1)
+
+    await client.close()
+
+    for task in waiting:
+        with pytest.raises(RuntimeError, match="the client is closed"):
+            await asyncio.wait_for(task, 1)
+    with pytest.raises(RuntimeError, match="the client is closed"):
+        await client.wait(job_ids[0])
+
+
+async def test_closing_the_sync_client_ends_a_wait_in_another_thread(
+    tmp_path: Path,
+) -> None:
+    sync = SyncClient(f"sqlite:///{tmp_path / 'sync.db'}")
+    job_id = sync.enqueue(result_samples.returns_falsy)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            sync.wait(job_id)
+        except BaseException as error:
+            raised.append(error)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    await asyncio.sleep(0.2)
+
+    closed_at = time.monotonic()
+    await asyncio.to_thread(sync.close)
+    await asyncio.to_thread(waiter.join, 5)
+
+    assert not waiter.is_alive()
+    assert time.monotonic() - closed_at < 1.0
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert "closed" in str(raised[0])
+
+
+async def test_closing_the_sync_client_ends_any_other_pending_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = SyncClient(f"sqlite:///{tmp_path / 'sync.db'}")
+    job_id = sync.enqueue(result_samples.returns_falsy)
+    stuck = asyncio.Event()  # never set: a read that hangs
+
+    async def hanging_get(job_id: int) -> Any:
+        await stuck.wait()
+
+    monkeypatch.setattr(sync._client, "get", hanging_get)
+    raised: list[BaseException] = []
+
+    def get() -> None:
+        try:
+            sync.get(job_id)
+        except BaseException as error:
+            raised.append(error)
+
+    caller = threading.Thread(target=get, daemon=True)
+    caller.start()
+    await asyncio.sleep(0.2)
+
+    await asyncio.to_thread(sync.close)
+    await asyncio.to_thread(caller.join, 5)
+
+    assert not caller.is_alive()
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert str(raised[0]) == "the client was closed during the call"
