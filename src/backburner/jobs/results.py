@@ -220,7 +220,11 @@ async def wait_for(
         else:
             if state is None:
                 raise JobNotFoundError(job_id)
-        job = await client.get(job_id)
+        # The state and history are all a result needs: no parameters.
+        record = await client.storage.get_job(job_id)
+        if record is None:
+            raise JobNotFoundError(job_id)
         # The job may have been requeued between the two reads.
-        if job.state in FINISHED:
-            return job.result()
+        if record.state in FINISHED:
+            history = await client.storage.get_history(job_id)
+            return result_of(job_id, record.state, record.reason, history)
