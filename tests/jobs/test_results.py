@@ -16,6 +16,11 @@ import result_samples
 from server_helpers import FAST, client, eventually, fresh_samples, state_is
 from server_helpers import storage as storage
 
+from backburner.cancellation import (
+    CancellationReason,
+    CancellationTokenSource,
+    OperationCancelled,
+)
 from backburner.jobs import (
     Call,
     Client,
@@ -542,3 +547,38 @@ async def test_closing_the_sync_client_ends_any_other_pending_call(
     assert len(raised) == 1
     assert isinstance(raised[0], RuntimeError)
     assert str(raised[0]) == "the client was closed during the call"
+
+
+async def test_a_fired_token_ends_the_wait_and_leaves_the_job_alone(
+    storage: Storage,
+) -> None:
+    client = Client(storage)
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    request = CancellationTokenSource()
+    waiting = asyncio.create_task(client.wait(job_id, token=request.token))
+    await asyncio.sleep(0.1)
+
+    fired_at = time.monotonic()
+    request.cancel(CancellationReason.CLIENT_DISCONNECTED)
+    with pytest.raises(OperationCancelled) as raised:
+        await asyncio.wait_for(waiting, 5)
+
+    assert time.monotonic() - fired_at < 1.0
+    assert raised.value.reason == CancellationReason.CLIENT_DISCONNECTED
+    assert raised.value.token is request.token
+    assert (await client.get(job_id)).state is S.ENQUEUED
+    with pytest.raises(OperationCancelled):
+        await client.wait(job_id, token=request.token)
+
+
+def test_a_fired_token_ends_a_sync_wait(tmp_path: Path) -> None:
+    request = CancellationTokenSource()
+    with SyncClient(f"sqlite:///{tmp_path / 'sync.db'}") as sync:
+        job_id = sync.enqueue(result_samples.returns_falsy)
+        threading.Timer(0.1, request.cancel).start()
+        started = time.monotonic()
+
+        with pytest.raises(OperationCancelled):
+            sync.wait(job_id, timeout=30, token=request.token)
+
+        assert time.monotonic() - started < 5

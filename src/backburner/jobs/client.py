@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs import states
 from backburner.jobs.continuations import (
     ContinuationLinks,
@@ -697,6 +698,7 @@ class Client:
         # The error raised names the job and the state it is stuck in,
         # which asyncio.timeout() around the call could not.
         timeout: float | None = None,  # noqa: ASYNC109
+        token: CancellationToken = CancellationToken.NONE,
     ) -> Any:
         """Wait until a job finishes; return what its function returned.
 
@@ -711,6 +713,8 @@ class Client:
         Args:
             job_id: the job.
             timeout: the most seconds to wait (``None``: no limit).
+            token: ends the wait early when it fires (a web request's
+                token, say); the job is left alone.
 
         Raises:
             ValueError: ``timeout`` is negative or not finite.
@@ -720,6 +724,8 @@ class Client:
             JobFailedError, JobDeletedError, ResultNotKeptError: as
                 :meth:`Job.result`.
             TypeError: ``job_id`` is not an int.
+            OperationCancelled: ``token`` fired (a ``BaseException``,
+                like ``asyncio.CancelledError``).
             StorageError: reading the job failed; a failed tick of the
                 shared poller ends every wait it was polling for, so
                 retry the wait if the storage may recover.
@@ -727,7 +733,9 @@ class Client:
                 waiting.
         """
         _check_job_id(job_id)
-        return await wait_for(self, self._waiters, job_id, limit=timeout)
+        return await wait_for(
+            self, self._waiters, job_id, limit=timeout, token=token
+        )
 
     async def list_jobs(
         self,

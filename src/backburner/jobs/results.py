@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs.errors import (
     JobArgumentError,
     JobDeletedError,
@@ -190,7 +191,12 @@ def result_of(
 
 
 async def wait_for(
-    client: Client, waiters: Waiters, job_id: JobId, *, limit: float | None
+    client: Client,
+    waiters: Waiters,
+    job_id: JobId,
+    *,
+    limit: float | None,
+    token: CancellationToken = CancellationToken.NONE,
 ) -> Any:
     """Wait at most ``limit`` seconds for the job to finish; return its
     result (see :meth:`Client.wait <backburner.jobs.Client.wait>`)."""
@@ -202,12 +208,13 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = None if limit is None else loop.time() + limit
     while True:
+        token.raise_if_cancellation_requested()
         remaining = None if deadline is None else deadline - loop.time()
         try:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
             async with asyncio.timeout(remaining):
-                state = await waiters.until_finished(job_id)
+                state = await waiters.until_finished(job_id, token)
         except TimeoutError:
             # One read of its own, for the state the error names; a job
             # that finished just now gives its result instead.

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs.client import (
     DEFAULT_MAX_ARGUMENT_BYTES,
     DEFAULT_RETENTION,
@@ -236,9 +237,17 @@ class SyncClient:
         """Return a job with its history (see :meth:`Client.get`)."""
         return self._call(self._client.get(job_id))
 
-    def wait(self, job_id: JobId, *, timeout: float | None = None) -> Any:
+    def wait(
+        self,
+        job_id: JobId,
+        *,
+        timeout: float | None = None,
+        token: CancellationToken = CancellationToken.NONE,
+    ) -> Any:
         """Wait for a job's result (see :meth:`Client.wait`)."""
-        return self._call(self._client.wait(job_id, timeout=timeout))
+        return self._call(
+            self._client.wait(job_id, timeout=timeout, token=token)
+        )
 
     def list_jobs(
         self,

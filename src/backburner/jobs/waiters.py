@@ -19,6 +19,11 @@ import contextlib
 import threading
 import weakref
 
+from backburner.cancellation import (
+    CancellationReason,
+    CancellationToken,
+    OperationCancelled,
+)
 from backburner.storage.base import (
     JobId,
     JobsAborted,
@@ -54,11 +59,14 @@ class Waiters:
         self._lock = threading.Lock()
         self._closed = False
 
-    async def until_finished(self, job_id: JobId) -> JobState | None:
+    async def until_finished(
+        self, job_id: JobId, token: CancellationToken
+    ) -> JobState | None:
         """Wait until the job is in a final state; return that state, or
         ``None`` once there is no such job.
 
         Raises:
+            OperationCancelled: ``token`` fired first.
             RuntimeError: the client is closed, or closes meanwhile.
             StorageError: reading the states failed.
         """
@@ -69,7 +77,7 @@ class Waiters:
             poller = self._pollers.get(loop)
             if poller is None:
                 poller = self._pollers[loop] = _Poller(self._storage, loop)
-        return await poller.until_finished(job_id)
+        return await poller.until_finished(job_id, token)
 
     def close(self) -> None:
         """End every pending wait with ``RuntimeError`` and refuse new
@@ -92,8 +100,17 @@ class _Poller:
         self._poked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def until_finished(self, job_id: JobId) -> JobState | None:
+    async def until_finished(
+        self, job_id: JobId, token: CancellationToken
+    ) -> JobState | None:
         future: asyncio.Future[JobState | None] = self._loop.create_future()
+
+        def cancel() -> None:
+            # Runs on this loop: the token was registered from it.
+            if not future.done():
+                reason = token.reason or CancellationReason.REQUESTED
+                future.set_exception(OperationCancelled(reason, token))
+
         self._wanted.setdefault(job_id, set()).add(future)
         self._poked.set()
         if self._task is None:
@@ -101,7 +118,8 @@ class _Poller:
                 self._run(), name="backburner-wait-poller"
             )
         try:
-            return await future
+            with token.register(cancel):
+                return await future
         finally:
             # A waiter that gave up (timeout, cancel) is polled no more.
             waiting = self._wanted.get(job_id)
