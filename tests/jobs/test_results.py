@@ -582,3 +582,24 @@ def test_a_fired_token_ends_a_sync_wait(tmp_path: Path) -> None:
             sync.wait(job_id, timeout=30, token=request.token)
 
         assert time.monotonic() - started < 5
+
+
+async def test_a_wait_ends_when_its_poller_dies_rather_than_hang(
+    client: Client,
+) -> None:
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    waiting = asyncio.create_task(client.wait(job_id))
+    await asyncio.sleep(0.1)
+
+    (poller,) = [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name() == "backburner-wait-poller"
+    ]
+    poller.cancel()
+
+    with pytest.raises(RuntimeError, match="the poller ended unexpectedly"):
+        await asyncio.wait_for(waiting, 1)
+    # The next wait starts a poller of its own.
+    with pytest.raises(WaitTimeoutError):
+        await client.wait(job_id, timeout=0.1)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
+from collections.abc import Callable
 
 from backburner.cancellation import (
     CancellationReason,
@@ -141,13 +142,13 @@ class _Poller:
         with contextlib.suppress(RuntimeError):  # the loop closed
             self._loop.call_soon_threadsafe(self._end)
 
-    def _end(self) -> None:
+    def _end(self, why: str = _CLOSED) -> None:
         wanted = list(self._wanted.values())
         self._wanted.clear()
         for waiting in wanted:
             for future in waiting:
                 if not future.done():
-                    future.set_exception(RuntimeError(_CLOSED))
+                    future.set_exception(RuntimeError(why))
         if self._task is not None:
             self._task.cancel()
 
@@ -160,8 +161,9 @@ class _Poller:
                 self._loop.call_soon_threadsafe(self._poked.set)
 
     async def _run(self) -> None:
-        unsubscribe = self._storage.subscribe(self._hear)
+        unsubscribe: Callable[[], None] | None = None
         try:
+            unsubscribe = self._storage.subscribe(self._hear)
             interval = FIRST_POLL
             while self._wanted:
                 self._poked.clear()
@@ -180,8 +182,12 @@ class _Poller:
                     interval = FIRST_POLL
                     await asyncio.sleep(MIN_GAP)
         finally:
-            unsubscribe()
+            if unsubscribe is not None:
+                unsubscribe()
             self._task = None
+            # Only a crash or an outside cancel leaves waiters behind:
+            # with nobody left to poll for them they would wait forever.
+            self._end("waiting stopped: the poller ended unexpectedly")
 
     async def _poll(self) -> None:
         ids = list(self._wanted)
