@@ -8,7 +8,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN := $(UV) run --frozen --no-sync
 
 .PHONY: env demo test test-slow lint typecheck bench-cancellation \
-	bench-jobs bench-jobs-postgres bench-dashboard chaos clean bytecode
+	bench-jobs bench-jobs-postgres bench-waiters bench-dashboard chaos clean bytecode
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench-jobs: env bytecode
 # empty database) on 127.0.0.1; add ARGS=--million for the deep queue.
 bench-jobs-postgres: env bytecode
 	$(RUN) python -m bench.jobs_postgres $(ARGS)
+
+# 6,000 Client.wait calls in one process on PostgreSQL (BENCH_POSTGRES_URL):
+# an unrelated read meanwhile, and how soon each wait returns.
+bench-waiters: env
+	$(RUN) python -m bench.waiters $(ARGS)
 
 # Dashboard page times with 1,000,000 jobs in SQLite (filled once, kept
 # in /tmp); ARGS="--jobs N" for fewer, ARGS="--postgres URL" to add one.

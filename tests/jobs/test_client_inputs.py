@@ -119,3 +119,15 @@ async def test_recurring_jobs_keep_the_clients_argument_limit(
             )
 
         assert [job.id for job in await small.recurring.list()] == ["small"]
+
+
+@pytest.mark.parametrize("bad", ["5", 5.0, True, None, b"5"])
+async def test_a_job_id_that_is_not_an_int_is_refused_by_name(
+    client: Client, bad: object
+) -> None:
+    message = f"a job id is an int, got {type(bad).__name__}"
+    for call in (client.get, client.wait, client.delete, client.requeue):
+        with pytest.raises(TypeError, match=message):
+            await call(bad)  # type: ignore[operator]
+    with pytest.raises(TypeError, match=message):
+        await client.continue_with(bad, noop)  # type: ignore[arg-type]

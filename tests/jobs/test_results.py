@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import result_samples
 from server_helpers import FAST, client, eventually, fresh_samples, state_is
 from server_helpers import storage as storage
 
+from backburner.cancellation import (
+    CancellationReason,
+    CancellationTokenSource,
+    OperationCancelled,
+)
 from backburner.jobs import (
+    Call,
     Client,
     JobDeletedError,
     JobFailedError,
@@ -27,9 +34,10 @@ from backburner.jobs import (
     SyncClient,
     WaitTimeoutError,
     results,
+    waiters,
 )
 from backburner.jobs.client import DEFAULT_MAX_ARGUMENT_BYTES
-from backburner.storage import Storage
+from backburner.storage import Storage, StorageError
 
 __all__ = ["client", "fresh_samples", "storage"]
 
@@ -300,8 +308,8 @@ async def test_wait_wakes_at_once_when_a_running_job_is_deleted(
 ) -> None:
     # Polls so far apart that only the storage notification can end the
     # wait within the test's bound.
-    monkeypatch.setattr(results, "_FIRST_POLL", 60.0)
-    monkeypatch.setattr(results, "_MAX_POLL", 60.0)
+    monkeypatch.setattr(waiters, "FIRST_POLL", 60.0)
+    monkeypatch.setattr(waiters, "MAX_POLL", 60.0)
     job_id = await client.enqueue(result_samples.after_release, "never")
     await processing(client, job_id)
     waiting = asyncio.create_task(client.wait(job_id))
@@ -410,3 +418,238 @@ async def test_containers_are_kept_off_the_event_loop_and_numbers_on_it(
     assert threads["small_number"] == threading.get_ident()
     assert await client.wait(container, timeout=5) == {"a": [1, 2]}
     assert await client.wait(number, timeout=5) == 5
+
+
+# -- many waiters, one poller ---------------------------------------------
+
+
+class CountingStorage:
+    """A real storage that counts the reads waiting makes."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.state_batches: list[int] = []
+        self.get_jobs = 0
+
+    async def job_states(self, job_ids: Any) -> Any:
+        self.state_batches.append(len(job_ids))
+        return await self.inner.job_states(job_ids)
+
+    async def get_job(self, job_id: int) -> Any:
+        self.get_jobs += 1
+        return await self.inner.get_job(job_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def reads(self) -> int:
+        return len(self.state_batches) + self.get_jobs
+
+
+async def test_many_waiters_cost_one_batched_query_per_tick(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waiters, "BATCH", 200)
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.rich, str(n)) for n in range(500)]
+    )
+    waiting = [
+        asyncio.create_task(client.wait(i, timeout=60)) for i in job_ids
+    ]
+    await asyncio.sleep(1.0)
+    # Ticks at 10 ms, growing to 0.5 s: about 12 in the second, each
+    # three batches of at most 200 ids; one waiter alone polled as often.
+    assert not any(task.done() for task in waiting)
+    assert counting.get_jobs == 0
+    assert max(counting.state_batches) <= 200
+    assert 3 <= len(counting.state_batches) <= 3 * 20
+
+    await run_all(storage)
+    ended_at = time.monotonic()
+    values = await asyncio.gather(*waiting)
+
+    # The poll interval is at most 0.5 s; the margin is for a busy machine.
+    assert time.monotonic() - ended_at < 2.0
+    assert values == [result_samples.rich(str(n)) for n in range(500)]
+    # Only the finished jobs were read in full: once each.
+    assert counting.get_jobs == 500
+
+
+async def test_the_poller_stops_when_nobody_waits(
+    storage: Storage,
+) -> None:
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    with pytest.raises(WaitTimeoutError):
+        await client.wait(job_id, timeout=0.1)
+    await asyncio.sleep(0.05)
+    reads = counting.reads()
+
+    await asyncio.sleep(0.6)
+
+    assert counting.reads() == reads
+    assert not [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name() == "backburner-wait-poller"
+    ]
+
+
+async def test_a_storage_error_ends_the_waits_it_was_polling_for(
+    storage: Storage,
+) -> None:
+    counting = CountingStorage(storage)
+    client = Client(cast(Storage, counting))
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.returns_falsy) for _ in range(3)]
+    )
+    waiting = [
+        asyncio.create_task(client.wait(i, timeout=30)) for i in job_ids
+    ]
+    await asyncio.sleep(0.05)
+
+    async def broken(job_ids: Any) -> Any:
+        raise StorageError("the database is down")
+
+    counting.job_states = broken  # type: ignore[method-assign]
+    for task in waiting:
+        with pytest.raises(StorageError, match="the database is down"):
+            await asyncio.wait_for(task, 5)
+
+
+async def test_closing_the_client_ends_its_pending_waits(
+    storage: Storage,
+) -> None:
+    client = Client(storage)
+    job_ids = await client.enqueue_many(
+        [Call(result_samples.returns_falsy) for _ in range(3)]
+    )
+    waiting = [asyncio.create_task(client.wait(i)) for i in job_ids]
+    await asyncio.sleep(0.1)
+
+    await client.close()
+
+    for task in waiting:
+        with pytest.raises(RuntimeError, match="the client is closed"):
+            await asyncio.wait_for(task, 1)
+    with pytest.raises(RuntimeError, match="the client is closed"):
+        await client.wait(job_ids[0])
+
+
+async def test_closing_the_sync_client_ends_a_wait_in_another_thread(
+    tmp_path: Path,
+) -> None:
+    sync = SyncClient(f"sqlite:///{tmp_path / 'sync.db'}")
+    job_id = sync.enqueue(result_samples.returns_falsy)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            sync.wait(job_id)
+        except BaseException as error:
+            raised.append(error)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    await asyncio.sleep(0.2)
+
+    closed_at = time.monotonic()
+    await asyncio.to_thread(sync.close)
+    await asyncio.to_thread(waiter.join, 5)
+
+    assert not waiter.is_alive()
+    assert time.monotonic() - closed_at < 1.0
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert "closed" in str(raised[0])
+
+
+async def test_closing_the_sync_client_ends_any_other_pending_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = SyncClient(f"sqlite:///{tmp_path / 'sync.db'}")
+    job_id = sync.enqueue(result_samples.returns_falsy)
+    stuck = asyncio.Event()  # never set: a read that hangs
+
+    async def hanging_get(job_id: int) -> Any:
+        await stuck.wait()
+
+    monkeypatch.setattr(sync._client, "get", hanging_get)
+    raised: list[BaseException] = []
+
+    def get() -> None:
+        try:
+            sync.get(job_id)
+        except BaseException as error:
+            raised.append(error)
+
+    caller = threading.Thread(target=get, daemon=True)
+    caller.start()
+    await asyncio.sleep(0.2)
+
+    await asyncio.to_thread(sync.close)
+    await asyncio.to_thread(caller.join, 5)
+
+    assert not caller.is_alive()
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert str(raised[0]) == "the client was closed during the call"
+
+
+async def test_a_fired_token_ends_the_wait_and_leaves_the_job_alone(
+    storage: Storage,
+) -> None:
+    client = Client(storage)
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    request = CancellationTokenSource()
+    waiting = asyncio.create_task(client.wait(job_id, token=request.token))
+    await asyncio.sleep(0.1)
+
+    fired_at = time.monotonic()
+    request.cancel(CancellationReason.CLIENT_DISCONNECTED)
+    with pytest.raises(OperationCancelled) as raised:
+        await asyncio.wait_for(waiting, 5)
+
+    assert time.monotonic() - fired_at < 1.0
+    assert raised.value.reason == CancellationReason.CLIENT_DISCONNECTED
+    assert raised.value.token is request.token
+    assert (await client.get(job_id)).state is S.ENQUEUED
+    with pytest.raises(OperationCancelled):
+        await client.wait(job_id, token=request.token)
+
+
+def test_a_fired_token_ends_a_sync_wait(tmp_path: Path) -> None:
+    request = CancellationTokenSource()
+    with SyncClient(f"sqlite:///{tmp_path / 'sync.db'}") as sync:
+        job_id = sync.enqueue(result_samples.returns_falsy)
+        threading.Timer(0.1, request.cancel).start()
+        started = time.monotonic()
+
+        with pytest.raises(OperationCancelled):
+            sync.wait(job_id, timeout=30, token=request.token)
+
+        assert time.monotonic() - started < 5
+
+
+async def test_a_wait_ends_when_its_poller_dies_rather_than_hang(
+    client: Client,
+) -> None:
+    job_id = await client.enqueue(result_samples.returns_falsy)
+    waiting = asyncio.create_task(client.wait(job_id))
+    await asyncio.sleep(0.1)
+
+    (poller,) = [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_name() == "backburner-wait-poller"
+    ]
+    poller.cancel()
+
+    with pytest.raises(RuntimeError, match="the poller ended unexpectedly"):
+        await asyncio.wait_for(waiting, 1)
+    # The next wait starts a poller of its own.
+    with pytest.raises(WaitTimeoutError):
+        await client.wait(job_id, timeout=0.1)

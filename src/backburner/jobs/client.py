@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs import states
 from backburner.jobs.continuations import (
     ContinuationLinks,
@@ -47,6 +48,7 @@ from backburner.jobs.serializer import (
     encode_value,
 )
 from backburner.jobs.uniqueness import UniqueKeyTakenError, check_key
+from backburner.jobs.waiters import Waiters
 from backburner.storage import open_storage
 from backburner.storage.base import (
     HistoryEntry,
@@ -115,6 +117,11 @@ def check_queue_name(queue: str) -> str:
 
 
 def _check_job_id(job_id: JobId) -> None:
+    # True == 1 in Python, but a flag passed as an id is a mistake.
+    if isinstance(job_id, bool) or not isinstance(job_id, int):
+        raise TypeError(
+            f"a job id is an int, got {type(job_id).__name__} {job_id!r}"
+        )
     if not 1 <= job_id <= MAX_JOB_ID:
         raise JobNotFoundError(job_id)
 
@@ -382,6 +389,7 @@ class Client:
         )
         self.retention = retention
         self.max_argument_bytes = max_argument_bytes
+        self._waiters = Waiters(self.storage)
 
     async def __aenter__(self) -> Client:
         return self
@@ -390,7 +398,10 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the storage if the client opened it from a URL."""
+        """End pending :meth:`wait` calls (they raise ``RuntimeError``)
+        and refuse new ones; close the storage if the client opened it
+        from a URL."""
+        self._waiters.close()
         if self._owns_storage:
             await self.storage.close()
 
@@ -687,18 +698,23 @@ class Client:
         # The error raised names the job and the state it is stuck in,
         # which asyncio.timeout() around the call could not.
         timeout: float | None = None,  # noqa: ASYNC109
+        token: CancellationToken = CancellationToken.NONE,
     ) -> Any:
         """Wait until a job finishes; return what its function returned.
 
-        Polls the job (every 10 ms at first, then less often, up to
-        every 0.5 s; storage notifications cut a poll short when the job
-        is deleted or requeued meanwhile). A job that is retried is
-        waited for until its last attempt. Waiting does not change the
-        job: a timeout leaves it running.
+        All the waits of a client share one poller, which reads the
+        state of every waited job in one query per tick (every 10 ms at
+        first, then less often, up to every 0.5 s; a new waiter, or a
+        storage notification that a waited job was deleted or requeued,
+        brings it back to 10 ms). A job that is retried is waited for
+        until its last attempt. Waiting does not change the job: a
+        timeout leaves it running.
 
         Args:
             job_id: the job.
             timeout: the most seconds to wait (``None``: no limit).
+            token: ends the wait early when it fires (a web request's
+                token, say); the job is left alone.
 
         Raises:
             ValueError: ``timeout`` is negative or not finite.
@@ -707,9 +723,19 @@ class Client:
             JobNotFoundError: there is no such job (or it expired).
             JobFailedError, JobDeletedError, ResultNotKeptError: as
                 :meth:`Job.result`.
+            TypeError: ``job_id`` is not an int.
+            OperationCancelled: ``token`` fired (a ``BaseException``,
+                like ``asyncio.CancelledError``).
+            StorageError: reading the job failed; a failed tick of the
+                shared poller ends every wait it was polling for, so
+                retry the wait if the storage may recover.
+            RuntimeError: the client is closed, or was closed while
+                waiting.
         """
         _check_job_id(job_id)
-        return await wait_for(self, job_id, limit=timeout)
+        return await wait_for(
+            self, self._waiters, job_id, limit=timeout, token=token
+        )
 
     async def list_jobs(
         self,

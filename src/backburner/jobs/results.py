@@ -21,17 +21,18 @@ dicts, about 1 MiB, took 0.1-0.16 s on a busy two-core machine. Keep
 results small; put bulky output in a table or a file and return where
 it is.
 
-:meth:`Client.wait <backburner.jobs.Client.wait>` polls the job's state,
-every 10 ms at first and then less often, up to every 0.5 s. Storage
-notifications wake it at once when the job is deleted or requeued while
-it runs; no notification says that a job succeeded (that would cost a
-NOTIFY on every outcome written), so a result is seen by the next poll.
+:meth:`Client.wait <backburner.jobs.Client.wait>` waits on the client's
+shared poller (:mod:`backburner.jobs.waiters`): one query per tick for
+all the jobs waited for, every 10 ms at first and then less often, up to
+every 0.5 s. Storage notifications cut a tick short when a waited job is
+deleted or requeued while it runs; no notification says that a job
+succeeded (that would cost a NOTIFY on every outcome written), so a
+result is seen by the next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import decimal
 import enum
@@ -42,6 +43,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs.errors import (
     JobArgumentError,
     JobDeletedError,
@@ -52,18 +54,18 @@ from backburner.jobs.errors import (
     WaitTimeoutError,
 )
 from backburner.jobs.serializer import decode_json, encode_json
+from backburner.jobs.waiters import FINISHED
 from backburner.storage.base import (
     HistoryEntry,
     JobId,
     JobRecord,
-    JobsAborted,
     JobState,
     JSONValue,
-    Notification,
 )
 
 if TYPE_CHECKING:
     from backburner.jobs.client import Client
+    from backburner.jobs.waiters import Waiters
 
 __all__ = [
     "MAX_RESULT_BYTES",
@@ -83,12 +85,6 @@ RESULT_ERROR = "result_error"
 _RESULT_KEYS = (RESULT, RESULT_ERROR)
 MAX_RESULT_BYTES = 1024 * 1024
 """The most an encoded result may take (UTF-8 JSON), as for arguments."""
-
-FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DELETED})
-
-_FIRST_POLL = 0.01
-_MAX_POLL = 0.5
-_POLL_GROWTH = 1.5
 
 
 def keep_result(
@@ -274,7 +270,12 @@ def result_of(
 
 
 async def wait_for(
-    client: Client, job_id: JobId, *, limit: float | None
+    client: Client,
+    waiters: Waiters,
+    job_id: JobId,
+    *,
+    limit: float | None,
+    token: CancellationToken = CancellationToken.NONE,
 ) -> Any:
     """Wait at most ``limit`` seconds for the job to finish; return its
     result (see :meth:`Client.wait <backburner.jobs.Client.wait>`)."""
@@ -285,44 +286,31 @@ async def wait_for(
         )
     loop = asyncio.get_running_loop()
     deadline = None if limit is None else loop.time() + limit
-    woken = asyncio.Event()
-
-    def hear(notification: Notification) -> None:
-        # Called from any thread (the storage's, another client's).
-        if isinstance(notification, JobsAborted) and (
-            job_id in notification.job_ids
-        ):
-            with contextlib.suppress(RuntimeError):  # the loop closed
-                loop.call_soon_threadsafe(woken.set)
-
-    unsubscribe = client.storage.subscribe(hear)
-    try:
-        interval = _FIRST_POLL
-        while True:
-            woken.clear()
-            record = await client.storage.get_job(job_id)
-            if record is None:
+    while True:
+        token.raise_if_cancellation_requested()
+        remaining = None if deadline is None else deadline - loop.time()
+        try:
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                state = await waiters.until_finished(job_id, token)
+        except TimeoutError:
+            # One read of its own, for the state the error names; a job
+            # that finished just now gives its result instead.
+            current = (await client.storage.job_states([job_id])).get(job_id)
+            if current is None:
+                raise JobNotFoundError(job_id) from None
+            if current[0] not in FINISHED:
+                assert limit is not None
+                raise WaitTimeoutError(job_id, current[0], limit) from None
+        else:
+            if state is None:
                 raise JobNotFoundError(job_id)
-            if record.state in FINISHED:
-                job = await client.get(job_id)
-                # The job may have been requeued between the two reads.
-                if job.state in FINISHED:
-                    return job.result()
-            nap = interval
-            if deadline is not None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    assert limit is not None
-                    raise WaitTimeoutError(job_id, record.state, limit)
-                nap = min(nap, remaining)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(nap):
-                    await woken.wait()
-            # Woken: the job changed hands and may finish soon again.
-            interval = (
-                _FIRST_POLL
-                if woken.is_set()
-                else min(interval * _POLL_GROWTH, _MAX_POLL)
-            )
-    finally:
-        unsubscribe()
+        # The state and history are all a result needs: no parameters.
+        record = await client.storage.get_job(job_id)
+        if record is None:
+            raise JobNotFoundError(job_id)
+        # The job may have been requeued between the two reads.
+        if record.state in FINISHED:
+            history = await client.storage.get_history(job_id)
+            return result_of(job_id, record.state, record.reason, history)

@@ -9,12 +9,14 @@ a running event loop's thread: use :class:`Client` there.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
+from backburner.cancellation import CancellationToken
 from backburner.jobs.client import (
     DEFAULT_MAX_ARGUMENT_BYTES,
     DEFAULT_RETENTION,
@@ -63,26 +65,57 @@ class SyncClient:
             retention=retention,
             max_argument_bytes=max_argument_bytes,
         )
+        # Serialises close(); _state_lock guards _closed, so that no call
+        # is handed to the loop once close() has begun.
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._closed = False
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._closed:
-            coroutine.close()
-            raise RuntimeError("the client is closed")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result()
+        with self._state_lock:
+            if self._closed:
+                coroutine.close()
+                raise RuntimeError("the client is closed")
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            # Only close() cancels a call: say so rather than CancelledError.
+            if self._closed:
+                raise RuntimeError(
+                    "the client was closed during the call"
+                ) from None
+            raise
 
     def close(self) -> None:
-        """Close the storage (if owned) and stop the client's thread."""
+        """Close the storage (if owned) and stop the client's thread.
+
+        Calls pending in other threads end with ``RuntimeError``: a
+        :meth:`wait` at once, any other call once cancelled.
+        """
         with self._lock:
-            if self._closed:
-                return
-            self._call(self._client.close())
-            self._closed = True
+            with self._state_lock:
+                if self._closed:
+                    return
+                self._closed = True
+            asyncio.run_coroutine_threadsafe(
+                self._shut_down(), self._loop
+            ).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+    async def _shut_down(self) -> None:
+        try:
+            await self._client.close()
+        finally:
+            # Left pending, a call would block its thread forever once
+            # the loop stops.
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def recurring(self) -> SyncRecurringJobs:
@@ -204,9 +237,17 @@ class SyncClient:
         """Return a job with its history (see :meth:`Client.get`)."""
         return self._call(self._client.get(job_id))
 
-    def wait(self, job_id: JobId, *, timeout: float | None = None) -> Any:
+    def wait(
+        self,
+        job_id: JobId,
+        *,
+        timeout: float | None = None,
+        token: CancellationToken = CancellationToken.NONE,
+    ) -> Any:
         """Wait for a job's result (see :meth:`Client.wait`)."""
-        return self._call(self._client.wait(job_id, timeout=timeout))
+        return self._call(
+            self._client.wait(job_id, timeout=timeout, token=token)
+        )
 
     def list_jobs(
         self,
