@@ -176,7 +176,9 @@ async def test_repeated_kill_9_loses_nothing_and_repeats_only_held_jobs(
     figures.duplicates = sum(runs[text] - 1 for text in twice)
     figures.errors_surfaced = fleet.tracebacks()
     figures.recovery_s = max(kill.recovery_s or 0.0 for kill in kills)
-    figures.note(f"held at each kill {held_counts}")
+    figures.note(
+        f"held at each kill {held_counts} ({len(held_at_kills)} in all)"
+    )
     figures.note(f"{len(twice)} of them ran twice")
     figures.note(f"{left_at_last_kill:,} jobs left at the last kill")
     figures.note(steps)

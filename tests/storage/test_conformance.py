@@ -1552,6 +1552,9 @@ async def test_a_dead_servers_jobs_free_their_mutex(storage: Storage) -> None:
     # The mutex is free again; the recovered job, back at the head of
     # the queue, takes it, and the other one still waits.
     assert [r.id for r in fetched] == [first]
+    waiting = await storage.get_job(second)
+    assert waiting is not None
+    assert waiting.state is S.ENQUEUED
 
 
 async def test_servers_fetching_at_once_respect_the_mutex(
