@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,11 @@ class Fleet:
         )
         self.children.append(child)
         return child
+
+    @staticmethod
+    def server_name(child: subprocess.Popen[bytes]) -> str:
+        """The name a child's server registers under (the default one)."""
+        return f"{socket.gethostname()}:{child.pid}"
 
     def close(self) -> None:
         """Kill every child still running."""
@@ -109,12 +115,20 @@ async def count_in(client: Client, state: JobState) -> int:
 
 
 async def enqueue_marks(
-    client: Client, out: Path, texts: list[str]
+    client: Client, out: Path, texts: list[str], seconds: float = 0.0
 ) -> list[int]:
-    """Enqueue one ``mark`` job per text, in batches of 1,000."""
+    """Enqueue one ``mark`` job per text, in batches of 1,000.
+
+    With ``seconds``, each job takes that long before it says it ran.
+    """
     import postgres_fleet
 
-    calls = [Call(postgres_fleet.mark, str(out), text) for text in texts]
+    calls = [
+        Call(postgres_fleet.mark_after, str(out), text, seconds)
+        if seconds
+        else Call(postgres_fleet.mark, str(out), text)
+        for text in texts
+    ]
     ids: list[int] = []
     for start in range(0, len(calls), 1000):
         ids += await client.enqueue_many(calls[start : start + 1000])

@@ -43,6 +43,12 @@ async def mark(path: str, text: str) -> None:
     note(path, "ran", text)
 
 
+async def mark_after(path: str, text: str, seconds: float) -> None:
+    """Say it ran once ``seconds`` have passed (a job that takes time)."""
+    await asyncio.sleep(seconds)
+    note(path, "ran", text)
+
+
 async def mark_slowly(path: str, text: str, seconds: float) -> None:
     """Say it started, wait without holding a thread, say it ended."""
     note(path, "start", text)

@@ -785,6 +785,24 @@ async def test_recovery_requeues_processing_jobs_of_unregistered_servers(
     assert recovered == [job_id]
 
 
+async def test_recovered_jobs_go_back_ahead_of_their_queue_in_id_order(
+    storage: Storage,
+) -> None:
+    await announce(storage, "dead:1", T0)
+    await storage.create_jobs([new_job() for _ in range(3)])
+    held = [r.id for r in await storage.fetch("dead:1", ["default"], 3, T0)]
+    backlog = await storage.create_jobs([new_job() for _ in range(4)])
+    await announce(storage, "alive:1", T0)
+    later = T0 + timedelta(seconds=30)
+    await storage.heartbeat("alive:1", later)
+    await storage.recover_dead_servers(later, 10, "dead server")
+    newer = await storage.create_job(new_job())
+
+    fetched = await storage.fetch("alive:1", ["default"], 8, later)
+
+    assert [r.id for r in fetched] == sorted(held) + backlog + [newer]
+
+
 async def test_held_jobs_are_a_servers_own_jobs_in_processing(
     storage: Storage,
 ) -> None:
@@ -1531,7 +1549,12 @@ async def test_a_dead_servers_jobs_free_their_mutex(storage: Storage) -> None:
     fetched = await storage.fetch(
         "alive", ["default"], 10, T0 + timedelta(minutes=1)
     )
-    assert [r.id for r in fetched] == [second]
+    # The mutex is free again; the recovered job, back at the head of
+    # the queue, takes it, and the other one still waits.
+    assert [r.id for r in fetched] == [first]
+    waiting = await storage.get_job(second)
+    assert waiting is not None
+    assert waiting.state is S.ENQUEUED
 
 
 async def test_servers_fetching_at_once_respect_the_mutex(

@@ -538,6 +538,9 @@ DELETE FROM servers WHERE heartbeat_at < %(limit)s;
 -- Jobs in processing whose server is not registered (any more). SKIP
 -- LOCKED: a job whose worker is writing its outcome right now is left
 -- to that worker; if the outcome is refused, the next round finds it.
+-- They go back ahead of their queue's head, in id order: they were
+-- delivered already, and behind a backlog they would wait for all of
+-- it to drain first.
 WITH orphans AS (
     SELECT id, server
     FROM jobs AS j
@@ -563,8 +566,13 @@ WITH orphans AS (
     FROM orphans
     ORDER BY id
 ), queued AS (
-    INSERT INTO job_queue (job_id, queue)
-    SELECT id, queue FROM moved ORDER BY id
+    INSERT INTO job_queue (job_id, queue, seq) OVERRIDING SYSTEM VALUE
+    SELECT m.id, m.queue,
+           coalesce(
+               (SELECT min(q.seq) FROM job_queue AS q WHERE q.queue = m.queue),
+               1
+           ) - row_number() OVER (PARTITION BY m.queue ORDER BY m.id DESC)
+    FROM moved AS m
 )
 SELECT id, queue FROM moved ORDER BY id;
 

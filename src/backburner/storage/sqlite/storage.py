@@ -1736,10 +1736,12 @@ class SQLiteStorage(Storage):
             conn.execute(
                 "DELETE FROM servers WHERE heartbeat_at < ?", (limit,)
             )
+            # Highest id first: each goes ahead of its queue's head, so
+            # they end up in id order.
             orphans = conn.execute(
                 "SELECT id, server FROM jobs WHERE state = 'processing'"
                 " AND (server IS NULL OR server NOT IN"
-                " (SELECT name FROM servers))"
+                " (SELECT name FROM servers)) ORDER BY id DESC"
             ).fetchall()
             recovered = []
             for job_id, server in orphans:
@@ -1754,7 +1756,9 @@ class SQLiteStorage(Storage):
                 if self._change(
                     conn, changes, change, from_worker=False
                 ).applied:
+                    conn.execute(_TO_QUEUE_HEAD, (job_id,))
                     recovered.append(job_id)
+            recovered.reverse()
             return recovered
 
         return await self._run(lambda conn: self._write(conn, work))
@@ -1960,10 +1964,18 @@ class SQLiteStorage(Storage):
 
 # An enqueued job's queue entry is its entry in the partial index
 # jobs_queued (queue, seq) of migration 0005: a job (re)enqueued goes
-# behind every job of its queue. Its seq means nothing in other states.
+# behind every job of its queue (a recovered one ahead of them, see
+# _TO_QUEUE_HEAD). Its seq means nothing in other states.
 _NEXT_SEQ = (
     "(SELECT coalesce(max(q.seq), 0) + 1 FROM jobs AS q"
     " WHERE q.state = 'enqueued' AND q.queue = {queue})"
+)
+# A recovered job was delivered already: it goes back ahead of its
+# queue's head rather than behind a backlog it was fetched before.
+_TO_QUEUE_HEAD = (
+    "UPDATE jobs SET seq = (SELECT coalesce(min(q.seq), 1) - 1 FROM jobs"
+    " AS q WHERE q.state = 'enqueued' AND q.queue = jobs.queue"
+    " AND q.id != jobs.id) WHERE id = ?"
 )
 _UPDATE_STATE = (
     "UPDATE jobs SET state = ?, reason = ?, version = version + 1,"
