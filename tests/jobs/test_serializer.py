@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from backburner.jobs.errors import JobArgumentError
@@ -66,3 +69,30 @@ def test_long_integers_within_the_limit_round_trip() -> None:
     stored = encode_arguments((longest, -longest, 2**14_001), {})
 
     assert decode_arguments(stored) == ((longest, -longest, 2**14_001), {})
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        # In the spring gap: this wall time does not exist in London.
+        datetime(2026, 3, 29, 1, 30, tzinfo=ZoneInfo("Europe/London")),
+        # In the autumn overlap, both folds.
+        datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("Europe/London")),
+        datetime(
+            2026, 10, 25, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")
+        ),
+        datetime(2026, 7, 1, 12, 0, tzinfo=ZoneInfo("America/New_York")),
+    ],
+)
+def test_zoned_datetimes_keep_their_wall_time_and_fold(
+    moment: datetime,
+) -> None:
+    ((back,), _) = decode_arguments(encode_arguments((moment,), {}))
+
+    assert back == moment
+    assert (back.hour, back.minute, back.fold) == (
+        moment.hour,
+        moment.minute,
+        moment.fold,
+    )
+    assert back.utcoffset() == moment.utcoffset()

@@ -177,7 +177,18 @@ def _decode_datetime(payload: list[str | None]) -> datetime:
     text, zone = payload
     assert text is not None
     moment = datetime.fromisoformat(text)
-    return moment if zone is None else moment.astimezone(ZoneInfo(zone))
+    if zone is None:
+        return moment
+    # The same wall time in the zone, with the fold that gives the stored
+    # offset: a time in a daylight-saving gap or overlap comes back as it
+    # was written, not moved to another wall time of the same instant.
+    tz = ZoneInfo(zone)
+    wall = moment.replace(tzinfo=tz)
+    for fold in (0, 1):
+        candidate = wall.replace(fold=fold)
+        if candidate.utcoffset() == moment.utcoffset():
+            return candidate
+    return moment.astimezone(tz)
 
 
 def _scalar(
