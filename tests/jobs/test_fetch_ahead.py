@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import job_samples
@@ -194,20 +196,36 @@ async def test_short_jobs_are_fetched_for_busy_workers_too(
     assert max(limits) > 2, limits
 
 
-async def test_jobs_fetched_ahead_go_back_when_no_worker_frees_up(
-    storage: Storage, client: Client
-) -> None:
+@contextlib.asynccontextmanager
+async def busy_worker_and_one_fetched_ahead(
+    storage: Storage, client: Client, **tuning: Any
+) -> AsyncIterator[tuple[int, int]]:
+    """One worker busy with a job that waits for its token, and one more
+    job fetched ahead for it; yields their ids (busy, fetched ahead).
+
+    The server runs while the caller's block does; a first finished job
+    makes the next ones count as short, so they are fetched ahead.
+    """
     first = await client.enqueue(job_samples.async_noop)
-    # One worker; a finished job makes the next ones count as short.
-    async with server(storage, concurrency=1, fetch_ahead=10.0):
+    async with server(storage, concurrency=1, fetch_ahead=10.0, **tuning):
         await eventually(lambda: state_is(client, first, S.SUCCEEDED))
-        long_id, waiting = await client.enqueue_many(
+        busy, waiting = await client.enqueue_many(
             [
                 Call(job_samples.wait_for_token, "long"),
                 Call(job_samples.async_record, "after"),
             ]
         )
         await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+        yield busy, waiting
+
+
+async def test_jobs_fetched_ahead_go_back_when_no_worker_frees_up(
+    storage: Storage, client: Client
+) -> None:
+    async with busy_worker_and_one_fetched_ahead(storage, client) as (
+        long_id,
+        waiting,
+    ):
         await eventually(lambda: state_is(client, waiting, S.ENQUEUED))
 
         job = await client.get(waiting)
@@ -227,18 +245,9 @@ async def test_jobs_fetched_ahead_go_back_when_no_worker_frees_up(
 async def test_jobs_fetched_ahead_go_back_when_the_server_stops(
     storage: Storage, client: Client
 ) -> None:
-    first = await client.enqueue(job_samples.async_noop)
-    async with server(
-        storage, concurrency=1, fetch_ahead=10.0, poll_interval=30.0
-    ):
-        await eventually(lambda: state_is(client, first, S.SUCCEEDED))
-        _, waiting = await client.enqueue_many(
-            [
-                Call(job_samples.wait_for_token, "long"),
-                Call(job_samples.async_record, "after"),
-            ]
-        )
-        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+    async with busy_worker_and_one_fetched_ahead(
+        storage, client, poll_interval=30.0
+    ) as (_, waiting):
         await eventually(lambda: state_is(client, waiting, S.PROCESSING))
 
     job = await client.get(waiting)
@@ -250,18 +259,9 @@ async def test_jobs_fetched_ahead_go_back_when_the_server_stops(
 async def test_a_job_deleted_while_fetched_ahead_never_starts(
     storage: Storage, client: Client
 ) -> None:
-    first = await client.enqueue(job_samples.async_noop)
-    async with server(
-        storage, concurrency=1, fetch_ahead=10.0, poll_interval=30.0
-    ):
-        await eventually(lambda: state_is(client, first, S.SUCCEEDED))
-        long_id, waiting = await client.enqueue_many(
-            [
-                Call(job_samples.wait_for_token, "long"),
-                Call(job_samples.async_record, "after"),
-            ]
-        )
-        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+    async with busy_worker_and_one_fetched_ahead(
+        storage, client, poll_interval=30.0
+    ) as (long_id, waiting):
         await eventually(lambda: state_is(client, waiting, S.PROCESSING))
 
         await client.delete(waiting)
