@@ -539,21 +539,29 @@ async def test_closing_the_client_ends_its_pending_waits(
         await client.wait(job_ids[0])
 
 
+def call_in_thread(
+    call: Callable[[], object],
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``call`` on a thread; the list gets what it raises."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, raised
+
+
 async def test_closing_the_sync_client_ends_a_wait_in_another_thread(
     tmp_path: Path,
 ) -> None:
     sync = SyncClient(f"sqlite:///{tmp_path / 'sync.db'}")
     job_id = sync.enqueue(result_samples.returns_falsy)
-    raised: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            sync.wait(job_id)
-        except BaseException as error:
-            raised.append(error)
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
+    waiter, raised = call_in_thread(lambda: sync.wait(job_id))
     await asyncio.sleep(0.2)
 
     closed_at = time.monotonic()
@@ -578,16 +586,7 @@ async def test_closing_the_sync_client_ends_any_other_pending_call(
         await stuck.wait()
 
     monkeypatch.setattr(sync._client, "get", hanging_get)
-    raised: list[BaseException] = []
-
-    def get() -> None:
-        try:
-            sync.get(job_id)
-        except BaseException as error:
-            raised.append(error)
-
-    caller = threading.Thread(target=get, daemon=True)
-    caller.start()
+    caller, raised = call_in_thread(lambda: sync.get(job_id))
     await asyncio.sleep(0.2)
 
     await asyncio.to_thread(sync.close)
