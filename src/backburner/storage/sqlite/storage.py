@@ -46,6 +46,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -478,7 +479,7 @@ class SQLiteStorage(Storage):
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, self._busy_timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(
                 f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}"
@@ -1960,6 +1961,32 @@ class SQLiteStorage(Storage):
             return ids
 
         return await self._run(lambda conn: self._write(conn, work))
+
+
+def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """Put the file in WAL mode (once per file), retrying while busy.
+
+    A file already in WAL mode needs no change, and asking for one takes
+    locks: only a file in another mode is switched. The switch can answer
+    "database is locked" at once, without SQLite's busy handler, while
+    another process opens or checkpoints the same file (seen with a
+    server starting beside a client): it is retried for up to
+    ``patience`` seconds, as a busy write would be.
+    """
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() == "wal":
+        return
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 # An enqueued job's queue entry is its entry in the partial index
