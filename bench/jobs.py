@@ -16,7 +16,9 @@ runs in its recommended setup for the workload (see
    to the last job done, so it includes the consumer's start-up.
 4. **Drain 10 ms jobs**: the same with jobs that wait 10 ms
    (backburner: ``await asyncio.sleep``; Huey: ``time.sleep`` in a
-   thread).
+   thread), at each level of concurrency of ``Setup.sleep_concurrency``
+   (the same levels for both systems); the row shows each system's best
+   level, and a second table every level side by side.
 5. **Latency**: probe jobs enqueued one at a time into an idle running
    consumer; from just before the enqueue call to the moment the job
    starts (``time.time()`` on both sides, one clock), p50 and p99.
@@ -93,21 +95,23 @@ class Setup:
 
     No-op jobs: two worker processes each (Huey's setup for throughput;
     backburner's processes hold 50 async workers each, so that a fetch
-    takes many jobs at once). 10 ms jobs: 50 concurrent jobs for both,
-    the same ceiling of 5,000 jobs/s (Huey: threads; backburner: one
-    process). Latency: each consumer's default worker count.
+    takes many jobs at once). 10 ms jobs: the same number of concurrent
+    jobs for both (Huey: threads; backburner: async workers in one
+    process), at each level of ``sleep_concurrency``. ``n`` concurrent
+    jobs of 10 ms cannot drain faster than ``100 * n`` jobs/s, so at one
+    level alone the row can measure that ceiling rather than the system:
+    each system is credited with its best level. Latency: each
+    consumer's default worker count.
     """
 
     huey_noop_workers: int = 2  # processes
-    huey_sleep_workers: int = 50  # threads
     huey_latency_workers: int = 1  # thread: the consumer's default
     bb_noop_processes: int = 2
     bb_noop_concurrency: int = 50
-    bb_sleep_processes: int = 1
-    bb_sleep_concurrency: int = 50
     bb_latency_processes: int = 1
     bb_latency_concurrency: int = 4
     huey_fsync: bool = True  # Huey's default: synchronous=FULL
+    sleep_concurrency: tuple[int, ...] = (50, 100, 200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +125,14 @@ class Row:
     extra: bool = False
 
 
+SLEEP_ROW = Row(
+    "drain_sleep", "drain jobs waiting 10 ms, best level", "jobs/s", True
+)
 ROWS = (
     Row("enqueue_single", "enqueue, one call per job", "jobs/s", True),
     Row("enqueue_bulk", "enqueue, bulk (extra)", "jobs/s", True, True),
     Row("drain_noop", "drain no-op jobs", "jobs/s", True),
-    Row("drain_sleep", "drain jobs waiting 10 ms", "jobs/s", True),
+    SLEEP_ROW,
     Row("latency_p50", "enqueue-to-start p50", "ms", False),
     Row("latency_p99", "enqueue-to-start p99", "ms", False),
 )
@@ -210,12 +217,18 @@ def client(
     return found
 
 
-def consumer_argv(space: Workspace, workload: str, setup: Setup) -> list[str]:
-    """The command line of ``space.system``'s consumer for ``workload``."""
+def consumer_argv(
+    space: Workspace, workload: str, setup: Setup, concurrency: int = 0
+) -> list[str]:
+    """The command line of ``space.system``'s consumer for ``workload``.
+
+    ``concurrency`` is the number of concurrent 10 ms jobs (``sleep``
+    workload only).
+    """
     if space.system == "huey":
         workers = {
             "noop": setup.huey_noop_workers,
-            "sleep": setup.huey_sleep_workers,
+            "sleep": concurrency,
             "latency": setup.huey_latency_workers,
         }[workload]
         # Processes for CPU-bound throughput, threads for jobs that
@@ -233,7 +246,7 @@ def consumer_argv(space: Workspace, workload: str, setup: Setup) -> list[str]:
         ]
     processes, concurrency = {
         "noop": (setup.bb_noop_processes, setup.bb_noop_concurrency),
-        "sleep": (setup.bb_sleep_processes, setup.bb_sleep_concurrency),
+        "sleep": (1, concurrency),
         "latency": (setup.bb_latency_processes, setup.bb_latency_concurrency),
     }[workload]
     return [
@@ -262,7 +275,7 @@ class Running:
 
 @contextmanager
 def consumer(
-    space: Workspace, workload: str, setup: Setup
+    space: Workspace, workload: str, setup: Setup, concurrency: int = 0
 ) -> Iterator[Running]:
     """Run the consumer; yield when it was started and whether it runs.
 
@@ -272,7 +285,7 @@ def consumer(
     Raises:
         RuntimeError: the consumer exited before it was stopped.
     """
-    argv = consumer_argv(space, workload, setup)
+    argv = consumer_argv(space, workload, setup, concurrency)
     with space.log.open("ab") as log:
         started = time.time()
         process = subprocess.Popen(
@@ -325,7 +338,11 @@ def wait_all(
 
 
 def drain(
-    space: Workspace, workload: str, count: int, setup: Setup
+    space: Workspace,
+    workload: str,
+    count: int,
+    setup: Setup,
+    concurrency: int = 0,
 ) -> dict[str, float]:
     """Drain a pre-filled queue of ``count`` jobs; return rates.
 
@@ -333,7 +350,7 @@ def drain(
     ``steady_rate`` from the first job done to the last.
     """
     timeout = 60 + count / 50
-    with consumer(space, workload, setup) as running:
+    with consumer(space, workload, setup, concurrency) as running:
         moments = wait_all(space, count, timeout, running)
     started = running.started
     total = moments[-1] - started
@@ -377,10 +394,13 @@ def measure_once(
     seconds = client(bulk, "enqueue-bulk", sizes.bulk_jobs)["seconds"]
     found["enqueue_bulk"] = sizes.bulk_jobs / seconds
 
-    sleep = space("sleep")
-    client(sleep, "fill", "sleep", sizes.sleep_jobs)
-    sleep_drain = drain(sleep, "sleep", sizes.sleep_jobs, setup)
-    found["drain_sleep"] = sleep_drain["rate"]
+    sleep_drains: dict[str, dict[str, float]] = {}
+    for level in setup.sleep_concurrency:
+        sleep = space(f"sleep-{level}")
+        client(sleep, "fill", "sleep", sizes.sleep_jobs)
+        sleep_drain = drain(sleep, "sleep", sizes.sleep_jobs, setup, level)
+        sleep_drains[str(level)] = sleep_drain
+        found[level_key(level)] = sleep_drain["rate"]
 
     probe = space("latency")
     with consumer(probe, "latency", setup):
@@ -392,10 +412,31 @@ def measure_once(
     found["latency_p99"] = percentile(latencies_ms, 99)
     found["details"] = {
         "drain_noop": noop_drain,
-        "drain_sleep": sleep_drain,
+        "drain_sleep": sleep_drains,
         "latencies_ms": [round(v, 3) for v in latencies_ms],
     }
     return found
+
+
+def level_key(concurrency: int) -> str:
+    """The samples key of the 10 ms drain at ``concurrency``."""
+    return f"drain_sleep_{concurrency}"
+
+
+def best_level(
+    found: Samples, levels: Sequence[int]
+) -> tuple[int, float] | None:
+    """The level of concurrency with the highest median 10 ms drain rate,
+    and that median; ``None`` if none was measured."""
+    medians = [
+        (median, level)
+        for level in levels
+        if (median := found.median(level_key(level))) is not None
+    ]
+    if not medians:
+        return None
+    median, level = max(medians)
+    return level, median
 
 
 def percentile(ordered: Sequence[float], rank: float) -> float:
@@ -421,24 +462,57 @@ def build_report(
 ) -> dict[str, Any]:
     """Everything measured, as JSON-ready data."""
     rows = []
+    # The 10 ms row: each system at its best level of concurrency.
+    best = {
+        system: best_level(found, setup.sleep_concurrency)
+        for system, found in samples.items()
+    }
     for row in ROWS:
-        ours = samples["backburner"].median(row.key)
-        theirs = samples["huey"].median(row.key)
+        key = {system: row.key for system in samples}
+        if row is SLEEP_ROW:
+            key = {
+                system: level_key(found[0]) if found else row.key
+                for system, found in best.items()
+            }
+        ours = samples["backburner"].median(key["backburner"])
+        theirs = samples["huey"].median(key["huey"])
         found = ratio(row, ours, theirs)
-        rows.append(
+        entry: dict[str, Any] = {
+            "key": row.key,
+            "label": row.label,
+            "unit": row.unit,
+            "higher_is_better": row.higher_is_better,
+            "backburner": ours,
+            "huey": theirs,
+            "ratio": found,
+            "target_met": None if found is None else found >= TARGET,
+            "backburner_samples": samples["backburner"].values.get(
+                key["backburner"], []
+            ),
+            "huey_samples": samples["huey"].values.get(key["huey"], []),
+        }
+        if row is SLEEP_ROW:
+            entry["best_concurrency"] = {
+                system: None if found is None else found[0]
+                for system, found in best.items()
+            }
+        rows.append(entry)
+    levels = []
+    for level in setup.sleep_concurrency:
+        ours = samples["backburner"].median(level_key(level))
+        theirs = samples["huey"].median(level_key(level))
+        levels.append(
             {
-                "key": row.key,
-                "label": row.label,
-                "unit": row.unit,
-                "higher_is_better": row.higher_is_better,
+                "concurrency": level,
                 "backburner": ours,
                 "huey": theirs,
-                "ratio": found,
-                "target_met": None if found is None else found >= TARGET,
+                "ratio": ratio(SLEEP_ROW, ours, theirs),
                 "backburner_samples": samples["backburner"].values.get(
-                    row.key, []
+                    level_key(level), []
                 ),
-                "huey_samples": samples["huey"].values.get(row.key, []),
+                "huey_samples": samples["huey"].values.get(
+                    level_key(level), []
+                ),
             }
         )
     return {
@@ -450,6 +524,7 @@ def build_report(
         "setup": asdict(setup),
         "environment": environment(),
         "rows": rows,
+        "sleep_levels": levels,
         "details": {
             system: found.details for system, found in samples.items()
         },
@@ -463,9 +538,9 @@ def _number(value: float | None, unit: str) -> str:
 
 
 def render_table(report: dict[str, Any]) -> str:
-    """The table: row, backburner, Huey, ratio, target met."""
-    header = ("row", "backburner", "Huey", "ratio", f"≥{TARGET:g}x?")
-    lines = [header]
+    """The table (row, backburner, Huey, ratio, target met), then the
+    10 ms drain at every level of concurrency."""
+    lines = [("row", "backburner", "Huey", "ratio", f"≥{TARGET:g}x?")]
     for row in report["rows"]:
         found = row["ratio"]
         met = row["target_met"]
@@ -478,7 +553,38 @@ def render_table(report: dict[str, Any]) -> str:
                 "-" if met is None else ("yes" if met else "NO"),
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    levels = [("10 ms drain by level", "backburner", "Huey", "ratio")]
+    for level in report["sleep_levels"]:
+        found = level["ratio"]
+        levels.append(
+            (
+                f"{level['concurrency']} concurrent jobs (jobs/s)",
+                _number(level["backburner"], "jobs/s"),
+                _number(level["huey"], "jobs/s"),
+                "-" if found is None else f"{found:.2f}x",
+            )
+        )
+    best = next(
+        row["best_concurrency"]
+        for row in report["rows"]
+        if "best_concurrency" in row
+    )
+    return "\n".join(
+        [
+            *_aligned(lines),
+            "",
+            *_aligned(levels),
+            f"best level: backburner {best['backburner']},"
+            f" Huey {best['huey']}",
+        ]
+    )
+
+
+def _aligned(lines: Sequence[tuple[str, ...]]) -> list[str]:
+    """``lines`` as columns: the first left-aligned, a rule under it."""
+    widths = [
+        max(len(line[i]) for line in lines) for i in range(len(lines[0]))
+    ]
     out = []
     for index, line in enumerate(lines):
         cells = [line[0].ljust(widths[0])]
@@ -489,7 +595,7 @@ def render_table(report: dict[str, Any]) -> str:
         out.append("  ".join(cells))
         if index == 0:
             out.append("  ".join("-" * width for width in widths))
-    return "\n".join(out)
+    return out
 
 
 def environment() -> dict[str, Any]:
@@ -570,6 +676,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "default (FULL)",
     )
     parser.add_argument(
+        "--sleep-concurrency",
+        type=_levels,
+        default=Setup().sleep_concurrency,
+        metavar="N,N...",
+        help="levels of concurrency of the 10 ms drain, the same for both "
+        "systems (default %(default)s)",
+    )
+    parser.add_argument(
         "--only",
         choices=SYSTEMS,
         default=None,
@@ -603,6 +717,16 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     return Sizes(**{**asdict(base), **given})
 
 
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        found = tuple(_positive_int(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of positive numbers: {text!r}"
+        ) from error
+    return tuple(sorted(set(found)))
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -614,7 +738,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON report."""
     args = parse_args(argv)
     sizes = sizes_from(args)
-    setup = Setup(huey_fsync=not args.huey_no_fsync)
+    setup = Setup(
+        huey_fsync=not args.huey_no_fsync,
+        sleep_concurrency=args.sleep_concurrency,
+    )
     systems = (args.only,) if args.only else SYSTEMS
     print(
         f"jobs benchmark: backburner vs Huey (SqliteHuey), "

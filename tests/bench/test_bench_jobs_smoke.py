@@ -21,7 +21,7 @@ ROWS = {
     "enqueue_single": "enqueue, one call per job (jobs/s)",
     "enqueue_bulk": "enqueue, bulk (extra) (jobs/s)",
     "drain_noop": "drain no-op jobs (jobs/s)",
-    "drain_sleep": "drain jobs waiting 10 ms (jobs/s)",
+    "drain_sleep": "drain jobs waiting 10 ms, best level (jobs/s)",
     "latency_p50": "enqueue-to-start p50 (ms)",
     "latency_p99": "enqueue-to-start p99 (ms)",
 }
@@ -96,11 +96,35 @@ def test_every_job_ran_and_every_probe_was_measured(
     for system in ("backburner", "huey"):
         (details,) = report["details"][system]
         assert details["drain_noop"]["jobs"] == sizes["noop_jobs"]
-        assert details["drain_sleep"]["jobs"] == sizes["sleep_jobs"]
+        levels = report["setup"]["sleep_concurrency"]
+        drains = details["drain_sleep"]
+        assert set(drains) == {str(level) for level in levels}
+        for drain in drains.values():
+            assert drain["jobs"] == sizes["sleep_jobs"]
+            # A 10 ms job cannot finish sooner than 10 ms after its
+            # consumer started: the drain really waited.
+            assert drain["seconds"] > 0.01
         latencies = details["latencies_ms"]
         assert len(latencies) == sizes["probes"]
         assert all(value > 0 for value in latencies), latencies
-        # A 10 ms job cannot finish sooner than 10 ms after its
-        # consumer started: the drain really waited.
-        drain = details["drain_sleep"]
-        assert drain["seconds"] > 0.01
+
+
+def test_the_10_ms_row_is_each_systems_best_level(
+    bench_run: tuple[str, Any],
+) -> None:
+    stdout, report = bench_run
+    (row,) = (row for row in report["rows"] if row["key"] == "drain_sleep")
+    levels = report["sleep_levels"]
+    assert [level["concurrency"] for level in levels] == report["setup"][
+        "sleep_concurrency"
+    ]
+    assert len(levels) > 1
+    for system in ("backburner", "huey"):
+        best = max(levels, key=lambda level: level[system])
+        assert row[system] == best[system], (system, row, levels)
+        assert row["best_concurrency"][system] == best["concurrency"]
+    # Every level is printed for both systems too.
+    table = stdout.split("10 ms drain by level", 1)[1]
+    for level in levels:
+        label = f"{level['concurrency']} concurrent jobs (jobs/s)"
+        assert any(line.startswith(label) for line in table.splitlines())
