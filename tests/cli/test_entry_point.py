@@ -232,3 +232,71 @@ def test_a_worker_stops_cleanly_on_sigterm(storage_url: str) -> None:
         code = process.wait(timeout=60)
 
     assert code == 0
+
+
+# Put first on the path of a child process, this sends the process a
+# SIGINT (what Ctrl-C does) as it starts importing one module: an
+# interrupt at a known moment of the command's start.
+_INTERRUPT_ON_IMPORT = """
+import os, signal, sys
+
+class _InterruptOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["INTERRUPT_ON_IMPORT"]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, _InterruptOnImport())
+"""
+
+
+@pytest.mark.parametrize(
+    "module", ["backburner.cli", "backburner.jobs.server", "asyncio"]
+)
+def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
+    command: list[str], storage_url: str, tmp_path: Path, module: str
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_ON_IMPORT)
+    environment = {
+        **os.environ,
+        "BACKBURNER_STORAGE": storage_url,
+        "INTERRUPT_ON_IMPORT": module,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    done = subprocess.run(
+        [*command, "worker"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (
+        130,
+        "backburner: interrupted\n",
+    ), done.stderr
+
+
+def test_importing_the_package_loads_no_submodule() -> None:
+    # What makes the clean exit above possible: the entry points import
+    # the package before they can catch anything.
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, backburner;"
+            " print(sorted(m for m in sys.modules"
+            " if m.startswith(('backburner.', 'asyncio'))))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert found.stdout == "[]\n"
