@@ -29,7 +29,9 @@ class PostgresSettings:
     the URL says otherwise) bounds one connection attempt; the first use
     of a storage that cannot connect fails after one attempt. ``upkeep``
     lets servers analyze the schema's tables (and vacuum its small busy
-    ones) when autovacuum has not; see :mod:`.upkeep`.
+    ones) when autovacuum has not; see :mod:`.upkeep`. ``url`` is the
+    storage URL as given, for messages (shown with
+    :func:`redact`): ``conninfo`` holds options the user did not write.
     """
 
     conninfo: str
@@ -38,6 +40,13 @@ class PostgresSettings:
     pool_max_size: int = 10
     pool_timeout: float = 10.0
     upkeep: bool = True
+    url: str = ""
+
+    @property
+    def shown(self) -> str:
+        """Where this storage connects, as the user wrote it, without
+        passwords: for messages."""
+        return redact(self.url or self.conninfo)
 
     @property
     def channel(self) -> str:
@@ -160,4 +169,5 @@ def parse_url(url: str) -> PostgresSettings:
         pool_max_size=pool_max,
         pool_timeout=pool_timeout,
         upkeep=tend,
+        url=url,
     )

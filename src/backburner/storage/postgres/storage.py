@@ -64,7 +64,7 @@ from backburner.storage.base import (
     encode_states,
 )
 from backburner.storage.postgres import notifications, schema, upkeep
-from backburner.storage.postgres.config import PostgresSettings, redact
+from backburner.storage.postgres.config import PostgresSettings
 from backburner.storage.postgres.queries import query
 from backburner.storage.postgres.spare_ids import SpareIds
 
@@ -226,7 +226,7 @@ class PostgresStorage(Storage):
         self._upkeep_log = upkeep.Reporter(settings.schema)
 
     def __repr__(self) -> str:
-        url = redact(self.settings.conninfo)
+        url = self.settings.shown
         return f"PostgresStorage({url!r}, schema={self.settings.schema!r})"
 
     # -- plumbing -------------------------------------------------------
@@ -284,7 +284,7 @@ class PostgresStorage(Storage):
                 self.settings.conninfo
             )
         except psycopg.Error as error:
-            url = redact(self.settings.conninfo)
+            url = self.settings.shown
             reason = str(error).strip() or type(error).__name__
             raise StorageError(
                 f"cannot connect to PostgreSQL at {url}: {reason}"
