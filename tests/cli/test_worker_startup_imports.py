@@ -47,6 +47,12 @@ _NOT_FOR_THE_WORKER = (
     "importlib.resources",
     "zipfile",
     "tempfile",
+    # Each takes a millisecond or more to import, for values, time zones
+    # and retries that a worker may never meet: imported where needed.
+    "uuid",
+    "decimal",
+    "zoneinfo",
+    "random",
 )
 
 
