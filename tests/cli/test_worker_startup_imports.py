@@ -32,6 +32,12 @@ _NOT_FOR_THE_WORKER = (
     "backburner.cli.migrate",
     "backburner.cli.recurring",
     "backburner.cli.stats",
+    # The client side of the job engine: the server shares what it needs
+    # of it through smaller modules (queues, states, occurrences).
+    "backburner.jobs.client",
+    "backburner.jobs.continuations",
+    "backburner.jobs.recurring",
+    "backburner.jobs.sync",
     "fastapi",
     "starlette",
     "sqlalchemy",
