@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -96,3 +98,27 @@ def test_zoned_datetimes_keep_their_wall_time_and_fold(
         moment.fold,
     )
     assert back.utcoffset() == moment.utcoffset()
+
+
+def test_uuids_decimals_and_zones_round_trip_with_their_types() -> None:
+    # Their modules are imported only when such a value is met (see the
+    # serializer): a type looked up late must still be the exact type.
+    values = (
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        Decimal("19.990"),
+        datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+    )
+
+    back, _ = decode_arguments(encode_arguments(values, {}))
+
+    assert back == values
+    assert [type(value) for value in back] == [uuid.UUID, Decimal, datetime]
+    assert back[2].tzinfo is UTC
+
+
+def test_a_subclass_of_a_late_imported_type_is_still_refused() -> None:
+    class OrderId(uuid.UUID):
+        pass
+
+    with pytest.raises(JobArgumentError, match=r"type .*OrderId cannot"):
+        encode_arguments((OrderId(int=5),), {})

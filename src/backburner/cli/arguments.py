@@ -12,8 +12,8 @@ import json
 import math
 from typing import Any
 
-from backburner.jobs.client import MAX_JOB_ID, check_queue_name
-from backburner.storage.base import JobId, JobState
+from backburner.jobs.queues import check_queue_name
+from backburner.storage.base import MAX_JOB_ID, JobId, JobState
 
 STATE_NAMES = ", ".join(state.value for state in JobState)
 

@@ -12,11 +12,13 @@ import argparse
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from backburner.jobs.client import Client
 from backburner.storage import open_storage
 from backburner.storage.base import Storage
+
+if TYPE_CHECKING:
+    from backburner.jobs.client import Client
 
 T = TypeVar("T")
 
@@ -51,6 +53,9 @@ def with_client(storage: Storage, work: Callable[[Client], Awaitable[T]]) -> T:
     Raises:
         StorageError, JobError: whatever ``work`` raises.
     """
+
+    # Imported here: ``backburner worker`` uses this module but no client.
+    from backburner.jobs.client import Client
 
     async def run() -> T:
         async with storage:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 
-from backburner.jobs.client import check_queue_name
+from backburner.jobs.queues import check_queue_name
 from backburner.storage.base import JobId, JobState
 
 __all__ = [

@@ -40,6 +40,7 @@ from backburner.jobs.errors import (
 from backburner.jobs.functions import reference_of
 from backburner.jobs.mutex import mutex_of
 from backburner.jobs.progress import Progress, progress_from_parameters
+from backburner.jobs.queues import DEFAULT_QUEUE, check_queue_name
 from backburner.jobs.results import result_of, wait_for
 from backburner.jobs.serializer import (
     decode_arguments,
@@ -47,10 +48,12 @@ from backburner.jobs.serializer import (
     encode_arguments,
     encode_value,
 )
+from backburner.jobs.states import DEFAULT_RETENTION
 from backburner.jobs.uniqueness import UniqueKeyTakenError, check_key
 from backburner.jobs.waiters import Waiters
 from backburner.storage import open_storage
 from backburner.storage.base import (
+    MAX_JOB_ID,
     HistoryEntry,
     JobId,
     JobRecord,
@@ -67,16 +70,10 @@ from backburner.storage.base import (
 if TYPE_CHECKING:
     from backburner.jobs.recurring import RecurringJobs
 
-DEFAULT_QUEUE = "default"
-DEFAULT_RETENTION = timedelta(days=1)
 DEFAULT_MAX_ARGUMENT_BYTES = 1024 * 1024
 
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 _MAX_PARAMETER_SIZE = 4096
-# Both storages keep ids in a signed 64-bit column: a larger id cannot
-# name a job, and SQLite would refuse to even compare it.
-MAX_JOB_ID = 2**63 - 1
 
 
 def check_argument_size(arguments: str, limit: int) -> None:
@@ -100,20 +97,6 @@ def check_argument_size(arguments: str, limit: int) -> None:
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def check_queue_name(queue: str) -> str:
-    """Return ``queue`` if it is a valid queue name.
-
-    Raises:
-        ValueError: the name is empty, longer than 100 characters, or has
-            characters other than letters, digits and ``_.:-``.
-    """
-    if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
-        raise ValueError(
-            f"invalid queue name {queue!r}: use 1-100 letters, digits or _.:-"
-        )
-    return queue
 
 
 def _check_job_id(job_id: JobId) -> None:

@@ -32,7 +32,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import ModuleType
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
+
+# zoneinfo is imported by the first schedule (see load_time_zone): a
+# worker without recurring jobs starts faster without it.
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 __all__ = ["CronSchedule", "InvalidCronError", "load_time_zone"]
 
@@ -76,6 +81,8 @@ def load_time_zone(name: str) -> ZoneInfo:
     """
     if not isinstance(name, str) or not name or name != name.strip():
         raise InvalidCronError(f"invalid time zone name {name!r}")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:

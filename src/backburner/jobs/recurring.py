@@ -28,24 +28,25 @@ from typing import Any, TypeVar
 
 from backburner.jobs.client import (
     DEFAULT_MAX_ARGUMENT_BYTES,
-    DEFAULT_QUEUE,
     Call,
     check_argument_size,
-    check_queue_name,
     utc_now,
 )
 from backburner.jobs.cron import CronSchedule
 from backburner.jobs.errors import JobError
 from backburner.jobs.functions import reference_of
-from backburner.jobs.serializer import (
-    decode_arguments,
-    encode_arguments,
-    encode_value,
+from backburner.jobs.occurrences import (
+    OCCURRENCE_PARAMETER,
+    RECURRING_PARAMETER,
+    MissedRunPolicy,
+    missed_policy,
+    occurrence_job,
 )
+from backburner.jobs.queues import DEFAULT_QUEUE, check_queue_name
+from backburner.jobs.serializer import decode_arguments, encode_arguments
 from backburner.storage.base import (
     JobId,
     JobState,
-    NewJob,
     RecurringDefinition,
     RecurringFiring,
     RecurringRecord,
@@ -53,7 +54,11 @@ from backburner.storage.base import (
     StorageError,
 )
 
+# The policy and the parameters live in backburner.jobs.occurrences, which
+# the servers import without the client; they are named here as before.
 __all__ = [
+    "OCCURRENCE_PARAMETER",
+    "RECURRING_PARAMETER",
     "MissedRunPolicy",
     "RecurringJob",
     "RecurringJobNotFoundError",
@@ -68,26 +73,6 @@ _RECURRING_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # A trigger is a compare-and-set too; it loses only to a scheduler or
 # another change writing the same recurring job at the same moment.
 _TRIGGER_TRIES = 10
-
-RECURRING_PARAMETER = "recurring_job"
-"""Job parameter naming the recurring job that created a job."""
-OCCURRENCE_PARAMETER = "occurrence"
-"""Job parameter holding the occurrence (or trigger) time, ISO 8601."""
-
-
-class MissedRunPolicy(enum.StrEnum):
-    """What to do with occurrences missed while no server ran.
-
-    An occurrence is missed when the servers get to it more than the
-    server's ``missed_run_grace`` (60 s by default) after its time.
-    """
-
-    RUN_ONCE = "run_once"
-    """Create one job now for all the missed occurrences (default)."""
-    RUN_ALL = "run_all"
-    """Create a job for every missed occurrence."""
-    SKIP = "skip"
-    """Create none; wait for the next occurrence."""
 
 
 class RecurringStatus(enum.StrEnum):
@@ -197,35 +182,6 @@ class RecurringJob:
             updated_at=record.updated_at,
             raw_arguments=record.arguments,
         )
-
-
-def missed_policy(name: str) -> MissedRunPolicy:
-    """The policy stored as ``name``; the default for an unknown name."""
-    try:
-        return MissedRunPolicy(name)
-    except ValueError:
-        return MissedRunPolicy.RUN_ONCE
-
-
-def occurrence_job(
-    record: RecurringRecord, now: datetime, occurrence: datetime, reason: str
-) -> NewJob:
-    """The job a recurring job creates for one occurrence (or trigger)."""
-    return NewJob(
-        function=record.function,
-        arguments=record.arguments,
-        queue=record.queue,
-        state=JobState.ENQUEUED,
-        reason=reason,
-        created_at=now,
-        timeout=record.timeout,
-        parameters={
-            RECURRING_PARAMETER: encode_value(record.id, "recurring job"),
-            OCCURRENCE_PARAMETER: encode_value(
-                occurrence.isoformat(), "occurrence"
-            ),
-        },
-    )
 
 
 class RecurringJobs:

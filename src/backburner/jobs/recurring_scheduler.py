@@ -45,13 +45,12 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from backburner.jobs.client import utc_now
 from backburner.jobs.cron import CronSchedule, InvalidCronError
 from backburner.jobs.errors import JobFunctionError
 from backburner.jobs.functions import resolve
-from backburner.jobs.recurring import (
+from backburner.jobs.occurrences import (
     MissedRunPolicy,
     missed_policy,
     occurrence_job,
@@ -139,7 +138,7 @@ class RecurringScheduler:
     def _delay_until(self, due: datetime | None) -> float:
         if due is None:
             return self._poll_interval
-        seconds = (due - utc_now()).total_seconds()
+        seconds = (due - datetime.now(UTC)).total_seconds()
         return min(max(seconds, 0.0), self._poll_interval)
 
     async def schedule_due(self, now: datetime | None = None) -> int:
@@ -153,9 +152,9 @@ class RecurringScheduler:
         """
         created = 0
         fixed = now
-        await self._replan_ahead(fixed or utc_now())
+        await self._replan_ahead(fixed or datetime.now(UTC))
         while True:
-            now = fixed or utc_now()
+            now = fixed or datetime.now(UTC)
             due = await self._storage.due_recurring(now, _BATCH)
             again = len(due) == _BATCH
             for record in due:

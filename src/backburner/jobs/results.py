@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import decimal
 import enum
 import json
 import logging
 import math
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -137,14 +135,15 @@ _CHEAP_KINDS = frozenset(
     {
         bool,
         float,
-        uuid.UUID,
-        decimal.Decimal,
         dt.date,
         dt.datetime,
         dt.time,
         dt.timedelta,
     }
 )
+# By name: importing uuid and decimal here would slow every worker's
+# start, for jobs that may never return either.
+_CHEAP_NAMES = frozenset({("uuid", "UUID"), ("decimal", "Decimal")})
 
 
 def cheap_to_keep(value: object) -> bool:
@@ -158,7 +157,12 @@ def cheap_to_keep(value: object) -> bool:
         return len(value) <= _CHEAP_TEXT
     if isinstance(value, int):
         return value.bit_length() <= 1024
-    return type(value) in _CHEAP_KINDS or isinstance(value, enum.Enum)
+    kind = type(value)
+    return (
+        kind in _CHEAP_KINDS
+        or (kind.__module__, kind.__qualname__) in _CHEAP_NAMES
+        or isinstance(value, enum.Enum)
+    )
 
 
 def _surely_over(value: object, limit: int) -> bool:

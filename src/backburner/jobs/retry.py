@@ -7,7 +7,6 @@ jitter so that many failing jobs do not come back in lockstep.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -43,6 +42,10 @@ class RetryPolicy:
         if self.delays:
             return self.delays[min(retry_index, len(self.delays) - 1)]
         base = min(15.0 * 2.0**retry_index, 3600.0)
+        # Imported at the first retry, not with the module: most worker
+        # starts would import it for nothing.
+        import random
+
         return base * random.uniform(0.75, 1.25)
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:

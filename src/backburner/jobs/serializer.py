@@ -31,17 +31,22 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import json
 import math
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
 
 from backburner.jobs.errors import JobArgumentError
+
+# ``uuid``, ``decimal`` and ``zoneinfo`` take milliseconds to import, and
+# a worker start pays for every import: each is imported where a value of
+# its type is first met, not here.
+if TYPE_CHECKING:
+    from decimal import Decimal
+    from uuid import UUID
 
 _TAG = "__bb__"
 _MAX_DEPTH = 64
@@ -127,7 +132,7 @@ def _encode(value: Any, path: str, depth: int) -> Any:
         return items if kind is list else _tagged(kind.__name__, items)
     if kind is dict:
         return _encode_dict(value, path, depth)
-    encoder = _SCALARS.get(kind)
+    encoder = _SCALARS.get(kind) or _late_scalars().get(kind)
     if encoder is not None:
         return encoder(value, path)
     raise _RefusedError(
@@ -169,8 +174,18 @@ def _encode_datetime(value: datetime, path: str) -> list[str | None]:
         raise _RefusedError(
             path, "naive datetime (give it a tzinfo, e.g. datetime.UTC)"
         )
-    zone = value.tzinfo.key if isinstance(value.tzinfo, ZoneInfo) else None
-    return [value.isoformat(), zone]
+    return [value.isoformat(), _zone_name(value.tzinfo)]
+
+
+def _zone_name(zone: tzinfo) -> str | None:
+    """The IANA name of ``zone`` if it is a ``ZoneInfo``, else None."""
+    # A ZoneInfo exists only once zoneinfo has been imported: until then
+    # the answer is known without importing it.
+    if "zoneinfo" not in sys.modules:
+        return None
+    from zoneinfo import ZoneInfo
+
+    return zone.key if isinstance(zone, ZoneInfo) else None
 
 
 def _decode_datetime(payload: list[str | None]) -> datetime:
@@ -182,6 +197,8 @@ def _decode_datetime(payload: list[str | None]) -> datetime:
     # The same wall time in the zone, with the fold that gives the stored
     # offset: a time in a daylight-saving gap or overlap comes back as it
     # was written, not moved to another wall time of the same instant.
+    from zoneinfo import ZoneInfo
+
     tz = ZoneInfo(zone)
     wall = moment.replace(tzinfo=tz)
     for fold in (0, 1):
@@ -204,10 +221,36 @@ _SCALARS: dict[type, Callable[[Any, str], Any]] = {
     timedelta: _scalar(
         "timedelta", lambda v, _: [v.days, v.seconds, v.microseconds]
     ),
-    uuid.UUID: _scalar("uuid", lambda v, _: str(v)),
-    Decimal: _scalar("decimal", lambda v, _: str(v)),
     bytes: _scalar("bytes", lambda v, _: base64.b64encode(v).decode()),
 }
+
+
+@functools.cache
+def _late_scalars() -> dict[type, Callable[[Any, str], Any]]:
+    """The scalars whose modules are imported only when needed.
+
+    Asked only for a type missing from ``_SCALARS``: a process that
+    never meets such a value never imports ``uuid`` or ``decimal``.
+    """
+    import decimal
+    import uuid
+
+    return {
+        uuid.UUID: _scalar("uuid", lambda v, _: str(v)),
+        decimal.Decimal: _scalar("decimal", lambda v, _: str(v)),
+    }
+
+
+def _decode_uuid(text: str) -> UUID:
+    import uuid
+
+    return uuid.UUID(text)
+
+
+def _decode_decimal(text: str) -> Decimal:
+    import decimal
+
+    return decimal.Decimal(text)
 
 
 def _import_enum(reference: str) -> type[enum.Enum]:
@@ -227,8 +270,8 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "timedelta": lambda v: timedelta(
         days=v[0], seconds=v[1], microseconds=v[2]
     ),
-    "uuid": uuid.UUID,
-    "decimal": Decimal,
+    "uuid": _decode_uuid,
+    "decimal": _decode_decimal,
     "bytes": lambda v: base64.b64decode(v.encode(), validate=True),
     "float": float,
 }

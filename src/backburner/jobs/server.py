@@ -65,7 +65,6 @@ from backburner.cancellation import (
 )
 from backburner.jobs import states
 from backburner.jobs.activator import Activator
-from backburner.jobs.client import DEFAULT_RETENTION, check_queue_name
 from backburner.jobs.context import JobContext
 from backburner.jobs.expiry import Expirer
 from backburner.jobs.fetch_ahead import FetchAhead
@@ -74,6 +73,7 @@ from backburner.jobs.log_output import log_to
 from backburner.jobs.outcomes import OutcomeWriter
 from backburner.jobs.progress import ProgressFlusher
 from backburner.jobs.promotion import Promoter
+from backburner.jobs.queues import check_queue_name
 from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
 from backburner.jobs.results import cheap_to_keep, keep_result
@@ -167,7 +167,7 @@ class ServerTuning:
     shutdown_grace: float = 1.0
     shutdown_timeout: float = 20.0
     interrupt_delay: float = 0.5
-    retention: timedelta = DEFAULT_RETENTION
+    retention: timedelta = states.DEFAULT_RETENTION
     promote_interval: float = 1.0
     expire_interval: float = 60.0
     upkeep_interval: float = 30.0

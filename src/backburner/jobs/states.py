@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from backburner.storage.base import JobId, JobState, JSONValue, StateChange
 
 __all__ = [
+    "DEFAULT_RETENTION",
     "TRANSITIONS",
     "JobState",
     "can_move",
@@ -40,6 +41,9 @@ __all__ = [
     "sources_of",
     "succeed",
 ]
+
+DEFAULT_RETENTION = timedelta(days=1)
+"""How long a succeeded or deleted job is kept, unless told otherwise."""
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {

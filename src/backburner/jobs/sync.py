@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from backburner.cancellation import CancellationToken
 from backburner.jobs.client import (
     DEFAULT_MAX_ARGUMENT_BYTES,
-    DEFAULT_RETENTION,
     Call,
     Client,
     Counts,
@@ -30,6 +29,7 @@ from backburner.jobs.client import (
 from backburner.jobs.continuations import ContinuationLinks, ContinueOn
 from backburner.jobs.progress import Progress
 from backburner.jobs.recurring import SyncRecurringJobs
+from backburner.jobs.states import DEFAULT_RETENTION
 from backburner.storage.base import JobId, JobState, ServerInfo, Storage
 
 T = TypeVar("T")

@@ -39,6 +39,9 @@ from datetime import datetime
 from typing import TypeAlias
 
 JobId: TypeAlias = int
+# Both storages keep ids in a signed 64-bit column: a larger id cannot
+# name a job, and SQLite would refuse to even compare it.
+MAX_JOB_ID = 2**63 - 1
 JSONValue: TypeAlias = (
     bool
     | int
