@@ -34,9 +34,16 @@ def command(request: pytest.FixtureRequest) -> list[str]:
 
 
 def _run(
-    argv: list[str], storage_url: str, timeout: float = 60
+    argv: list[str],
+    storage_url: str,
+    timeout: float = 60,
+    **variables: str,
 ) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "BACKBURNER_STORAGE": storage_url}
+    environment = {
+        **os.environ,
+        "BACKBURNER_STORAGE": storage_url,
+        **variables,
+    }
     return subprocess.run(
         argv,
         cwd=REPO_ROOT,
@@ -258,22 +265,13 @@ def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
     command: list[str], storage_url: str, tmp_path: Path, module: str
 ) -> None:
     (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_ON_IMPORT)
-    environment = {
-        **os.environ,
-        "BACKBURNER_STORAGE": storage_url,
-        "INTERRUPT_ON_IMPORT": module,
-        "PYTHONPATH": os.pathsep.join(
+    done = _run(
+        [*command, "worker"],
+        storage_url,
+        INTERRUPT_ON_IMPORT=module,
+        PYTHONPATH=os.pathsep.join(
             filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
         ),
-    }
-    done = subprocess.run(
-        [*command, "worker"],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
 
     assert (done.returncode, done.stderr) == (
