@@ -6,6 +6,7 @@ a shell sees; the other test modules call ``main()`` in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -259,7 +260,7 @@ sys.meta_path.insert(0, _InterruptOnImport())
 
 
 @pytest.mark.parametrize(
-    "module", ["backburner.cli", "backburner.jobs.server", "asyncio"]
+    "module", ["typing", "backburner.cli", "backburner.jobs.server", "asyncio"]
 )
 def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
     command: list[str], storage_url: str, tmp_path: Path, module: str
@@ -298,3 +299,58 @@ def test_importing_the_package_loads_no_submodule() -> None:
     )
 
     assert found.stdout == "[]\n"
+
+
+# Put first on the path of a child process, this sends that process (the
+# command, not the server processes it starts) a SIGINT just after it
+# started its first server process: a Ctrl-C while `--processes` starts.
+_INTERRUPT_AFTER_FIRST_START = """
+import os, signal
+import multiprocessing.process as process
+
+_start = process.BaseProcess.start
+
+def _start_then_interrupt(self):
+    _start(self)
+    process.BaseProcess.start = _start
+    os.kill(os.getpid(), signal.SIGINT)
+
+process.BaseProcess.start = _start_then_interrupt
+"""
+
+
+def test_ctrl_c_while_server_processes_start_stops_them_all(
+    storage_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_AFTER_FIRST_START)
+    environment = {
+        **os.environ,
+        "BACKBURNER_STORAGE": storage_url,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    with subprocess.Popen(
+        [SCRIPT, "worker", "--import", SAMPLES, "--processes", "2"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as process:
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        # Whatever happened, leave no server process behind.
+        left = subprocess.run(
+            ["pgrep", "-g", str(process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    assert code == 130
+    assert [pid for pid in left if int(pid) != process.pid] == []
