@@ -4,18 +4,22 @@ The names most applications need are importable from here; the
 submodules (:mod:`backburner.cancellation`, :mod:`backburner.web`,
 :mod:`backburner.jobs`, :mod:`backburner.storage`) document the rest.
 
-They are imported on first use (PEP 562), so that ``import backburner``
-itself costs nothing: the ``backburner`` command starts by importing
-this package, and it must be able to turn Ctrl-C into a clean exit
-before it imports anything heavy (see :mod:`backburner.__main__`).
+Names and submodules are imported on first use (:pep:`562`), and this
+module imports nothing itself, not even :mod:`typing`: the
+``backburner`` command imports this package before it can catch a
+Ctrl-C, and turns one into a clean exit only from there on (see
+:mod:`backburner.__main__`).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# typing.TYPE_CHECKING without importing typing (12 ms): type checkers
+# take any constant of this name for true.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from backburner.cancellation import (
         CallbackRegistration,
         CancellationReason,
@@ -39,16 +43,30 @@ __all__ = [
     "run_cancellable",
 ]
 
-_LAZY = frozenset(__all__) - {"__version__"}
+_FROM_CANCELLATION = frozenset(__all__) - {"__version__"}
 
+# Hidden from type checkers, which would otherwise type every misspelt
+# name as Any and report none.
+if not TYPE_CHECKING:
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    def __getattr__(name: str) -> Any:
+        if name in _FROM_CANCELLATION:
+            from backburner import cancellation
+
+            value = getattr(cancellation, name)
+            globals()[name] = value  # Found here from now on.
+            return value
+        # A submodule not imported yet (``backburner.jobs`` after a bare
+        # ``import backburner``), as when this package imported it.
+        import importlib
+
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("backburner.cancellation"), name)
-    globals()[name] = value  # Later lookups skip this function.
-    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | _FROM_CANCELLATION)

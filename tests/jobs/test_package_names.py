@@ -73,3 +73,40 @@ def test_the_decorators_win_over_submodules_imported_first() -> None:
 
 def test_dir_lists_the_names_not_yet_imported() -> None:
     assert _fresh_imports()["unlisted"] == []
+
+
+_SUBMODULES_BY_ATTRIBUTE = """
+import json
+import backburner
+import backburner.jobs
+found = [
+    backburner.cancellation.__name__,
+    backburner.storage.__name__,
+    backburner.jobs.client.__name__,
+    backburner.jobs.cron.__name__,
+]
+try:
+    backburner.nothing_here
+except AttributeError as error:
+    found.append(str(error))
+print(json.dumps(found))
+"""
+
+
+def test_submodules_are_attributes_of_their_package_as_when_imported() -> None:
+    # In a fresh interpreter: here earlier tests imported them already.
+    done = subprocess.run(
+        [sys.executable, "-c", _SUBMODULES_BY_ATTRIBUTE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert json.loads(done.stdout) == [
+        "backburner.cancellation",
+        "backburner.storage",
+        "backburner.jobs.client",
+        "backburner.jobs.cron",
+        "module 'backburner' has no attribute 'nothing_here'",
+    ]

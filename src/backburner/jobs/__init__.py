@@ -150,13 +150,24 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+# Hidden from type checkers, which would otherwise type every misspelt
+# name as Any and report none.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        home = _HOMES.get(name)
+        if home is not None:
+            value = getattr(importlib.import_module(home), name)
+            globals()[name] = value  # Found here from now on, without a call.
+            return value
+        # A submodule not imported yet (``backburner.jobs.client`` after
+        # ``import backburner.jobs``), as when this package imported it.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # Found here from now on, without a call.
-    return value
 
 
 def __dir__() -> list[str]:
