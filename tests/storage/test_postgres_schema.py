@@ -101,6 +101,32 @@ def test_a_password_never_shows_in_the_storage_repr(url: str) -> None:
     assert "***" in repr(storage)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cret@tail@db/shop",
+        "postgresql://app@s3cret@db/shop",
+    ],
+)
+def test_an_unescaped_at_sign_in_the_user_information_is_refused(
+    url: str,
+) -> None:
+    # libpq would take what follows the first "@" for the host name.
+    with pytest.raises(
+        InvalidStorageURLError, match="write it as %40"
+    ) as error:
+        open_storage(url)
+
+    assert "s3cret" not in str(error.value)
+    assert "tail" not in str(error.value)
+
+
+def test_an_escaped_at_sign_in_a_password_is_kept() -> None:
+    storage = opened("postgresql://app:s3cret%40tail@db/shop")
+
+    assert "s3cret%40tail@db" in storage.settings.conninfo
+
+
 # -- migrations ------------------------------------------------------------
 
 

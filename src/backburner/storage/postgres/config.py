@@ -120,13 +120,23 @@ def parse_url(url: str) -> PostgresSettings:
 
     Raises:
         InvalidStorageURLError: the scheme is not ``postgresql`` or
-            ``postgres``, the schema name is not allowed, or a pool size
+            ``postgres``, the user name or password holds an unescaped
+            ``@``, the schema name is not allowed, or a pool size
             or timeout is not a positive number, or ``upkeep`` is not
             a truth value.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in _SCHEMES:
         raise InvalidStorageURLError(f"not a PostgreSQL URL: {redact(url)!r}")
+    if parts.netloc.count("@") > 1:
+        # Python splits the user information at the last "@", libpq at the
+        # first: the rest of the password would become the host name
+        # (shown in libpq's error, and looked up in DNS).
+        host = parts.netloc.rpartition("@")[2]
+        raise InvalidStorageURLError(
+            "the user name or password of the storage URL for "
+            f"{host!r} contains '@': write it as %40"
+        )
     options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     kept: list[tuple[str, str]] = []
     schema = _DEFAULT_SCHEMA
