@@ -82,7 +82,7 @@ QUICK = Sizes(
     enqueue_jobs=200,
     bulk_jobs=200,
     noop_jobs=200,
-    sleep_jobs=100,
+    sleep_jobs=200,
     probes=5,
     probe_pause=0.005,
     repeats=1,
@@ -569,13 +569,17 @@ def render_table(report: dict[str, Any]) -> str:
         for row in report["rows"]
         if "best_concurrency" in row
     )
+    best_levels = ", ".join(
+        f"{name} {best[system]}"
+        for system, name in (("backburner", "backburner"), ("huey", "Huey"))
+        if best[system] is not None
+    )
     return "\n".join(
         [
             *_aligned(lines),
             "",
             *_aligned(levels),
-            f"best level: backburner {best['backburner']},"
-            f" Huey {best['huey']}",
+            f"best level: {best_levels or '-'}",
         ]
     )
 
@@ -681,7 +685,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Setup().sleep_concurrency,
         metavar="N,N...",
         help="levels of concurrency of the 10 ms drain, the same for both "
-        "systems (default %(default)s)",
+        "systems (default "
+        + ",".join(map(str, Setup().sleep_concurrency))
+        + "); at most the number of 10 ms jobs",
     )
     parser.add_argument(
         "--only",
@@ -738,6 +744,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON report."""
     args = parse_args(argv)
     sizes = sizes_from(args)
+    too_many = [
+        level for level in args.sleep_concurrency if level > sizes.sleep_jobs
+    ]
+    if too_many:
+        # More workers than jobs: the level would measure the jobs there
+        # are, under a label that says otherwise.
+        print(
+            f"python -m bench.jobs: error: --sleep-concurrency {too_many} "
+            f"exceeds the {sizes.sleep_jobs} jobs of the 10 ms drain",
+            file=sys.stderr,
+        )
+        return 2
     setup = Setup(
         huey_fsync=not args.huey_no_fsync,
         sleep_concurrency=args.sleep_concurrency,
