@@ -597,13 +597,23 @@ class PostgresStorage(Storage):
             if job.state is JobState.ENQUEUED
             else []
         )
-        params = _new_job_params([job])
-        params.update(
-            id=job_id,
-            shard=random.randrange(_COUNTER_SHARDS),
-            channel=self.settings.channel,
-            payloads=payloads,
-        )
+        params = {
+            "id": job_id,
+            "function": job.function,
+            "arguments": job.arguments,
+            "queue": job.queue,
+            "state": job.state.value,
+            "reason": job.reason,
+            "created_at": job.created_at,
+            "scheduled_at": job.scheduled_at,
+            "timeout": job.timeout,
+            "mutex": job.mutex,
+            "mutex_limit": None if job.mutex is None else job.mutex_limit,
+            "parameters": json.dumps(list(job.parameters.items())),
+            "shard": random.randrange(_COUNTER_SHARDS),
+            "channel": self.settings.channel,
+            "payloads": payloads,
+        }
         try:
             (row,) = await self._read(query("create_job_once"), params)
         except StorageError as error:
