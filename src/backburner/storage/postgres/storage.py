@@ -320,7 +320,14 @@ class PostgresStorage(Storage):
             committing = False
             conn: Connection | None = None
             try:
-                async with pool.connection() as conn:
+                # getconn and putconn rather than pool.connection(): the
+                # connections are in autocommit and every write opens its
+                # own transaction, so the commit-on-exit of the pooled
+                # connection's context had nothing to do but cost a few
+                # microseconds per call. putconn still weeds out broken
+                # connections and rolls back one left in a transaction.
+                conn = await pool.getconn()
+                try:
                     if not write:
                         return await work(conn)
                     async with contextlib.AsyncExitStack() as stack:
@@ -330,6 +337,8 @@ class PostgresStorage(Storage):
                             result = await work(conn)
                             committing = True
                     return result
+                finally:
+                    await pool.putconn(conn)
             except psycopg.OperationalError as error:
                 lost = conn is not None and conn.broken
                 if retry and lost and not committing:
@@ -614,8 +623,13 @@ class PostgresStorage(Storage):
             "channel": self.settings.channel,
             "payloads": payloads,
         }
+
+        async def work(conn: Connection) -> TupleRow | None:
+            cursor = await conn.execute(query("create_job_once"), params)
+            return await cursor.fetchone()
+
         try:
-            (row,) = await self._read(query("create_job_once"), params)
+            created = await self._run(work, write=False)
         except StorageError as error:
             lost = error.__cause__
             if not isinstance(lost, psycopg.OperationalError):
@@ -626,7 +640,8 @@ class PostgresStorage(Storage):
                 f"PostgreSQL connection lost while enqueuing; job {job_id} "
                 f"may or may not have been saved ({lost})"
             ) from lost
-        inserted, earlier, spare = (int(value) for value in row[:3])
+        assert created is not None  # the statement returns one row
+        inserted, earlier, spare = (int(value) for value in created[:3])
         if not inserted and not earlier:
             # The id is another job's: the jobs sequence is behind the
             # table. Its next ids would clash too; nothing was written.
