@@ -16,8 +16,12 @@
 -- history, queue entries and parameters can refer to them in this same
 -- statement, and the ids come back in that order. No history row: the
 -- creation entry is kept on the job row (created_state, created_reason).
+-- The sequence is looked up once, in a sub-select (an InitPlan): called
+-- per row, pg_get_serial_sequence and the cast to regclass were a
+-- catalog lookup per job, a quarter of the statement's time.
 WITH new AS (
-    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id,
+    SELECT nextval((SELECT pg_get_serial_sequence('jobs', 'id')::regclass))
+               AS id,
            j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
            j->>3 AS state, j->>4 AS reason,
            (j->>5)::timestamptz AS created_at,
