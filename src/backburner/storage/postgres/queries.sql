@@ -58,13 +58,11 @@ SELECT id FROM new ORDER BY position;
 -- NOTIFY. The job comes as plain parameters, its parameters as one JSON
 -- array of (name, value). The id was reserved earlier from the jobs
 -- sequence, so a second run of the statement (a retry after a lost
--- reply whose first run committed) finds its row and writes nothing.
--- The second column tells whether a row already holding the id is this
--- call's own (same function, arguments, queue and creation time): a
--- sequence behind the table hands out ids of other jobs, and the caller
--- must not take one of those for its own. Also reserves the id of the
--- next call. The counter row is the only lock here that another
--- transaction may hold; see add_counts.
+-- reply whose first run committed) finds its row and writes nothing;
+-- then own_job tells whether that row is this call's own. Returns how
+-- many jobs it wrote (0 or 1) and reserves the id of the next call. The
+-- counter row is the only lock here that another transaction may hold;
+-- see add_counts.
 WITH inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
@@ -94,20 +92,24 @@ WITH inserted AS (
     SELECT pg_notify(%(channel)s, payload)
     FROM unnest(%(payloads)b::text[]) AS p (payload)
     WHERE EXISTS (SELECT FROM inserted)
-), earlier AS (
-    -- Sees the table as it was before this statement.
-    SELECT id
-    FROM jobs
-    WHERE id = %(id)s::bigint
-      AND function = %(function)s::text
-      AND arguments = %(arguments)s::text
-      AND queue = %(queue)s::text
-      AND created_at = %(created_at)s::timestamptz
 )
 SELECT (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM earlier),
        nextval(pg_get_serial_sequence('jobs', 'id')),
        (SELECT count(*) FROM notified);  -- referenced, or it never runs
+
+-- name: own_job
+-- After create_job_once wrote nothing: whether the row holding its id
+-- is that call's own (same function, arguments, queue and creation
+-- time), written by an earlier run of the same call. If not, the
+-- sequence is behind the table and handed out the id of another job,
+-- which the caller must not take for its own.
+SELECT count(*)
+FROM jobs
+WHERE id = %(id)s::bigint
+  AND function = %(function)s::text
+  AND arguments = %(arguments)s::text
+  AND queue = %(queue)s::text
+  AND created_at = %(created_at)s::timestamptz;
 
 -- name: reserve_job_id
 SELECT nextval(pg_get_serial_sequence('jobs', 'id'));
