@@ -375,16 +375,21 @@ class _JobBuilder:
         self._now = now
         self._max_argument_bytes = max_argument_bytes
         self._settled: _Settled | None = None
-        # By id() of the function, which the entry keeps alive so that
-        # the id cannot be reused by another object meanwhile.
-        self._functions: dict[int, tuple[object, str, Mutex | None]] = {}
+        # Keyed on the function itself: a bound method made anew for each
+        # call is equal to the others (same class, same function).
+        self._functions: dict[object, tuple[str, Mutex | None]] = {}
 
     def _function(self, func: Callable[..., Any]) -> tuple[str, Mutex | None]:
-        known = self._functions.get(id(func))
+        try:
+            known = self._functions.get(func)
+        except TypeError:  # an unhashable callable: looked at each time
+            return reference_of(func), mutex_of(func)
         if known is None:
-            known = (func, reference_of(func), mutex_of(func))
-            self._functions[id(func)] = known
-        return known[1], known[2]
+            known = self._functions[func] = (
+                reference_of(func),
+                mutex_of(func),
+            )
+        return known
 
     def _settle(self) -> _Settled:
         options, now = self._options, self._now
