@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +21,18 @@ from backburner.jobs.serializer import encode_arguments
 
 def noop(*args: object, **kwargs: object) -> None:
     """A job function that is never run here."""
+
+
+class Runner:
+    """Job functions reached through a fresh bound method each time."""
+
+    @classmethod
+    def first(cls, number: int) -> None:
+        """Never run here."""
+
+    @classmethod
+    def second(cls, number: int) -> None:
+        """Never run here."""
 
 
 @pytest.fixture
@@ -58,6 +70,29 @@ async def test_a_delay_of_many_years_is_still_accepted(
     job = await client.get(job_id)
     assert job.scheduled_at is not None
     assert job.scheduled_at.year >= 2100
+
+
+async def test_a_bulk_enqueue_stores_each_calls_own_function(
+    client: Client,
+) -> None:
+    def name(number: int) -> str:
+        return "first" if number // 2 % 2 else "second"
+
+    def calls() -> Iterator[Call]:
+        for number in range(8):
+            # A new bound method per call.
+            yield Call(getattr(Runner, name(number)), number)
+
+    ids = await client.enqueue_many(calls())
+
+    jobs = [await client.get(job_id) for job_id in ids]
+    assert [(job.function, job.raw_arguments) for job in jobs] == [
+        (
+            f"{__name__}:Runner.{name(number)}",
+            encode_arguments((number,), {}),
+        )
+        for number in range(8)
+    ]
 
 
 # -- argument size ---------------------------------------------------------

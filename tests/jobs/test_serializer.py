@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +22,13 @@ def test_a_call_without_arguments_decodes_to_fresh_empty_ones() -> None:
 
     assert args == ()
     assert decode_arguments(stored) == ((), {})
+
+
+def test_a_call_without_arguments_is_stored_as_the_encoder_writes_it() -> None:
+    written = json.dumps({"args": [], "kwargs": {}}, separators=(",", ":"))
+
+    assert encode_arguments((), {}) == written
+    assert encode_arguments([], {}) == written
 
 
 def test_the_same_document_spelt_otherwise_decodes_the_same() -> None:

@@ -92,6 +92,8 @@ _CREATABLE = frozenset(
     {JobState.ENQUEUED, JobState.SCHEDULED, JobState.AWAITING}
 )
 _ENQUEUED = JobState.ENQUEUED.value
+# A state's value without the enum's attribute machinery (per job in bulk).
+_STATE_TEXT = {state: state.value for state in JobState}
 _PROCESSING = JobState.PROCESSING.value
 
 
@@ -162,11 +164,13 @@ class _Pending:
             hour = moment.replace(minute=0, second=0, microsecond=0)
             self.outcomes[(state, hour)] += 1
 
-    def move(self, queue: str, old: str | None, new: str | None) -> None:
+    def move(
+        self, queue: str, old: str | None, new: str | None, jobs: int = 1
+    ) -> None:
         if old is not None:
-            self.counters[(old, queue)] -= 1
+            self.counters[(old, queue)] -= jobs
         if new is not None:
-            self.counters[(new, queue)] += 1
+            self.counters[(new, queue)] += jobs
         if new == _ENQUEUED:
             self.enqueued.add(queue)
 
@@ -320,7 +324,14 @@ class PostgresStorage(Storage):
             committing = False
             conn: Connection | None = None
             try:
-                async with pool.connection() as conn:
+                # getconn and putconn rather than pool.connection(): the
+                # connections are in autocommit and every write opens its
+                # own transaction, so the commit-on-exit of the pooled
+                # connection's context had nothing to do but cost a few
+                # microseconds per call. putconn still weeds out broken
+                # connections and rolls back one left in a transaction.
+                conn = await pool.getconn()
+                try:
                     if not write:
                         return await work(conn)
                     async with contextlib.AsyncExitStack() as stack:
@@ -330,6 +341,8 @@ class PostgresStorage(Storage):
                             result = await work(conn)
                             committing = True
                     return result
+                finally:
+                    await pool.putconn(conn)
             except psycopg.OperationalError as error:
                 lost = conn is not None and conn.broken
                 if retry and lost and not committing:
@@ -597,15 +610,30 @@ class PostgresStorage(Storage):
             if job.state is JobState.ENQUEUED
             else []
         )
-        params = _new_job_params([job])
-        params.update(
-            id=job_id,
-            shard=random.randrange(_COUNTER_SHARDS),
-            channel=self.settings.channel,
-            payloads=payloads,
-        )
+        params = {
+            "id": job_id,
+            "function": job.function,
+            "arguments": job.arguments,
+            "queue": job.queue,
+            "state": job.state.value,
+            "reason": job.reason,
+            "created_at": job.created_at,
+            "scheduled_at": job.scheduled_at,
+            "timeout": job.timeout,
+            "mutex": job.mutex,
+            "mutex_limit": None if job.mutex is None else job.mutex_limit,
+            "parameters": json.dumps(list(job.parameters.items())),
+            "shard": random.randrange(_COUNTER_SHARDS),
+            "channel": self.settings.channel,
+            "payloads": payloads,
+        }
+
+        async def work(conn: Connection) -> TupleRow | None:
+            cursor = await conn.execute(query("create_job_once"), params)
+            return await cursor.fetchone()
+
         try:
-            (row,) = await self._read(query("create_job_once"), params)
+            created = await self._run(work, write=False)
         except StorageError as error:
             lost = error.__cause__
             if not isinstance(lost, psycopg.OperationalError):
@@ -616,8 +644,9 @@ class PostgresStorage(Storage):
                 f"PostgreSQL connection lost while enqueuing; job {job_id} "
                 f"may or may not have been saved ({lost})"
             ) from lost
-        inserted, earlier, spare = (int(value) for value in row[:3])
-        if not inserted and not earlier:
+        assert created is not None  # the statement returns one row
+        inserted, spare = int(created[0]), int(created[1])
+        if not inserted and not await self._own_job(params):
             # The id is another job's: the jobs sequence is behind the
             # table. Its next ids would clash too; nothing was written.
             raise StorageError(
@@ -630,6 +659,12 @@ class PostgresStorage(Storage):
         if payloads:
             self._hub.publish(enqueued)
         return job_id
+
+    async def _own_job(self, params: Mapping[str, object]) -> bool:
+        """Whether the job holding ``params["id"]`` is the one described
+        by ``params`` (see own_job)."""
+        rows = await self._read(query("own_job"), params)
+        return bool(rows[0][0])
 
     async def create_continuations(
         self, continuations: Sequence[NewContinuation]
@@ -1275,28 +1310,61 @@ class PostgresStorage(Storage):
 
 def _check_new_jobs(jobs: Sequence[NewJob]) -> None:
     for index, job in enumerate(jobs):
-        where = f"job #{index} ({job.function})"
-        if job.state not in _CREATABLE:
-            raise StorageError(f"{where}: cannot create a job in {job.state}")
-        if job.state is JobState.SCHEDULED and job.scheduled_at is None:
-            raise StorageError(f"{where}: a scheduled job needs scheduled_at")
-        if job.unique_key is not None and job.state is JobState.AWAITING:
-            raise StorageError(
-                f"{where}: an awaiting job cannot have a unique key"
-            )
-        if job.mutex_limit < 1:
-            raise StorageError(f"{where}: a mutex limit is at least 1")
-        if job.unique_key is not None:
-            _refuse_unstorable(job.unique_key, f"{where}: unique key")
-        if job.mutex is not None:
-            _refuse_unstorable(job.mutex, f"{where}: mutex")
-        _refuse_unstorable(job.function, f"job #{index}: function")
-        _refuse_unstorable(job.arguments, f"{where}: arguments")
-        _refuse_unstorable(job.queue, f"{where}: queue")
-        _refuse_unstorable(job.reason, f"{where}: reason")
-        for name, value in job.parameters.items():
-            _refuse_unstorable(name, f"{where}: parameter name")
-            _refuse_unstorable(value, f"{where}: parameter {name!r}")
+        if not _plainly_creatable(job):
+            _refuse_new_job(index, job)
+
+
+def _plainly_creatable(job: NewJob) -> bool:
+    """A quick look that passes the common job, with no message built.
+
+    True only if every check of :func:`_refuse_new_job` passes; a job it
+    is unsure of goes through those checks. ASCII text can neither hold a
+    lone surrogate nor fail to encode.
+    """
+    if job.parameters or job.unique_key is not None or job.mutex is not None:
+        return False
+    if job.state is not JobState.ENQUEUED and (
+        job.state is not JobState.SCHEDULED or job.scheduled_at is None
+    ):
+        return False
+    return (
+        job.mutex_limit >= 1
+        and _plain_text(job.function)
+        and _plain_text(job.arguments)
+        and _plain_text(job.queue)
+        and _plain_text(job.reason)
+    )
+
+
+def _plain_text(text: str) -> bool:
+    return text.isascii() and "\x00" not in text
+
+
+def _refuse_new_job(index: int, job: NewJob) -> None:
+    """Raise :class:`StorageError` naming what is wrong with ``job``,
+    if anything is."""
+    where = f"job #{index} ({job.function})"
+    if job.state not in _CREATABLE:
+        raise StorageError(f"{where}: cannot create a job in {job.state}")
+    if job.state is JobState.SCHEDULED and job.scheduled_at is None:
+        raise StorageError(f"{where}: a scheduled job needs scheduled_at")
+    if job.unique_key is not None and job.state is JobState.AWAITING:
+        raise StorageError(
+            f"{where}: an awaiting job cannot have a unique key"
+        )
+    if job.mutex_limit < 1:
+        raise StorageError(f"{where}: a mutex limit is at least 1")
+    if job.unique_key is not None:
+        _refuse_unstorable(job.unique_key, f"{where}: unique key")
+    if job.mutex is not None:
+        _refuse_unstorable(job.mutex, f"{where}: mutex")
+    _refuse_unstorable(job.function, f"job #{index}: function")
+    _refuse_unstorable(job.arguments, f"{where}: arguments")
+    _refuse_unstorable(job.queue, f"{where}: queue")
+    _refuse_unstorable(job.reason, f"{where}: reason")
+    for name, value in job.parameters.items():
+        _refuse_unstorable(name, f"{where}: parameter name")
+        _refuse_unstorable(value, f"{where}: parameter {name!r}")
 
 
 def _recurring(row: Sequence[Any]) -> RecurringRecord:
@@ -1332,22 +1400,31 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
 
     Parameters refer to their job by its 1-based position in ``jobs``.
     """
-    rows = [
-        [
-            job.function,
-            job.arguments,
-            job.queue,
-            job.state.value,
-            job.reason,
-            job.created_at.isoformat(),
-            None if job.scheduled_at is None else job.scheduled_at.isoformat(),
-            job.timeout,
-            job.unique_key,
-            job.mutex,
-            None if job.mutex is None else job.mutex_limit,
-        ]
-        for job in jobs
-    ]
+    # The jobs of one call mostly share their creation time: its text is
+    # made once per distinct moment.
+    stamps: dict[datetime, str] = {}
+    rows = []
+    for job in jobs:
+        created = stamps.get(job.created_at)
+        if created is None:
+            created = stamps[job.created_at] = job.created_at.isoformat()
+        rows.append(
+            [
+                job.function,
+                job.arguments,
+                job.queue,
+                _STATE_TEXT[job.state],
+                job.reason,
+                created,
+                None
+                if job.scheduled_at is None
+                else job.scheduled_at.isoformat(),
+                job.timeout,
+                job.unique_key,
+                job.mutex,
+                None if job.mutex is None else job.mutex_limit,
+            ]
+        )
     parameters = [
         [position, name, value]
         for position, job in enumerate(jobs, start=1)
@@ -1571,8 +1648,9 @@ async def _create(
             query("create_jobs"), _new_job_params(fresh)
         )
         created = [int(row[0]) for row in await cursor.fetchall()]
-        for job in fresh:
-            pending.move(job.queue, None, job.state.value)
+        moved = Counter((job.queue, _STATE_TEXT[job.state]) for job in fresh)
+        for (queue, state), count in moved.items():
+            pending.move(queue, None, state, count)
     ids: list[JobId] = []
     made = iter(created)
     for job in jobs:
