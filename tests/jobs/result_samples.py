@@ -6,7 +6,7 @@ import asyncio
 import enum
 import threading
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +30,10 @@ def rich(label: str) -> dict[str, Any]:
         "label": label,
         "at": datetime(2026, 3, 29, 1, 30, tzinfo=ZoneInfo("Europe/Paris")),
         "utc": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        "billed": datetime(
+            2026, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=1), "CET")
+        ),
+        "opens": time(9, 0, tzinfo=ZoneInfo("Europe/Paris")),
         "day": date(2026, 2, 28),
         "price": Decimal("19.990"),
         "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),

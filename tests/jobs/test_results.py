@@ -97,6 +97,8 @@ async def test_a_rich_return_value_round_trips_through_a_server(
     assert type(value["nested"][0]) is tuple
     assert type(value["raw"]) is bytes
     assert list(value) == list(expected)
+    # A zone's name, and a time's zone, show only in the repr.
+    assert repr(value) == repr(expected)
     succeeded = job.history[-1].data
     assert {"server", "worker", "duration", "result"} <= set(succeeded)
     assert await client.wait(job_id, timeout=5) == expected

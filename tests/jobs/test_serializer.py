@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -130,3 +132,113 @@ def test_a_subclass_of_a_late_imported_type_is_still_refused() -> None:
 
     with pytest.raises(JobArgumentError, match=r"type .*OrderId cannot"):
         encode_arguments((OrderId(int=5),), {})
+
+
+_CET = timezone(timedelta(hours=1), "CET")
+# Python 3.11 reads an offset under a second back as UTC.
+_TINY_OFFSET = timezone(timedelta(microseconds=-7))
+_ODD_OFFSET = timezone(timedelta(hours=-3, microseconds=-7))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        time(9, 30, tzinfo=ZoneInfo("Europe/Paris")),
+        time(9, 30, tzinfo=_CET),
+        time(9, 30, tzinfo=_TINY_OFFSET),
+        time(9, 30, tzinfo=timezone(timedelta(hours=-3))),
+        time(9, 30, 5, 123),
+        datetime(2026, 1, 2, 9, 30, tzinfo=_CET),
+        datetime(2026, 1, 2, 9, 30, tzinfo=_TINY_OFFSET),
+        datetime(2026, 1, 2, 9, 30, tzinfo=_ODD_OFFSET),
+        datetime(2026, 1, 2, 9, 30, tzinfo=timezone(timedelta(0), "Z")),
+        datetime(2026, 1, 2, 9, 30, tzinfo=timezone(timedelta(seconds=-37))),
+    ],
+    ids=repr,
+)
+def test_times_and_datetimes_keep_their_zone_exactly(value: object) -> None:
+    ((back,), _) = decode_arguments(encode_arguments((value,), {}))
+
+    # Equal is not enough: a time with a ZoneInfo equals the naive one,
+    # and a named zone equals the unnamed one. The repr shows them all.
+    assert repr(back) == repr(value)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (
+            '{"__bb__":"datetime","v":["2026-01-02T03:04:00+01:00",null]}',
+            datetime(2026, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=1))),
+        ),
+        (
+            '{"__bb__":"datetime","v":["2026-10-25T01:30:00+00:00",'
+            '"Europe/London"]}',
+            datetime(
+                2026, 10, 25, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")
+            ),
+        ),
+        (
+            '{"__bb__":"time","v":"01:02:00-03:00"}',
+            time(1, 2, tzinfo=timezone(timedelta(hours=-3))),
+        ),
+        ('{"__bb__":"time","v":"01:02:00"}', time(1, 2)),
+    ],
+)
+def test_times_stored_by_the_first_release_still_decode(
+    stored: str, expected: object
+) -> None:
+    ((back,), _) = decode_arguments(f'{{"args":[{stored}],"kwargs":{{}}}}')
+
+    assert repr(back) == repr(expected)
+
+
+class _Brussels(tzinfo):
+    """A hand-written tzinfo: it would come back as a plain offset."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "Brussels"
+
+
+def test_a_tzinfo_of_another_class_is_refused_by_name() -> None:
+    moment = datetime(2026, 1, 2, 9, 30, tzinfo=_Brussels())
+
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((), {"at": [moment]})
+
+    assert str(refused.value) == (
+        "argument 'at'[0]: tzinfo of type _Brussels cannot be stored "
+        "(use datetime.timezone or zoneinfo.ZoneInfo)"
+    )
+    with pytest.raises(
+        JobArgumentError, match=r"^argument args\[0\]: tzinfo of type"
+    ):
+        encode_arguments((time(9, 30, tzinfo=_Brussels()),), {})
+
+
+def test_a_zone_read_from_a_file_is_refused() -> None:
+    # The smallest TZif file (version 1): one zone type, UTC+1, "ONE".
+    tzif = (
+        b"TZif"
+        + bytes(16)
+        + struct.pack(">6l", 0, 0, 0, 0, 1, 4)
+        + struct.pack(">lBB", 3600, 0, 0)
+        + b"ONE\x00"
+    )
+    # Without a key, a worker could not find the zone again.
+    zone = ZoneInfo.from_file(io.BytesIO(tzif))
+    moment = datetime(2026, 1, 2, 9, 30, tzinfo=zone)
+
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((moment,), {})
+
+    assert str(refused.value) == (
+        "argument args[0]: a ZoneInfo without a key (read from a file) "
+        "cannot be stored"
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from backburner._picklable import PicklableException
 
 if TYPE_CHECKING:
     from backburner.cancellation.token import CancellationToken
@@ -24,7 +26,7 @@ class CancellationReason(StrEnum):
     SUPERSEDED = "superseded"
 
 
-class OperationCancelled(BaseException):
+class OperationCancelled(PicklableException):
     """Raised when work stops because its cancellation token fired.
 
     It derives from :class:`BaseException`, like
@@ -33,7 +35,9 @@ class OperationCancelled(BaseException):
 
     Attributes:
         reason: why the token fired (see :class:`CancellationReason`).
-        token: the token that fired, when known.
+        token: the token that fired, when known. A pickled copy (one a
+            process pool hands back) has none: a token belongs to the
+            process that made it.
     """
 
     def __init__(
@@ -45,3 +49,7 @@ class OperationCancelled(BaseException):
 
     def __str__(self) -> str:
         return f"operation cancelled: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, (cls, args, attributes) = super().__reduce__()
+        return rebuild, (cls, args, {**attributes, "token": None})

@@ -112,15 +112,23 @@ def _shown_tagged(tag: str, payload: Any) -> Any:
             if isinstance(pair, list) and len(pair) == 2
         ]
         return _Literal("{" + ", ".join(pairs) + "}")
-    if tag == "datetime" and isinstance(payload, list) and payload:
-        zone = f", {payload[1]!r}" if len(payload) > 1 and payload[1] else ""
-        return _Literal(f"datetime({payload[0]!r}{zone})")
+    if tag in ("datetime", "time") and isinstance(payload, list) and payload:
+        zone = _shown_zone(payload[1] if len(payload) > 1 else None)
+        return _Literal(f"{tag}({payload[0]!r}{zone})")
     if tag == "enum" and isinstance(payload, list) and len(payload) == 2:
         return _Literal(f"{payload[0]}({pretty_inline(_shown(payload[1]))})")
     if tag == "float":
         return _Literal(f"float({payload!r})")
     names = {"uuid": "UUID", "decimal": "Decimal", "bytes": "b64decode"}
     return _Literal(f"{names.get(tag, tag)}({payload!r})")
+
+
+def _shown_zone(zone: Any) -> str:
+    if isinstance(zone, list) and len(zone) == 2:
+        # A timezone the ISO text could not hold: its offset is in the
+        # text (to the microsecond), its name is not.
+        return f", tzname={zone[1]!r}" if zone[1] else ""
+    return f", {zone!r}" if zone else ""
 
 
 def pretty_inline(value: Any) -> str:

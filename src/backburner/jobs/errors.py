@@ -17,16 +17,20 @@
 
 Storage failures surface as
 :class:`~backburner.storage.StorageError` and its subclasses.
+
+Each error pickles to an equal one (same message, same attributes), so
+a process pool or ``multiprocessing`` can hand it back to its parent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from backburner._picklable import PicklableException
 from backburner.storage.base import JobId, JobState
 
 
-class JobError(Exception):
+class JobError(PicklableException, Exception):
     """Base class of the job engine's own errors."""
 
 

@@ -7,9 +7,14 @@ supported types become a tagged object ``{"__bb__": tag, "v": value}``:
 =============== ============================================================
 type            stored as
 =============== ============================================================
-datetime        ISO 8601 with its offset (and its zone name for a
-                ``ZoneInfo``); naive datetimes are refused
-date, time      ISO 8601 (a time keeps its offset if it has one)
+datetime        ISO 8601 with its offset, and its zone: the key of a
+                ``ZoneInfo``, or the name and exact offset of a
+                ``timezone`` when the text cannot hold them (a name of
+                its own, an offset with microseconds); naive datetimes
+                and other tzinfo classes are refused
+time            ISO 8601, and its zone if the text cannot hold it (as
+                for a datetime); a naive time is kept naive
+date            ISO 8601
 timedelta       days, seconds, microseconds
 UUID            canonical string
 Decimal         string (exact)
@@ -36,7 +41,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from backburner.jobs.errors import JobArgumentError
@@ -56,6 +61,7 @@ _SHORT_INT_BITS = 14_000
 # Paths in error messages name this many steps into an argument, then
 # "...": a refused value nested 64 deep would otherwise fill a screen.
 _SHOWN_DEPTH = 8
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class _RefusedError(Exception):
@@ -169,43 +175,113 @@ def _encode_dict(value: dict[Any, Any], path: str, depth: int) -> Any:
     )
 
 
-def _encode_datetime(value: datetime, path: str) -> list[str | None]:
+def _encode_datetime(value: datetime, path: str) -> list[Any]:
     if value.tzinfo is None or value.utcoffset() is None:
         raise _RefusedError(
             path, "naive datetime (give it a tzinfo, e.g. datetime.UTC)"
         )
-    return [value.isoformat(), _zone_name(value.tzinfo)]
+    return [value.isoformat(), _encode_zone(value.tzinfo, path)]
 
 
-def _zone_name(zone: tzinfo) -> str | None:
-    """The IANA name of ``zone`` if it is a ``ZoneInfo``, else None."""
+def _encode_time(value: time, path: str) -> str | list[Any]:
+    # A time with a ZoneInfo has no offset, so its ISO text has none:
+    # the zone is kept beside it, as for a datetime. The bare text is
+    # what every release has written for the other times.
+    text = value.isoformat()
+    if value.tzinfo is None:
+        return text
+    zone = _encode_zone(value.tzinfo, path)
+    return text if zone is None else [text, zone]
+
+
+def _encode_zone(zone: tzinfo, path: str) -> str | list[Any] | None:
+    """What a datetime or a time keeps of ``zone`` beside its ISO text.
+
+    None when the text holds all of it (a ``timezone`` without a name of
+    its own, whose offset is whole seconds); the key of a ``ZoneInfo``;
+    ``[offset in microseconds, name or None]`` for any other
+    ``timezone``. Other tzinfo classes are refused: they would come back
+    as a ``timezone``.
+    """
+    if type(zone) is timezone:
+        return _encode_fixed_zone(zone)
+    key = _zone_key(zone, path)
+    if key is None:
+        raise _RefusedError(
+            path,
+            f"tzinfo of type {type(zone).__qualname__} cannot be stored "
+            "(use datetime.timezone or zoneinfo.ZoneInfo)",
+        )
+    return key
+
+
+def _encode_fixed_zone(zone: timezone) -> list[Any] | None:
+    offset = zone.utcoffset(None)
+    name = zone.tzname(None)
+    # A name equal to the one Python gives the bare offset changes
+    # nothing: such a zone compares, converts and names itself the same.
+    own_name = None if name == timezone(offset).tzname(None) else name
+    # Python 3.11 reads an offset under a second ("+00:00:00.000007")
+    # back as UTC: an offset with microseconds is kept as a number too.
+    if own_name is None and not offset.microseconds:
+        return None
+    return [offset // _MICROSECOND, own_name]
+
+
+def _zone_key(zone: tzinfo, path: str) -> str | None:
+    """The IANA key of ``zone`` if it is a ``ZoneInfo``, else None."""
     # A ZoneInfo exists only once zoneinfo has been imported: until then
     # the answer is known without importing it.
     if "zoneinfo" not in sys.modules:
         return None
     from zoneinfo import ZoneInfo
 
-    return zone.key if isinstance(zone, ZoneInfo) else None
+    if type(zone) is not ZoneInfo:
+        return None
+    if zone.key is None:
+        raise _RefusedError(
+            path,
+            "a ZoneInfo without a key (read from a file) cannot be stored",
+        )
+    return zone.key
 
 
-def _decode_datetime(payload: list[str | None]) -> datetime:
+def _decode_zone(zone: str | list[Any]) -> tzinfo:
+    if isinstance(zone, str):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(zone)
+    microseconds, name = zone
+    offset = timedelta(microseconds=microseconds)
+    return timezone(offset) if name is None else timezone(offset, name)
+
+
+def _decode_datetime(payload: list[Any]) -> datetime:
     text, zone = payload
-    assert text is not None
     moment = datetime.fromisoformat(text)
     if zone is None:
         return moment
+    if not isinstance(zone, str):
+        # A fixed offset: its wall time is right in the text, whatever
+        # tzinfo fromisoformat gave it.
+        return moment.replace(tzinfo=_decode_zone(zone))
+    tz = _decode_zone(zone)
+    wall = moment.replace(tzinfo=tz)
     # The same wall time in the zone, with the fold that gives the stored
     # offset: a time in a daylight-saving gap or overlap comes back as it
     # was written, not moved to another wall time of the same instant.
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(zone)
-    wall = moment.replace(tzinfo=tz)
     for fold in (0, 1):
         candidate = wall.replace(fold=fold)
         if candidate.utcoffset() == moment.utcoffset():
             return candidate
     return moment.astimezone(tz)
+
+
+def _decode_time(payload: str | list[Any]) -> time:
+    if isinstance(payload, str):
+        return time.fromisoformat(payload)
+    text, zone = payload
+    return time.fromisoformat(text).replace(tzinfo=_decode_zone(zone))
 
 
 def _scalar(
@@ -217,7 +293,7 @@ def _scalar(
 _SCALARS: dict[type, Callable[[Any, str], Any]] = {
     datetime: _scalar("datetime", _encode_datetime),
     date: _scalar("date", lambda v, _: v.isoformat()),
-    time: _scalar("time", lambda v, _: v.isoformat()),
+    time: _scalar("time", _encode_time),
     timedelta: _scalar(
         "timedelta", lambda v, _: [v.days, v.seconds, v.microseconds]
     ),
@@ -266,7 +342,7 @@ def _import_enum(reference: str) -> type[enum.Enum]:
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "datetime": _decode_datetime,
     "date": date.fromisoformat,
-    "time": time.fromisoformat,
+    "time": _decode_time,
     "timedelta": lambda v: timedelta(
         days=v[0], seconds=v[1], microseconds=v[2]
     ),

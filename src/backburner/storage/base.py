@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
+from backburner._picklable import PicklableException
+
 JobId: TypeAlias = int
 # Both storages keep ids in a signed 64-bit column: a larger id cannot
 # name a job, and SQLite would refuse to even compare it.
@@ -104,7 +106,7 @@ def decode_states(text: str) -> frozenset[JobState]:
     return frozenset(known[name] for name in text.split(",") if name in known)
 
 
-class StorageError(Exception):
+class StorageError(PicklableException, Exception):
     """Base class of every error raised by a storage implementation."""
 
 
