@@ -22,8 +22,23 @@ def run() -> int:
 
         return main()
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         sys.stderr.write("backburner: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _ignore_further_interrupts() -> None:
+    """Ignore Ctrl-C from now on: the command is ending as interrupted.
+
+    Pressed again meanwhile, it would interrupt the report, or Python's
+    wait for threads at exit, with a traceback.
+    """
+    # Loaded by the command's imports by then, unless the first Ctrl-C
+    # came early in them: a second one during this import still wins.
+    import signal
+
+    # In the main thread: Ctrl-C raises KeyboardInterrupt only there.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,45 @@ def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
     ), done.stderr
 
 
+# Added to the above, this presses Ctrl-C again as the process ends,
+# while Python waits for threads and runs its exit hooks.
+_INTERRUPT_AGAIN_AT_EXIT = """
+import atexit
+
+@atexit.register
+def _interrupt_again():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # bytecodes for the interrupt to land on
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    # Caught by the entry point, and by main() around the command.
+    "module",
+    ["backburner.cli", "backburner.jobs.server"],
+)
+def test_ctrl_c_pressed_again_while_the_command_ends_is_ignored(
+    command: list[str], storage_url: str, tmp_path: Path, module: str
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(
+        _INTERRUPT_ON_IMPORT + _INTERRUPT_AGAIN_AT_EXIT
+    )
+    done = _run(
+        [*command, "worker"],
+        storage_url,
+        INTERRUPT_ON_IMPORT=module,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    )
+
+    assert (done.returncode, done.stderr) == (
+        130,
+        "backburner: interrupted\n",
+    ), done.stderr
+
+
 def test_importing_the_package_loads_no_submodule() -> None:
     # What makes the clean exit above possible: the entry points import
     # the package before they can catch anything.
