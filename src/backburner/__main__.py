@@ -20,24 +20,28 @@ def run() -> int:
     try:
         from backburner.cli import main
 
-        return main()
+        code = main()
+        # Done. A worker stops on Ctrl-C without an interrupt: pressed
+        # again as the process exits, it must not end in one either.
+        _ignore_further_interrupts()
     except KeyboardInterrupt:
         _ignore_further_interrupts()
         sys.stderr.write("backburner: interrupted\n")
         return EXIT_INTERRUPTED
+    return code
 
 
 def _ignore_further_interrupts() -> None:
-    """Ignore Ctrl-C from now on: the command is ending as interrupted.
+    """Ignore Ctrl-C from now on: the command is ending.
 
-    Pressed again meanwhile, it would interrupt the report, or Python's
-    wait for threads at exit, with a traceback.
+    Pressed now, it would only interrupt the report or Python's exit
+    (its wait for threads, its exit hooks) with a traceback.
     """
     # Loaded by the command's imports by then, unless the first Ctrl-C
     # came early in them: a second one during this import still wins.
     import signal
 
-    # In the main thread: Ctrl-C raises KeyboardInterrupt only there.
+    # run() is the script's, in the main thread: it may set handlers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -284,7 +284,7 @@ def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
 # Added to the above, this presses Ctrl-C again as the process ends,
 # while Python waits for threads and runs its exit hooks.
 _INTERRUPT_AGAIN_AT_EXIT = """
-import atexit
+import atexit, os, signal
 
 @atexit.register
 def _interrupt_again():
@@ -318,6 +318,23 @@ def test_ctrl_c_pressed_again_while_the_command_ends_is_ignored(
         130,
         "backburner: interrupted\n",
     ), done.stderr
+
+
+def test_ctrl_c_as_a_finished_command_exits_is_ignored(
+    command: list[str], storage_url: str, tmp_path: Path
+) -> None:
+    # As when a worker stopped on a Ctrl-C pressed more than once.
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_AGAIN_AT_EXIT)
+    done = _run(
+        [*command, "worker", "--until-empty"],
+        storage_url,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_importing_the_package_loads_no_submodule() -> None:
