@@ -20,10 +20,29 @@ def run() -> int:
     try:
         from backburner.cli import main
 
-        return main()
+        code = main()
+        # Done. A worker stops on Ctrl-C without an interrupt: pressed
+        # again as the process exits, it must not end in one either.
+        _ignore_further_interrupts()
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         sys.stderr.write("backburner: interrupted\n")
         return EXIT_INTERRUPTED
+    return code
+
+
+def _ignore_further_interrupts() -> None:
+    """Ignore Ctrl-C from now on: the command is ending.
+
+    Pressed now, it would only interrupt the report or Python's exit
+    (its wait for threads, its exit hooks) with a traceback.
+    """
+    # Loaded by the command's imports by then, unless the first Ctrl-C
+    # came early in them: a second one during this import still wins.
+    import signal
+
+    # run() is the script's, in the main thread: it may set handlers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,62 @@ def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
     ), done.stderr
 
 
+# Added to the above, this presses Ctrl-C again as the process ends,
+# while Python waits for threads and runs its exit hooks.
+_INTERRUPT_AGAIN_AT_EXIT = """
+import atexit, os, signal
+
+@atexit.register
+def _interrupt_again():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # bytecodes for the interrupt to land on
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    # Caught by the entry point, and by main() around the command.
+    "module",
+    ["backburner.cli", "backburner.jobs.server"],
+)
+def test_ctrl_c_pressed_again_while_the_command_ends_is_ignored(
+    command: list[str], storage_url: str, tmp_path: Path, module: str
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(
+        _INTERRUPT_ON_IMPORT + _INTERRUPT_AGAIN_AT_EXIT
+    )
+    done = _run(
+        [*command, "worker"],
+        storage_url,
+        INTERRUPT_ON_IMPORT=module,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    )
+
+    assert (done.returncode, done.stderr) == (
+        130,
+        "backburner: interrupted\n",
+    ), done.stderr
+
+
+def test_ctrl_c_as_a_finished_command_exits_is_ignored(
+    command: list[str], storage_url: str, tmp_path: Path
+) -> None:
+    # As when a worker stopped on a Ctrl-C pressed more than once.
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_AGAIN_AT_EXIT)
+    done = _run(
+        [*command, "worker", "--until-empty"],
+        storage_url,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        ),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_importing_the_package_loads_no_submodule() -> None:
     # What makes the clean exit above possible: the entry points import
     # the package before they can catch anything.
@@ -330,14 +386,18 @@ def test_ctrl_c_while_server_processes_start_stops_them_all(
             filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
         ),
     }
-    with subprocess.Popen(
-        [SCRIPT, "worker", "--import", SAMPLES, "--processes", "2"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    ) as process:
+    log = tmp_path / "stderr.txt"
+    with (
+        log.open("w") as stderr,
+        subprocess.Popen(
+            [SCRIPT, "worker", "--import", SAMPLES, "--processes", "2"],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        ) as process,
+    ):
         try:
             code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -352,5 +412,9 @@ def test_ctrl_c_while_server_processes_start_stops_them_all(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
 
-    assert code == 130
+    # Forwarded to the server processes, the Ctrl-C is a clean stop.
+    errors = log.read_text()
+    assert code == 0, errors
     assert [pid for pid in left if int(pid) != process.pid] == []
+    assert "SIGINT: stopping the server processes" in errors
+    assert "Traceback" not in errors

@@ -164,6 +164,38 @@ async def test_a_second_signal_stops_without_waiting_for_the_job(
     assert "did not stop in time" in job.reason
 
 
+async def test_a_second_ctrl_c_stops_server_processes_harder(
+    storage: Storage, client: Client, tmp_path: Path, spawn: Spawn
+) -> None:
+    out = tmp_path / "out.txt"
+    job_id = await client.enqueue(job_samples.slow_line, str(out), "x", 60)
+    parent = spawn("--processes", "2")
+    await eventually(lambda: bool(lines(out)), what="the job to start")
+    # Registered: both have their signal handlers in place.
+    await eventually(
+        lambda: _servers_registered(storage, 2), what="both servers"
+    )
+    children = [
+        int(server.name.rsplit(":", 1)[1])
+        for server in await storage.list_servers()
+    ]
+
+    # Forwarded once each: graceful, then harder (see the test above).
+    parent.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.3)
+    parent.send_signal(signal.SIGINT)
+
+    assert await exited(parent, within=15) == 0
+    assert [pid for pid in children if _alive(pid)] == []
+    job = await client.get(job_id)
+    assert job.state is S.ENQUEUED
+    assert "did not stop in time" in job.reason
+
+
+async def _servers_registered(storage: Storage, count: int) -> bool:
+    return len(await storage.list_servers()) == count
+
+
 async def test_several_server_processes_share_the_queue(
     client: Client, tmp_path: Path, spawn: Spawn
 ) -> None:

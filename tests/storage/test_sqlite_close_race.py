@@ -2,13 +2,16 @@
 
 An enqueue made as close begins either completes before close returns
 or fails with "storage is closed"; either way no connection to the
-database file stays open, and none is opened again later.
+database file stays open, and none is opened again later. Once close
+returns, the storage thread has ended too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,26 @@ async def test_an_enqueue_racing_close_leaves_nothing_open(
         assert stored_jobs(path) == 0
     else:
         assert stored_jobs(path) == len(outcome[0]) == 1
+
+
+async def test_close_returns_once_the_storage_thread_has_ended(
+    tmp_path: Path,
+) -> None:
+    # `worker --processes` forks its server processes only when no
+    # other thread runs, right after the storage it migrated closed.
+    before = set(threading.enumerate())
+    storage = SQLiteStorage(str(tmp_path / "jobs.db"))
+    await storage.migrate()
+    started = set(threading.enumerate()) - before
+    # Keep the storage thread off the GIL unless this one waits: without
+    # that, whether it has ended by the check below would be a race.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60)
+    try:
+        await storage.close()
+        alive = [thread for thread in started if thread.is_alive()]
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert started != set()
+    assert alive == []

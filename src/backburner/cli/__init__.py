@@ -33,7 +33,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from backburner import __version__
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         sys.stderr.write("backburner: interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -152,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except EXPECTED as error:
         return _report(error)
+
+
+def _ignore_further_interrupts() -> None:
+    # The command ends as interrupted: a Ctrl-C pressed again while it
+    # says so, or while Python waits for threads at exit, would print a
+    # traceback instead.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _report(error: CommandError | JobError | StorageError) -> int:

@@ -53,11 +53,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backburner.cancellation import (
     CancellationReason,
@@ -96,6 +96,11 @@ from backburner.storage.base import (
     Storage,
     StorageError,
 )
+
+if TYPE_CHECKING:
+    # Imported when used: a single server process needs none of it.
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
 
 __all__ = ["Server", "ServerTuning", "run_server"]
 
@@ -1175,6 +1180,13 @@ def _child_main(plan: _Plan) -> None:
     # The parent forwards SIGINT as SIGTERM: a terminal's Ctrl-C, which
     # reaches every process of the group, must count once, not twice.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked child inherits the parent's handler, which is no use
+    # here: until the server's own is in place, SIGTERM ends the
+    # process (a clean stop, see _exit_code).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Held back since the parent started this process (_signals_held):
+    # a SIGINT that came meanwhile is dropped, a SIGTERM ends it now.
+    _release_stop_signals()
     try:
         code = _run_process(plan, (signal.SIGTERM,))
     finally:
@@ -1201,7 +1213,7 @@ def _run_processes(
     plan: _Plan, processes: int, logging_ours: logging.Handler | None
 ) -> int:
     # Only here: one server process needs none of it.
-    import multiprocessing.connection
+    import multiprocessing
 
     try:
         storage = open_storage(plan.storage_url)
@@ -1230,37 +1242,145 @@ def _run_processes(
                 name=f"backburner-server-{index}",
             )
         )
+    stops = _Stops(children)
+    # In place before the first process starts: from then on a Ctrl-C
+    # must stop the processes, not interrupt this one, whose exit would
+    # wait for them (they ignore SIGINT) or leave them orphaned.
+    previous = _install(stops.received)
     try:
+        try:
+            _start(children, context)
+        except BaseException:
+            # A process did not start (fork refused...): stop those that
+            # did rather than leave them running; the error goes on up.
+            stops.request("a server process failed to start")
+            stops.forward()
+            raise
+        finally:
+            if logging_ours is not None:
+                _default_logging()
+        _supervise(children, stops)
+    finally:
+        for child in children:
+            if child.pid is not None:
+                child.join()
+        _restore(previous)
+        stops.close()
+    return _exit_code([child.exitcode or 0 for child in children])
+
+
+def _start(
+    children: Sequence[BaseProcess],
+    context: BaseContext,
+) -> None:
+    """Start the server processes, SIGINT and SIGTERM held back meanwhile.
+
+    Held back, the signals wait until the parent can forward them, and
+    until each child has set its own handlers (:func:`_child_main`):
+    before that, a forked child would run the parent's handler.
+    """
+    if context.get_start_method() == "spawn":
+        from multiprocessing import resource_tracker
+
+        # The first spawn would start the resource tracker, which lets
+        # the signals through again as it does: start it beforehand.
+        resource_tracker.ensure_running()
+    with _signals_held():
         for child in children:
             child.start()
-    finally:
-        if logging_ours is not None:
-            _default_logging()
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        _log.info(
-            "%s: stopping the server processes",
-            signal.Signals(signum).name,
-            extra={"event": "server.signal"},
+
+def _supervise(children: Sequence[BaseProcess], stops: _Stops) -> None:
+    """Forward stop requests to the server processes until all ended."""
+    from multiprocessing.connection import wait
+
+    waiting = [child for child in children if child.is_alive()]
+    while waiting:
+        stops.forward()
+        wait(
+            [*(child.sentinel for child in waiting), stops.wakeup],
+            timeout=1.0,
         )
-        for child in children:
-            if child.is_alive() and child.pid is not None:
+        waiting = [child for child in waiting if child.is_alive()]
+
+
+class _Stops:
+    """Stop requests for the server processes, each forwarded to each.
+
+    :meth:`received` is the parent's SIGTERM and SIGINT handler. It only
+    notes the request and wakes :func:`_supervise`: a handler may run
+    between any two bytecodes, in ``Process.start()`` too, after the
+    fork but before the process is known. :meth:`forward` then sends
+    every process one SIGTERM per request it has not had yet, a process
+    started after the request included. A second request is a second
+    SIGTERM: the servers stop harder.
+    """
+
+    def __init__(self, children: Sequence[BaseProcess]) -> None:
+        self._children = children
+        # What asked for each stop: a signal's name, mostly.
+        self._requests: list[str] = []
+        self._logged = 0
+        self._sent = [0] * len(children)
+        self.wakeup, self._wake = os.pipe()
+        os.set_blocking(self.wakeup, False)
+        os.set_blocking(self._wake, False)
+
+    def received(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: note a stop request."""
+        self.request(signal.Signals(signum).name)
+        # Full pipe (requests by the thousand): a wake-up is due anyway.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake, b"\0")
+
+    def request(self, why: str) -> None:
+        """Note a stop request; :meth:`forward` sends it."""
+        self._requests.append(why)
+
+    def forward(self) -> None:
+        """Send the server processes the stop requests they have not had."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wakeup, 512)
+        requests = len(self._requests)
+        for why in self._requests[self._logged : requests]:
+            _log.info(
+                "%s: stopping the server processes",
+                why,
+                extra={"event": "server.signal"},
+            )
+        self._logged = requests
+        for index, child in enumerate(self._children):
+            missing = requests - self._sent[index]
+            # Alive: not reaped, so its pid is still its own.
+            if missing == 0 or child.pid is None or not child.is_alive():
+                continue
+            for _ in range(missing):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
+            self._sent[index] = requests
 
-    previous = _install(forward)
+    def close(self) -> None:
+        """Close the wake-up pipe; the handler must be off by now."""
+        os.close(self.wakeup)
+        os.close(self._wake)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back from this thread, and from the
+    processes it starts meanwhile (they inherit the signal mask)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        waiting = list(children)
-        while waiting:
-            multiprocessing.connection.wait(
-                [child.sentinel for child in waiting], timeout=1.0
-            )
-            waiting = [child for child in waiting if child.is_alive()]
+        yield
     finally:
-        for child in children:
-            child.join()
-        _restore(previous)
-    return _exit_code([child.exitcode or 0 for child in children])
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _release_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def _exit_code(codes: Sequence[int]) -> int:

@@ -935,10 +935,10 @@ class SQLiteStorage(Storage):
     async def close(self) -> None:
         """Close the connection and stop the storage thread.
 
-        Calls handed to the storage thread before close() complete
-        before it returns; calls made from then on, and any still in
-        hand once the connections are closed, raise
-        :class:`StorageError` ("storage is closed").
+        Returns once the storage thread has ended. Calls handed to the
+        storage thread before close() complete before it returns; calls
+        made from then on, and any still in hand once the connections
+        are closed, raise :class:`StorageError` ("storage is closed").
         """
         if self._closed:
             return
@@ -960,6 +960,13 @@ class SQLiteStorage(Storage):
         await loop.run_in_executor(self._executor, work)
         self._closed = True
         self._executor.shutdown(wait=False)
+        # Wait for the thread to end (it may still finish a checkpoint),
+        # off the event loop: a process that forks right after close,
+        # as `worker --processes` does, must be left with no thread of
+        # ours. (RuntimeError: the loop is ending and its executor is
+        # shut down already; the thread is left to end on its own.)
+        with contextlib.suppress(RuntimeError):
+            await asyncio.to_thread(self._executor.shutdown)
 
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`."""
