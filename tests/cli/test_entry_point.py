@@ -259,20 +259,26 @@ sys.meta_path.insert(0, _InterruptOnImport())
 """
 
 
+def _with_site(tmp_path: Path, code: str) -> str:
+    """A PYTHONPATH that runs ``code`` first in every child (as its
+    ``sitecustomize``)."""
+    (tmp_path / "sitecustomize.py").write_text(code)
+    return os.pathsep.join(
+        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+    )
+
+
 @pytest.mark.parametrize(
     "module", ["typing", "backburner.cli", "backburner.jobs.server", "asyncio"]
 )
 def test_ctrl_c_while_the_command_loads_is_a_clean_exit(
     command: list[str], storage_url: str, tmp_path: Path, module: str
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_ON_IMPORT)
     done = _run(
         [*command, "worker"],
         storage_url,
         INTERRUPT_ON_IMPORT=module,
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
-        ),
+        PYTHONPATH=_with_site(tmp_path, _INTERRUPT_ON_IMPORT),
     )
 
     assert (done.returncode, done.stderr) == (
@@ -302,15 +308,12 @@ def _interrupt_again():
 def test_ctrl_c_pressed_again_while_the_command_ends_is_ignored(
     command: list[str], storage_url: str, tmp_path: Path, module: str
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(
-        _INTERRUPT_ON_IMPORT + _INTERRUPT_AGAIN_AT_EXIT
-    )
     done = _run(
         [*command, "worker"],
         storage_url,
         INTERRUPT_ON_IMPORT=module,
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
+        PYTHONPATH=_with_site(
+            tmp_path, _INTERRUPT_ON_IMPORT + _INTERRUPT_AGAIN_AT_EXIT
         ),
     )
 
@@ -324,13 +327,10 @@ def test_ctrl_c_as_a_finished_command_exits_is_ignored(
     command: list[str], storage_url: str, tmp_path: Path
 ) -> None:
     # As when a worker stopped on a Ctrl-C pressed more than once.
-    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_AGAIN_AT_EXIT)
     done = _run(
         [*command, "worker", "--until-empty"],
         storage_url,
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
-        ),
+        PYTHONPATH=_with_site(tmp_path, _INTERRUPT_AGAIN_AT_EXIT),
     )
 
     assert done.returncode == 0, done.stderr
@@ -378,13 +378,10 @@ process.BaseProcess.start = _start_then_interrupt
 def test_ctrl_c_while_server_processes_start_stops_them_all(
     storage_url: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_AFTER_FIRST_START)
     environment = {
         **os.environ,
         "BACKBURNER_STORAGE": storage_url,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])
-        ),
+        "PYTHONPATH": _with_site(tmp_path, _INTERRUPT_AFTER_FIRST_START),
     }
     log = tmp_path / "stderr.txt"
     with (
