@@ -43,30 +43,21 @@ __all__ = [
     "run_cancellable",
 ]
 
-_FROM_CANCELLATION = frozenset(__all__) - {"__version__"}
+# Where each name lives.
+_HOMES = dict.fromkeys(
+    set(__all__) - {"__version__"}, "backburner.cancellation"
+)
 
 # Hidden from type checkers, which would otherwise type every misspelt
 # name as Any and report none.
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        if name in _FROM_CANCELLATION:
-            from backburner import cancellation
+        # Imported here, not above: see this module's docstring.
+        from backburner._lazy import resolve
 
-            value = getattr(cancellation, name)
-            globals()[name] = value  # Found here from now on.
-            return value
-        # A submodule not imported yet (``backburner.jobs`` after a bare
-        # ``import backburner``), as when this package imported it.
-        import importlib
-
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return resolve(globals(), __name__, name, _HOMES)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _FROM_CANCELLATION)
+    return sorted(set(globals()) | set(_HOMES))

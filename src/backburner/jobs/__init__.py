@@ -10,8 +10,9 @@ start for the client, the sync client and the recurring jobs API.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from backburner._lazy import resolve as _resolve
 
 # ``mutex`` and ``retry`` are also the names of submodules: imported now,
 # so that the package's attribute is the decorator, not the submodule,
@@ -155,19 +156,7 @@ _HOMES = {
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        home = _HOMES.get(name)
-        if home is not None:
-            value = getattr(importlib.import_module(home), name)
-            globals()[name] = value  # Found here from now on, without a call.
-            return value
-        # A submodule not imported yet (``backburner.jobs.client`` after
-        # ``import backburner.jobs``), as when this package imported it.
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return _resolve(globals(), __name__, name, _HOMES)
 
 
 def __dir__() -> list[str]:
