@@ -27,6 +27,13 @@ it) for the others. Rows:
    systems only: it asks how a table-backed queue copes with a deep
    table.
 
+Beside the rows, the run measures the server's **commit floor** before
+the first system and after the last (:func:`commit_floor`): how many
+trivial one-row INSERTs a second one connection commits, durably and
+without waiting for the WAL flush. No enqueue that commits durably on
+each call can pass the durable floor; the report names the peers whose
+single enqueue did (they keep jobs in memory only).
+
 Jobs record when they ran through :mod:`bench.jobs_record`. Every loop
 is bounded in count and in time. Prints a table and writes JSON to
 ``bench/results/``.
@@ -76,6 +83,7 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 STOP_TIMEOUT = 30.0
+REDIS_SYSTEMS = frozenset({"rq", "arq", "dramatiq", "celery"})
 MILLION_RATIO = 0.8
 P99_TARGET_MS = 10.0
 
@@ -399,9 +407,15 @@ def _deep(
 
 
 def build_report(
-    samples: dict[str, Samples], sizes: Sizes, seconds: float
+    samples: dict[str, Samples],
+    sizes: Sizes,
+    seconds: float,
+    floors: Sequence[dict[str, float]] = (),
 ) -> dict[str, Any]:
-    """Everything measured, as JSON-ready data, with the targets."""
+    """Everything measured, as JSON-ready data, with the targets.
+
+    ``floors`` are the :func:`commit_floor` results of this run.
+    """
     rows = []
     for row in ROWS:
         values = {
@@ -444,6 +458,7 @@ def build_report(
         "environment": environment(),
         "rows": rows,
         "targets": targets(samples),
+        "commit_floor": floor_summary(floors, rows),
         "details": {
             system: found.details for system, found in samples.items()
         },
@@ -465,6 +480,46 @@ def targets(samples: dict[str, Samples]) -> dict[str, Any]:
         "million_to_10000_ratio": ratio,
         "million_at_least_80_percent": (
             None if ratio is None else ratio >= MILLION_RATIO
+        ),
+    }
+
+
+def floor_summary(
+    floors: Sequence[dict[str, float]], rows: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The run's commit floors and whose single enqueue passed the
+    durable one; empty when the floor was not measured.
+
+    The best of the run's measurements counts, so that a peer is said to
+    pass the floor only when it passed every measurement of it.
+    """
+    if not floors:
+        return {}
+    durable = max(f["synchronous_commit_on_per_s"] for f in floors)
+    unflushed = max(f["synchronous_commit_off_per_s"] for f in floors)
+    single = next(r for r in rows if r["key"] == "enqueue_single")
+    above = sorted(
+        system
+        for system, value in single["values"].items()
+        if value is not None and value > durable
+    )
+    durable_peers = [
+        value
+        for system, value in single["values"].items()
+        if system != "backburner"
+        and system not in REDIS_SYSTEMS
+        and value is not None
+    ]
+    ours = single["values"].get("backburner")
+    return {
+        "durable_per_s": durable,
+        "without_flush_wait_per_s": unflushed,
+        "samples": list(floors),
+        "single_enqueue_above_durable_floor": above,
+        "single_enqueue_ahead_of_durable_peers": (
+            None
+            if ours is None or not durable_peers
+            else ours > max(durable_peers)
         ),
     }
 
@@ -510,6 +565,20 @@ def render_table(report: dict[str, Any]) -> str:
             f"backburner p99 under {P99_TARGET_MS:g} ms: "
             f"{found['latency_p99_under_10_ms']}; drain at 1,000,000 / "
             f"at 10,000: {found['million_to_10000_ratio']}"
+        )
+    floor = report.get("commit_floor")
+    if floor:
+        out.append(
+            "commit floor, one trivial INSERT per call on one connection: "
+            f"{floor['durable_per_s']:,.0f}/s durable, "
+            f"{floor['without_flush_wait_per_s']:,.0f}/s without waiting "
+            "for the WAL flush"
+        )
+        above = ", ".join(floor["single_enqueue_above_durable_floor"])
+        out.append(
+            "single enqueue above the durable floor: "
+            f"{above or 'none'}; backburner ahead of the durable peers: "
+            f"{floor['single_enqueue_ahead_of_durable_peers']}"
         )
     return "\n".join(out)
 
@@ -814,8 +883,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = tuple(args.only) if args.only else SYSTEMS
     print(f"jobs benchmark on PostgreSQL: {', '.join(systems)}; {sizes}")
     started = time.monotonic()
+    floors = []
+    if not sizes.drains_only:
+        floors.append(commit_floor(sizes.enqueue_jobs))
     samples = run(sizes, systems, lambda text: print(text, flush=True))
-    report = build_report(samples, sizes, time.monotonic() - started)
+    if not sizes.drains_only:
+        floors.append(commit_floor(sizes.enqueue_jobs))
+    report = build_report(samples, sizes, time.monotonic() - started, floors)
     print()
     print(render_table(report))
     save_report(report, args.json, "jobs-postgres")

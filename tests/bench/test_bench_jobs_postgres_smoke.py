@@ -68,6 +68,11 @@ def test_quick_run_measures_every_row_and_leaves_no_database(
             assert value is not None, (key, system)
             assert value > 0, (key, system)
     assert rows["drain_million"]["values"]["backburner"] is None
+    floor = report["commit_floor"]
+    assert len(floor["samples"]) == 2  # before the first system, after
+    assert floor["durable_per_s"] > 0
+    assert floor["without_flush_wait_per_s"] > 0
+    assert floor["single_enqueue_ahead_of_durable_peers"] in (True, False)
     assert bench_databases(postgres_url) <= before
 
 
