@@ -27,12 +27,16 @@ it) for the others. Rows:
    systems only: it asks how a table-backed queue copes with a deep
    table.
 
-Beside the rows, the run measures the server's **commit floor** before
-the first system and after the last (:func:`commit_floor`): how many
-trivial one-row INSERTs a second one connection commits, durably and
-without waiting for the WAL flush. No enqueue that commits durably on
-each call can pass the durable floor; the report names the peers whose
-single enqueue did (they keep jobs in memory only).
+Beside the rows, the run measures two floors of the PostgreSQL server
+before the first system and after the last. The **commit floor**
+(:func:`commit_floor`): how many trivial one-row INSERTs a second one
+connection commits, durably and without waiting for the WAL flush. No
+enqueue that commits durably on each call can pass the durable floor;
+the report names the peers whose single enqueue did (they keep jobs in
+memory only). The **latency floor** (:mod:`bench.latency_floor`): the
+enqueue-to-start latency of a bare two-statement queue that commits its
+enqueue and its take durably; the report names the systems measured
+below it.
 
 Jobs record when they ran through :mod:`bench.jobs_record`. Every loop
 is bounded in count and in time. Prints a table and writes JSON to
@@ -63,7 +67,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import jobs_record
+from bench import jobs_record, latency_floor
 from bench.jobs import Row, Samples, percentile
 from bench.jobs_client import probe_loop
 from bench.reports import save_report
@@ -411,10 +415,12 @@ def build_report(
     sizes: Sizes,
     seconds: float,
     floors: Sequence[dict[str, float]] = (),
+    latency_floors: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything measured, as JSON-ready data, with the targets.
 
-    ``floors`` are the :func:`commit_floor` results of this run.
+    ``floors`` are the :func:`commit_floor` results of this run,
+    ``latency_floors`` the :func:`bench.latency_floor.measure` ones.
     """
     rows = []
     for row in ROWS:
@@ -459,6 +465,7 @@ def build_report(
         "rows": rows,
         "targets": targets(samples),
         "commit_floor": floor_summary(floors, rows),
+        "latency_floor": latency_floor_summary(latency_floors, rows),
         "details": {
             system: found.details for system, found in samples.items()
         },
@@ -524,6 +531,30 @@ def floor_summary(
     }
 
 
+def latency_floor_summary(
+    floors: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The run's latency floor (its lowest measurement) and the systems
+    whose p50 went below it; empty when it was not measured."""
+    if not floors:
+        return {}
+    p50 = min(f["p50_ms"] for f in floors)
+    p99 = min(f["p99_ms"] for f in floors)
+    median = next(r for r in rows if r["key"] == "latency_p50")
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "samples": [
+            {"p50_ms": f["p50_ms"], "p99_ms": f["p99_ms"]} for f in floors
+        ],
+        "p50_below_floor": sorted(
+            system
+            for system, value in median["values"].items()
+            if value is not None and value < p50
+        ),
+    }
+
+
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -579,6 +610,14 @@ def render_table(report: dict[str, Any]) -> str:
             "single enqueue above the durable floor: "
             f"{above or 'none'}; backburner ahead of the durable peers: "
             f"{floor['single_enqueue_ahead_of_durable_peers']}"
+        )
+    latency = report.get("latency_floor")
+    if latency:
+        below = ", ".join(latency["p50_below_floor"])
+        out.append(
+            "latency floor, a bare queue committing enqueue and take "
+            f"durably: p50 {latency['p50_ms']:.1f} ms, p99 "
+            f"{latency['p99_ms']:.1f} ms; p50 below it: {below or 'none'}"
         )
     return "\n".join(out)
 
@@ -883,13 +922,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = tuple(args.only) if args.only else SYSTEMS
     print(f"jobs benchmark on PostgreSQL: {', '.join(systems)}; {sizes}")
     started = time.monotonic()
-    floors = []
-    if not sizes.drains_only:
-        floors.append(commit_floor(sizes.enqueue_jobs))
+    floors: list[dict[str, float]] = []
+    latency_floors: list[dict[str, Any]] = []
+
+    def measure_floors() -> None:
+        if not sizes.drains_only:
+            floors.append(commit_floor(sizes.enqueue_jobs))
+            latency_floors.append(
+                latency_floor.measure(
+                    sizes.probes, sizes.probe_pause, POSTGRES_URL
+                )
+            )
+
+    measure_floors()
     samples = run(sizes, systems, lambda text: print(text, flush=True))
-    if not sizes.drains_only:
-        floors.append(commit_floor(sizes.enqueue_jobs))
-    report = build_report(samples, sizes, time.monotonic() - started, floors)
+    measure_floors()
+    report = build_report(
+        samples, sizes, time.monotonic() - started, floors, latency_floors
+    )
     print()
     print(render_table(report))
     save_report(report, args.json, "jobs-postgres")

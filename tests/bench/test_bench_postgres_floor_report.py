@@ -1,6 +1,6 @@
-"""The commit floor in ``bench.jobs_postgres``'s report: which single
-enqueues passed the durable floor, and whether backburner leads the
-peers that commit durably."""
+"""The floors in ``bench.jobs_postgres``'s report: which single
+enqueues passed the durable commit floor, whether backburner leads the
+peers that commit durably, and whose p50 went below the latency floor."""
 
 from __future__ import annotations
 
@@ -21,16 +21,33 @@ FLOORS = [
 ]
 
 
-def samples(single: dict[str, float]) -> dict[str, Samples]:
+LATENCY_FLOORS = [
+    {"p50_ms": 1.4, "p99_ms": 3.0},
+    {"p50_ms": 1.2, "p99_ms": 4.0},
+]
+
+
+def samples(
+    single: dict[str, float], p50: dict[str, float] | None = None
+) -> dict[str, Samples]:
     found = {}
     for system, value in single.items():
         found[system] = Samples()
         found[system].add("enqueue_single", value)
+        if p50 is not None:
+            found[system].add("latency_p50", p50[system])
     return found
 
 
-def report(single: dict[str, float], floors: Any = FLOORS) -> dict[str, Any]:
-    return build_report(samples(single), Sizes(), 1.0, floors)
+def report(
+    single: dict[str, float],
+    floors: Any = FLOORS,
+    p50: dict[str, float] | None = None,
+    latency_floors: Any = LATENCY_FLOORS,
+) -> dict[str, Any]:
+    return build_report(
+        samples(single, p50), Sizes(), 1.0, floors, latency_floors
+    )
 
 
 def test_floor_is_the_best_measurement_and_names_who_passed_it() -> None:
@@ -69,3 +86,16 @@ def test_table_prints_the_floor_and_omits_it_when_not_measured() -> None:
     unmeasured = report(single, floors=[])
     assert unmeasured["commit_floor"] == {}
     assert "commit floor" not in render_table(unmeasured)
+
+
+def test_latency_floor_is_the_lowest_measurement_and_names_who_beat_it() -> (
+    None
+):
+    single = {"backburner": 2000.0, "celery": 2900.0, "pgqueuer": 2400.0}
+    p50 = {"backburner": 2.5, "celery": 1.1, "pgqueuer": 1.2}
+    found = report(single, p50=p50)["latency_floor"]
+    assert (found["p50_ms"], found["p99_ms"]) == (1.2, 3.0)
+    assert found["p50_below_floor"] == ["celery"]
+    text = render_table(report(single, p50=p50))
+    assert "p50 1.2 ms, p99 3.0 ms; p50 below it: celery" in text
+    assert report(single, p50=p50, latency_floors=[])["latency_floor"] == {}
