@@ -20,6 +20,10 @@ from backburner.storage import (
     open_storage,
 )
 from backburner.storage.postgres import PostgresStorage
+from backburner.storage.postgres.fetch_connection import (
+    REOPEN_AFTER,
+    FetchConnection,
+)
 from backburner.storage.postgres.queries import query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -148,3 +152,25 @@ async def test_fetches_at_once_from_one_storage_hand_out_each_job_once(
     ids = [job.id for batch in batches for job in batch]
     assert len(ids) == 40
     assert len(set(ids)) == 40
+
+
+async def test_while_the_fetch_connection_cannot_open_the_pool_fetches(
+    storage: PostgresStorage,
+) -> None:
+    now = 0.0
+    # A socket directory that does not exist: refused at once, no traffic.
+    storage._fetcher = FetchConnection(
+        "host=/nonexistent-backburner-test dbname=none",
+        storage._configure,
+        clock=lambda: now,
+    )
+    await storage.create_jobs([new_job(), new_job()])
+
+    (first,) = await storage.fetch(SERVER, ["default"], 1, NOW)
+    waiting = storage._fetcher.available
+    now += REOPEN_AFTER
+    (second,) = await storage.fetch(SERVER, ["default"], 1, NOW)
+
+    assert first.id != second.id
+    assert not waiting
+    assert not storage._fetcher.available  # tried again, failed again

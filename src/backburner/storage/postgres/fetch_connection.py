@@ -97,17 +97,17 @@ class FetchConnection:
             except BaseException as error:
                 idle = psycopg.pq.TransactionStatus.IDLE
                 if conn.broken or conn.info.transaction_status != idle:
-                    # Broken, or left mid-statement by a cancellation:
-                    # the next fetch opens a fresh one.
-                    await self._drop()
+                    # Broken, closed, or left mid-statement by a
+                    # cancellation: the next fetch opens a fresh one.
+                    await self._drop(conn)
                     if isinstance(error, psycopg.OperationalError):
                         raise FetchConnectionLostError(str(error)) from error
                 raise
 
     async def close(self) -> None:
-        """Close the connection, if open."""
-        async with self._lock:
-            await self._drop()
+        """Close the connection, if open (a fetch running on it fails)."""
+        if self._conn is not None:
+            await self._drop(self._conn)
 
     async def _open(self) -> Connection:
         try:
@@ -125,8 +125,8 @@ class FetchConnection:
         self._failed_at = None
         return conn
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
+    async def _drop(self, conn: Connection) -> None:
+        if self._conn is conn:
+            self._conn = None
+        with contextlib.suppress(psycopg.Error, OSError):
+            await conn.close()
