@@ -20,7 +20,9 @@ it) for the others. Rows:
    job done (start-up included).
 4. **Drain 2,000 jobs that each wait 10 ms**, the same way.
 5. **Enqueue-to-start latency** of probes sent one at a time into an
-   idle consumer, p50 and p99.
+   idle consumer, p50 and p99 (``--latency-only``: this row alone, the
+   quick way to compare two versions; ``--probes N``: probes per
+   measurement, 150 by default).
 6. **Drain with 1,000,000 jobs queued** (``--million``): the same no-op
    drain, timed over its first 10,000 jobs, with a million no-op jobs on
    the queue, filled untimed by the system's own bulk enqueue. PostgreSQL
@@ -104,6 +106,7 @@ class Sizes:
     probe_pause: float = 0.02
     million: int = 0
     drains_only: bool = False
+    latency_only: bool = False
     repeats: int = 1
 
 
@@ -345,6 +348,10 @@ def measure_once(
 
     found: dict[str, Any] = {}
     details: dict[str, Any] = {}
+    if sizes.latency_only:
+        found.update(_latency(space, sizes, details))
+        found["details"] = details
+        return found
     drain_timeout = 120 + sizes.noop_jobs / 20
     with space("noop") as noop:
         took = client(noop, "enqueue-single", sizes.enqueue_jobs)["seconds"]
@@ -374,18 +381,26 @@ def measure_once(
         )
         found["drain_sleep"] = details["drain_sleep"]["rate"]
 
+    found.update(_latency(space, sizes, details))
+    found.update(_deep(space, system, sizes, drain_timeout, details))
+    found["details"] = details
+    return found
+
+
+def _latency(
+    space: Callable[[str], Any], sizes: Sizes, details: dict[str, Any]
+) -> dict[str, float]:
+    """Enqueue-to-start latency of probes into an idle consumer."""
     with space("latency") as probe, consumer(probe, "latency"):
         latencies = client(
             probe, "probes", sizes.probes, sizes.probe_pause, 30.0
         )["latencies"]
     latencies_ms = sorted(1000 * value for value in latencies)
-    found["latency_p50"] = percentile(latencies_ms, 50)
-    found["latency_p99"] = percentile(latencies_ms, 99)
     details["latencies_ms"] = [round(v, 3) for v in latencies_ms]
-
-    found.update(_deep(space, system, sizes, drain_timeout, details))
-    found["details"] = details
-    return found
+    return {
+        "latency_p50": percentile(latencies_ms, 50),
+        "latency_p99": percentile(latencies_ms, 99),
+    }
 
 
 def _deep(
@@ -756,6 +771,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="measure only the 10,000-job drain and, with --million, "
         "the deep one (their ratio)",
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="measure only the enqueue-to-start latency",
+    )
+    parser.add_argument(
+        "--probes",
+        type=int,
+        default=None,
+        help="latency probes per measurement (default 150)",
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument(
         "--only",
@@ -916,6 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             **asdict(base),
             "million": args.million,
             "drains_only": args.drains_only,
+            "latency_only": args.latency_only,
+            **({"probes": args.probes} if args.probes else {}),
             **({"repeats": args.repeats} if args.repeats else {}),
         }
     )

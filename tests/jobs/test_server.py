@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from backburner.jobs import (
 )
 from backburner.jobs.functions import resolve
 from backburner.storage import Storage
+from backburner.storage.base import JobsEnqueued, Notification
 
 __all__ = ["client", "fresh_samples", "storage"]
 
@@ -185,6 +186,44 @@ async def test_a_job_enqueued_in_the_same_process_starts_without_polling(
 
     assert fetches[0] == 0
     assert 1 in fetches
+
+
+async def test_a_notification_heard_on_the_loop_starts_a_fetch_next_turn(
+    storage: Storage,
+) -> None:
+    # PostgreSQL's listening connection calls the server's listener on
+    # the server's own loop: no hop through call_soon_threadsafe, which
+    # would add a loop turn (and a wake-up write) to every enqueue.
+    listeners: list[Callable[[Notification], None]] = []
+    subscribe = storage.subscribe
+
+    def capturing(listener: Callable[[Notification], None]) -> Any:
+        listeners.append(listener)
+        return subscribe(listener)
+
+    fetches = 0
+    first_done = asyncio.Event()
+    combined = storage.apply_changes_and_fetch
+
+    async def counting(*args: Any) -> Any:
+        nonlocal fetches
+        fetches += 1
+        result = await combined(*args)
+        first_done.set()
+        return result
+
+    storage.subscribe = capturing  # type: ignore[method-assign]
+    storage.apply_changes_and_fetch = counting  # type: ignore[method-assign]
+
+    async with server(storage, poll_interval=30.0):
+        await asyncio.wait_for(first_done.wait(), 10)
+        await asyncio.sleep(0.05)  # the server naps until woken
+        assert fetches == 1
+        for listener in listeners:
+            listener(JobsEnqueued(frozenset({"default"})))
+        await asyncio.sleep(0)
+
+        assert fetches == 2
 
 
 async def test_outcomes_of_many_jobs_are_written_in_batches(

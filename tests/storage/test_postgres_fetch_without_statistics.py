@@ -10,7 +10,8 @@ With a few thousand jobs queued the planner, which takes ``queue = ...``
 for one row in 200 without statistics, expects a dozen entries and reads,
 joins and sorts the whole queue (23 ms per fetch of 50 with 10,000
 queued, against 1.4 ms in order): every fetch runs after
-``walk_queue_in_order`` in its transaction.
+``walk_queue_in_order`` in its transaction, or on the fetch connection,
+whose session ``fetch_connection_settings`` set the same way.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ SERVER = "host:1"
 # 10,000: the no-op drain of the PostgreSQL benchmark, where the plan of
 # the fetch alone read the whole queue.
 @pytest.mark.parametrize("queued", [10_000, 100_000])
+@pytest.mark.parametrize(
+    "settings", ["walk_queue_in_order", "fetch_connection_settings"]
+)
 async def test_fetch_walks_the_queue_in_order_without_statistics(
     postgres_storage_url: str,
     postgres_url: str,
     postgres_schema: str,
     queued: int,
+    settings: str,
 ) -> None:
     storage = open_storage(postgres_storage_url)
     await storage.migrate()
@@ -73,7 +78,7 @@ async def test_fetch_walks_the_queue_in_order_without_statistics(
             "shard": 0,
         }
         # Same transaction: no autoanalyze can have seen these rows.
-        conn.execute(query("walk_queue_in_order"))
+        conn.execute(query(settings))
         plan = "\n".join(
             row[0]
             for row in conn.execute(b"EXPLAIN " + query("fetch"), params)
@@ -84,7 +89,7 @@ async def test_fetch_walks_the_queue_in_order_without_statistics(
     assert "Sort Key: q.seq" not in plan, plan
 
 
-async def test_every_fetch_runs_after_the_settings_in_its_transaction(
+async def test_every_fetch_runs_with_the_settings_in_force(
     postgres_storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = open_storage(postgres_storage_url)
@@ -150,12 +155,21 @@ async def test_every_fetch_runs_after_the_settings_in_its_transaction(
     fetch = query("fetch")
     fetches = [i for i, (_, text, _) in enumerate(sent) if text == fetch]
     assert len(fetches) == 2
-    for index in fetches:
-        conn, _, in_transaction = sent[index]
-        assert sent[index - 1] == (
-            conn,
-            query("walk_queue_in_order"),
-            in_transaction,
-        )
-        assert in_transaction
+    # The first, alone: on the fetch connection, which set the settings
+    # for its session when it opened and runs nothing but fetches.
+    alone, _, _ = sent[fetches[0]]
+    on_it = [text for conn, text, _ in sent if conn == alone]
+    assert query("fetch_connection_settings") in on_it
+    assert on_it[on_it.index(query("fetch_connection_settings")) + 1 :] == [
+        fetch
+    ]
+    # The second, with outcomes, in a transaction of the pool's.
+    conn, _, in_transaction = sent[fetches[1]]
+    assert conn != alone
+    assert sent[fetches[1] - 1] == (
+        conn,
+        query("walk_queue_in_order"),
+        in_transaction,
+    )
+    assert in_transaction
     assert settings == [("on", "on")]

@@ -217,6 +217,14 @@ class ServerTuning:
             raise ValueError("maintenance_batch must be at least 1")
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _tuning(options: dict[str, Any]) -> ServerTuning:
     known = {field.name for field in dataclasses.fields(ServerTuning)}
     unknown = sorted(set(options) - known)
@@ -877,6 +885,13 @@ class Server:
         # Called from any thread (the storage's, another client's).
         loop = self._loop
         if loop is None:
+            return
+        if _running_loop() is loop:
+            # Heard on our own loop (PostgreSQL's listening connection,
+            # a commit in this process): act now rather than one loop
+            # turn and a wake-up write later, which is a good part of
+            # an idle server's enqueue-to-start time.
+            self._heard(notification)
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._heard, notification)

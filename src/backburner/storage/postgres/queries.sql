@@ -484,6 +484,13 @@ ORDER BY 18 NULLS LAST;
 SELECT set_config('enable_bitmapscan', 'off', true),
        set_config('enable_seqscan', 'off', true);
 
+-- name: fetch_connection_settings
+-- The settings of walk_queue_in_order for a whole session: that of the
+-- fetch connection, which runs nothing but fetch (see
+-- fetch_connection.py), so that each of its fetches is one statement.
+SELECT set_config('enable_bitmapscan', 'off', false),
+       set_config('enable_seqscan', 'off', false);
+
 -- name: promote
 -- Due scheduled jobs, oldest due first; SKIP LOCKED lets every server
 -- promote at once without two of them moving the same job.

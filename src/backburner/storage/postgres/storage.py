@@ -65,6 +65,10 @@ from backburner.storage.base import (
 )
 from backburner.storage.postgres import notifications, schema, upkeep
 from backburner.storage.postgres.config import PostgresSettings
+from backburner.storage.postgres.fetch_connection import (
+    FetchConnection,
+    FetchConnectionLostError,
+)
 from backburner.storage.postgres.queries import query
 from backburner.storage.postgres.spare_ids import SpareIds
 
@@ -228,6 +232,7 @@ class PostgresStorage(Storage):
         )
         self._spare_ids = SpareIds()
         self._upkeep_log = upkeep.Reporter(settings.schema)
+        self._fetcher = FetchConnection(settings.conninfo, self._configure)
 
     def __repr__(self) -> str:
         url = self.settings.shown
@@ -551,11 +556,12 @@ class PostgresStorage(Storage):
         self._upkeep_log.round(done, time.monotonic() - started)
 
     async def close(self) -> None:
-        """Stop listening and close every pooled connection."""
+        """Stop listening and close every connection."""
         if self._closed:
             return
         self._closed = True
         await self._hub.stop()
+        await self._fetcher.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -817,10 +823,16 @@ class PostgresStorage(Storage):
     ) -> list[TupleRow]:
         """Run the fetch statement on its own, in queue order.
 
-        Pipelined: the planner settings of walk_queue_in_order and the
+        On the fetch connection when it is free: its session holds the
+        planner settings of walk_queue_in_order, so the fetch goes alone
+        (see :mod:`~backburner.storage.postgres.fetch_connection`).
+        Otherwise on a pooled connection, pipelined: the settings and the
         fetch share one round trip and one implicit transaction, which
         commits (and ends the settings) at the pipeline's end.
         """
+        taken = await self._fetch_alone(params)
+        if taken is not None:
+            return taken
 
         async def work(conn: Connection) -> list[TupleRow]:
             async with conn.pipeline():
@@ -829,6 +841,40 @@ class PostgresStorage(Storage):
             return await cursor.fetchall()
 
         return await self._run(work, write=False)
+
+    async def _fetch_alone(
+        self, params: Mapping[str, object]
+    ) -> list[TupleRow] | None:
+        """The fetch statement on the fetch connection; ``None`` when
+        that connection is busy, cannot open or was lost (the caller runs
+        the fetch on a pooled connection then).
+
+        Raises:
+            StorageError: the storage is closed, or the fetch failed on a
+                live connection.
+        """
+        if not self._fetcher.available:
+            return None
+        pool = await self._ready()
+        if self._auto_migrate and not self._migrated:
+            await self._migrate_if_behind(pool)
+
+        async def work(conn: Connection) -> list[TupleRow]:
+            cursor = await conn.execute(query("fetch"), params)
+            return await cursor.fetchall()
+
+        try:
+            return await self._fetcher.run(work)
+        except FetchConnectionLostError:
+            logger.debug(
+                "fetch connection lost, fetching on a pooled connection",
+                extra={"event": "storage.connection_lost"},
+            )
+            return None
+        except psycopg.Error as error:
+            raise self._storage_error(error, False) from error
+        except UnicodeEncodeError as error:
+            raise StorageError(f"text is not valid UTF-8: {error}") from error
 
     async def _fetch_mutex(
         self, params: Mapping[str, object], queue: str, room: int
