@@ -65,7 +65,7 @@ from backburner.storage.base import (
 )
 from backburner.storage.postgres import notifications, schema, upkeep
 from backburner.storage.postgres.config import PostgresSettings
-from backburner.storage.postgres.queries import query
+from backburner.storage.postgres.queries import positional, query
 from backburner.storage.postgres.spare_ids import SpareIds
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,29 @@ _ENQUEUED = JobState.ENQUEUED.value
 # A state's value without the enum's attribute machinery (per job in bulk).
 _STATE_TEXT = {state: state.value for state in JobState}
 _PROCESSING = JobState.PROCESSING.value
+# NOTIFY payloads of one-queue enqueues kept at most (per storage).
+_PAYLOADS_KEPT = 256
+# create_job_once's parameters, in the order _create_one passes them.
+_CREATE_ONE = positional(
+    "create_job_once",
+    (
+        "id",
+        "function",
+        "arguments",
+        "queue",
+        "state",
+        "reason",
+        "created_at",
+        "scheduled_at",
+        "timeout",
+        "mutex",
+        "mutex_limit",
+        "parameters",
+        "shard",
+        "channel",
+        "payload",
+    ),
+)
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
@@ -227,6 +250,7 @@ class PostgresStorage(Storage):
             settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
         )
         self._spare_ids = SpareIds()
+        self._payloads: dict[str, str] = {}
         self._upkeep_log = upkeep.Reporter(settings.schema)
 
     def __repr__(self) -> str:
@@ -604,32 +628,31 @@ class PostgresStorage(Storage):
         if job_id is None:
             (row,) = await self._read(query("reserve_job_id"), {})
             job_id = int(row[0])
-        enqueued = JobsEnqueued(frozenset({job.queue}))
-        payloads = (
-            notifications.encode(self._hub.origin, enqueued)
-            if job.state is JobState.ENQUEUED
-            else []
+        enqueued = job.state is JobState.ENQUEUED
+        # In the order of _CREATE_ONE_PARAMETERS.
+        params = (
+            job_id,
+            job.function,
+            job.arguments,
+            job.queue,
+            _STATE_TEXT[job.state],
+            job.reason,
+            job.created_at,
+            job.scheduled_at,
+            job.timeout,
+            job.mutex,
+            None if job.mutex is None else job.mutex_limit,
+            json.dumps(list(job.parameters.items()))
+            if job.parameters
+            else "[]",
+            random.randrange(_COUNTER_SHARDS),
+            self.settings.channel,
+            self._enqueued_payload(job.queue) if enqueued else None,
         )
-        params = {
-            "id": job_id,
-            "function": job.function,
-            "arguments": job.arguments,
-            "queue": job.queue,
-            "state": job.state.value,
-            "reason": job.reason,
-            "created_at": job.created_at,
-            "scheduled_at": job.scheduled_at,
-            "timeout": job.timeout,
-            "mutex": job.mutex,
-            "mutex_limit": None if job.mutex is None else job.mutex_limit,
-            "parameters": json.dumps(list(job.parameters.items())),
-            "shard": random.randrange(_COUNTER_SHARDS),
-            "channel": self.settings.channel,
-            "payloads": payloads,
-        }
 
         async def work(conn: Connection) -> TupleRow | None:
-            cursor = await conn.execute(query("create_job_once"), params)
+            cursor = psycopg.AsyncRawCursor(conn)
+            await cursor.execute(_CREATE_ONE, params, prepare=True)
             return await cursor.fetchone()
 
         try:
@@ -646,7 +669,7 @@ class PostgresStorage(Storage):
             ) from lost
         assert created is not None  # the statement returns one row
         inserted, spare = int(created[0]), int(created[1])
-        if not inserted and not await self._own_job(params):
+        if not inserted and not await self._own_job(job_id, job):
             # The id is another job's: the jobs sequence is behind the
             # table. Its next ids would clash too; nothing was written.
             raise StorageError(
@@ -656,14 +679,38 @@ class PostgresStorage(Storage):
                 "move it past MAX(id) with setval"
             )
         self._spare_ids.keep(spare)
-        if payloads:
-            self._hub.publish(enqueued)
+        if enqueued:
+            self._hub.publish(JobsEnqueued(frozenset((job.queue,))))
         return job_id
 
-    async def _own_job(self, params: Mapping[str, object]) -> bool:
-        """Whether the job holding ``params["id"]`` is the one described
-        by ``params`` (see own_job)."""
-        rows = await self._read(query("own_job"), params)
+    def _enqueued_payload(self, queue: str) -> str:
+        """The NOTIFY payload saying that ``queue`` got a job.
+
+        The same few queues come back on every enqueue: each payload is
+        encoded once.
+        """
+        payload = self._payloads.get(queue)
+        if payload is None:
+            (payload,) = notifications.encode(
+                self._hub.origin, JobsEnqueued(frozenset((queue,)))
+            )
+            if len(self._payloads) >= _PAYLOADS_KEPT:
+                self._payloads.clear()
+            self._payloads[queue] = payload
+        return payload
+
+    async def _own_job(self, job_id: JobId, job: NewJob) -> bool:
+        """Whether the job holding ``job_id`` is ``job`` (see own_job)."""
+        rows = await self._read(
+            query("own_job"),
+            {
+                "id": job_id,
+                "function": job.function,
+                "arguments": job.arguments,
+                "queue": job.queue,
+                "created_at": job.created_at,
+            },
+        )
         return bool(rows[0][0])
 
     async def create_continuations(
