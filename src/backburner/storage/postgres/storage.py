@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Connection: TypeAlias = psycopg.AsyncConnection[TupleRow]
+RawCursor: TypeAlias = psycopg.AsyncRawCursor[TupleRow]
 
 # Counter rows per (state, queue): a transaction adds its deltas to one
 # shard picked at random, so concurrent transactions rarely share a row.
@@ -251,6 +252,7 @@ class PostgresStorage(Storage):
         )
         self._spare_ids = SpareIds()
         self._payloads: dict[str, str] = {}
+        self._raw_cursors: dict[Connection, RawCursor] = {}
         self._upkeep_log = upkeep.Reporter(settings.schema)
 
     def __repr__(self) -> str:
@@ -598,6 +600,18 @@ class PostgresStorage(Storage):
             raise StorageError("storage is closed")
         await self._hub.wait_listening()
 
+    async def create_job(self, job: NewJob) -> JobId:
+        """Store one job; see :meth:`Storage.create_job`.
+
+        Raises:
+            StorageError: as :meth:`create_jobs`.
+        """
+        if job.unique_key is not None:
+            (job_id,) = await self.create_jobs([job])
+            return job_id
+        _check_new_jobs((job,))
+        return await self._create_one(job)
+
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`.
 
@@ -651,7 +665,7 @@ class PostgresStorage(Storage):
         )
 
         async def work(conn: Connection) -> TupleRow | None:
-            cursor = psycopg.AsyncRawCursor(conn)
+            cursor = self._raw_cursor(conn)
             await cursor.execute(_CREATE_ONE, params, prepare=True)
             return await cursor.fetchone()
 
@@ -682,6 +696,23 @@ class PostgresStorage(Storage):
         if enqueued:
             self._hub.publish(JobsEnqueued(frozenset((job.queue,))))
         return job_id
+
+    def _raw_cursor(self, conn: Connection) -> RawCursor:
+        """The raw cursor that runs enqueues on ``conn``.
+
+        One per pooled connection, made once: a cursor made per call
+        cost the enqueue more than the statement's parameters did.
+        """
+        cursor = self._raw_cursors.get(conn)
+        if cursor is None:
+            if len(self._raw_cursors) >= 2 * self.settings.pool_max_size:
+                # Drop those of connections the pool closed since
+                # (broken, or past their lifetime).
+                self._raw_cursors = {
+                    c: k for c, k in self._raw_cursors.items() if not c.closed
+                }
+            cursor = self._raw_cursors[conn] = psycopg.AsyncRawCursor(conn)
+        return cursor
 
     def _enqueued_payload(self, queue: str) -> str:
         """The NOTIFY payload saying that ``queue`` got a job.
