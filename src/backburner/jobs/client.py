@@ -407,19 +407,21 @@ class _JobBuilder:
         settled = self._settled
         if settled is None:
             settled = self._settled = self._settle()
+        # Positional, in NewJob's field order: keywords cost a quarter
+        # of the job's construction, per job of a bulk enqueue.
         return NewJob(
-            function=reference,
-            arguments=arguments,
-            queue=settled.queue,
-            state=settled.state,
-            reason=settled.reason,
-            created_at=self._now,
-            scheduled_at=settled.scheduled_at,
-            timeout=options.timeout,
-            parameters=settled.parameters,
-            unique_key=options.unique_key,
-            mutex=mutex,
-            mutex_limit=mutex_limit,
+            reference,  # function
+            arguments,
+            settled.queue,
+            settled.state,
+            settled.reason,
+            self._now,  # created_at
+            settled.scheduled_at,
+            options.timeout,
+            settled.parameters,
+            options.unique_key,
+            mutex,
+            mutex_limit,
         )
 
 

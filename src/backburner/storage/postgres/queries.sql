@@ -12,6 +12,8 @@
 -- mutex, mutex_limit), and their parameters as one of (position, name,
 -- value): one text parameter each, where arrays of a thousand values
 -- per column cost the client more than the statement costs the server.
+-- A job whose created_at is null was created at the "created" moment,
+-- which most jobs of a call share: parsed once, not once per job.
 -- Ids are drawn in the order the jobs were given (ordinality), so that
 -- history, queue entries and parameters can refer to them in this same
 -- statement, and the ids come back in that order. No history row: the
@@ -24,7 +26,8 @@ WITH new AS (
                AS id,
            j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
            j->>3 AS state, j->>4 AS reason,
-           (j->>5)::timestamptz AS created_at,
+           coalesce((j->>5)::timestamptz, %(created)s::timestamptz)
+               AS created_at,
            (j->>6)::timestamptz AS scheduled_at,
            (j->>7)::float8 AS timeout, j->>8 AS unique_key,
            j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position

@@ -629,7 +629,13 @@ class PostgresStorage(Storage):
         async def work(conn: Connection, pending: _Pending) -> list[JobId]:
             return await _create(conn, pending, jobs)
 
-        return await self._write(work)
+        # Without unique keys, pipelined: BEGIN travels with create_jobs,
+        # the counters and NOTIFY with COMMIT (two round trips, not
+        # five). Creators of a unique key keep the plain transaction:
+        # they take turns on the key's lock, and pipelined they held it
+        # for a round trip longer each (see docs/benchmarks.md).
+        keyed = any(job.unique_key is not None for job in jobs)
+        return await self._write(work, pipelined=not keyed)
 
     async def _create_one(self, job: NewJob) -> JobId:
         """Create one job in one statement, outside a transaction.
@@ -1474,18 +1480,23 @@ def _recurring(row: Sequence[Any]) -> RecurringRecord:
 
 
 def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
-    """The ``jobs`` and ``parameters`` documents of create_jobs.
+    """The ``jobs``, ``created`` and ``parameters`` parameters of
+    create_jobs.
 
     Parameters refer to their job by its 1-based position in ``jobs``.
     """
-    # The jobs of one call mostly share their creation time: its text is
-    # made once per distinct moment.
-    stamps: dict[datetime, str] = {}
+    # The jobs of one call mostly share their creation time: it goes
+    # once, as created, and a job created then carries null in its row
+    # (no text to write, nor for PostgreSQL to parse, per job); any
+    # other moment's text is made once per distinct moment.
+    created = jobs[0].created_at
+    stamps: dict[datetime, str | None] = {created: None}
     rows = []
     for job in jobs:
-        created = stamps.get(job.created_at)
-        if created is None:
-            created = stamps[job.created_at] = job.created_at.isoformat()
+        try:
+            stamp = stamps[job.created_at]
+        except KeyError:
+            stamp = stamps[job.created_at] = job.created_at.isoformat()
         rows.append(
             [
                 job.function,
@@ -1493,7 +1504,7 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
                 job.queue,
                 _STATE_TEXT[job.state],
                 job.reason,
-                created,
+                stamp,
                 None
                 if job.scheduled_at is None
                 else job.scheduled_at.isoformat(),
@@ -1510,6 +1521,7 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
     ]
     return {
         "jobs": json.dumps(rows),
+        "created": created,
         "parameters": json.dumps(parameters),
     }
 
