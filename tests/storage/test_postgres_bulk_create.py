@@ -7,8 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backburner.storage import JobState, NewJob, open_storage
+from backburner.storage import (
+    JobState,
+    NewJob,
+    ServerInfo,
+    StorageError,
+    open_storage,
+)
 from backburner.storage.postgres import PostgresStorage
+from backburner.storage.postgres import storage as postgres_storage
 
 pytestmark = pytest.mark.postgres
 
@@ -73,3 +80,51 @@ async def test_a_call_whose_first_job_was_created_last_keeps_every_time(
     assert [r.created_at for r in found if r is not None] == [
         job.created_at for job in jobs
     ]
+
+
+async def test_a_bulk_create_of_several_chunks_keeps_the_order_given(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_storage, "_CREATE_CHUNK", 3)
+    jobs = [new_job(T0, f"job{n}") for n in range(8)]
+
+    ids = await storage.create_jobs(jobs)
+
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 8
+    found = [await storage.get_job(job_id) for job_id in ids]
+    assert [r.function for r in found if r is not None] == [
+        job.function for job in jobs
+    ]
+    (count,) = await storage.counts()
+    assert (count.state, count.count) == (JobState.ENQUEUED, 8)
+    await storage.announce_server(ServerInfo("s:1", ("default",), 9, T0, T0))
+    fetched = await storage.fetch("s:1", ("default",), 9, T0)
+    assert [job.id for job in fetched] == ids
+
+
+async def test_a_chunk_that_fails_writes_none_of_the_call(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_storage, "_CREATE_CHUNK", 2)
+    before = await storage.create_jobs([new_job(T0, "first")])
+    jobs = [new_job(T0, f"job{n}") for n in range(5)]
+    # A NaN timeout is written as NaN, which is not JSON: the third
+    # chunk fails at the server, after the first two were sent (and
+    # ran) in the same transaction.
+    jobs[4] = NewJob(
+        function="app.jobs:bad",
+        arguments="{}",
+        queue="default",
+        state=JobState.ENQUEUED,
+        reason="enqueued",
+        created_at=T0,
+        timeout=float("nan"),
+    )
+
+    with pytest.raises(StorageError):
+        await storage.create_jobs(jobs)
+
+    assert [job.id for job in await storage.list_jobs()] == before
+    (count,) = await storage.counts()
+    assert count.count == 1

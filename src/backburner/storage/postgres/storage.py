@@ -96,6 +96,8 @@ _ENQUEUED = JobState.ENQUEUED.value
 # A state's value without the enum's attribute machinery (per job in bulk).
 _STATE_TEXT = {state: state.value for state in JobState}
 _PROCESSING = JobState.PROCESSING.value
+# Jobs per create_jobs statement of a pipelined bulk create.
+_CREATE_CHUNK = 250
 # NOTIFY payloads of one-queue enqueues kept at most (per storage).
 _PAYLOADS_KEPT = 256
 # create_job_once's parameters, in the order _create_one passes them.
@@ -626,15 +628,18 @@ class PostgresStorage(Storage):
         if len(jobs) == 1 and jobs[0].unique_key is None:
             return [await self._create_one(jobs[0])]
 
-        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
-            return await _create(conn, pending, jobs)
-
         # Without unique keys, pipelined: BEGIN travels with create_jobs,
         # the counters and NOTIFY with COMMIT (two round trips, not
-        # five). Creators of a unique key keep the plain transaction:
-        # they take turns on the key's lock, and pipelined they held it
-        # for a round trip longer each (see docs/benchmarks.md).
+        # five), and a big batch goes in chunks (see _insert_jobs).
+        # Creators of a unique key keep the plain transaction: they take
+        # turns on the key's lock, and pipelined they held it for a round
+        # trip longer each (see docs/benchmarks.md).
         keyed = any(job.unique_key is not None for job in jobs)
+        chunk = None if keyed else _CREATE_CHUNK
+
+        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
+            return await _create(conn, pending, jobs, chunk)
+
         return await self._write(work, pipelined=not keyed)
 
     async def _create_one(self, job: NewJob) -> JobId:
@@ -1702,9 +1707,14 @@ def _continuation_change(
 
 
 async def _create(
-    conn: Connection, pending: _Pending, jobs: Sequence[NewJob]
+    conn: Connection,
+    pending: _Pending,
+    jobs: Sequence[NewJob],
+    chunk: int | None = None,
 ) -> list[JobId]:
     """Create ``jobs`` inside the caller's transaction; see create_jobs.
+
+    ``chunk``: see :func:`_insert_jobs`.
 
     Creators of the same unique key take turns on an advisory lock, then
     look for an active holder: the second one finds the first's job.
@@ -1734,10 +1744,7 @@ async def _create(
                 seen.add(key)
     created: list[JobId] = []
     if fresh:
-        cursor = await conn.execute(
-            query("create_jobs"), _new_job_params(fresh)
-        )
-        created = [int(row[0]) for row in await cursor.fetchall()]
+        created = await _insert_jobs(conn, fresh, chunk)
         moved = Counter((job.queue, _STATE_TEXT[job.state]) for job in fresh)
         for (queue, state), count in moved.items():
             pending.move(queue, None, state, count)
@@ -1754,6 +1761,27 @@ async def _create(
             holders[key] = job_id
         ids.append(job_id)
     return ids
+
+
+async def _insert_jobs(
+    conn: Connection, jobs: Sequence[NewJob], chunk: int | None
+) -> list[JobId]:
+    """Run create_jobs for ``jobs``; return their ids in order.
+
+    ``chunk``: in a pipelined transaction, this many jobs per statement,
+    all sent before the first result is read, so that PostgreSQL writes
+    one chunk while this process encodes the next (on another core).
+    """
+    size = chunk or len(jobs)
+    cursors = [
+        await conn.execute(
+            query("create_jobs"), _new_job_params(jobs[start : start + size])
+        )
+        for start in range(0, len(jobs), size)
+    ]
+    return [
+        int(row[0]) for cursor in cursors for row in await cursor.fetchall()
+    ]
 
 
 async def _fetch(
