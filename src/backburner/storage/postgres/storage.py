@@ -1773,9 +1773,13 @@ async def _insert_jobs(
     one chunk while this process encodes the next (on another core).
     """
     size = chunk or len(jobs)
+    # Prepared from the first run: a bulk enqueue is rarely repeated the
+    # five times after which psycopg would prepare it.
     cursors = [
         await conn.execute(
-            query("create_jobs"), _new_job_params(jobs[start : start + size])
+            query("create_jobs"),
+            _new_job_params(jobs[start : start + size]),
+            prepare=True,
         )
         for start in range(0, len(jobs), size)
     ]
