@@ -118,8 +118,13 @@ async def waiting_on_a_lock(
     """Return the pid of the storage's backend once it waits on a lock."""
     async with asyncio.timeout(60):
         # PostgreSQL offers no event for "that backend now waits on a
-        # lock": poll pg_stat_activity, bounded by the timeout.
+        # lock": poll pg_stat_activity, bounded by the timeout. The admin
+        # is mostly inside a transaction, whose first read of
+        # pg_stat_activity fixes the set of backends it shows until it
+        # ends: clear it, or a backend that connected since (the pool's
+        # replacement for a killed connection) is never seen.
         while True:
+            admin("SELECT pg_stat_clear_snapshot()")
             rows = admin(
                 "SELECT pid FROM pg_stat_activity"
                 " WHERE application_name = %s AND wait_event_type = 'Lock'"
