@@ -107,6 +107,7 @@ class Sizes:
     million: int = 0
     drains_only: bool = False
     latency_only: bool = False
+    enqueues_only: bool = False
     repeats: int = 1
 
 
@@ -356,12 +357,15 @@ def measure_once(
     with space("noop") as noop:
         took = client(noop, "enqueue-single", sizes.enqueue_jobs)["seconds"]
         found["enqueue_single"] = sizes.enqueue_jobs / took
-        if sizes.noop_jobs > sizes.enqueue_jobs:
-            client(noop, "fill", "noop", sizes.noop_jobs - sizes.enqueue_jobs)
-        details["drain_noop"] = drain(
-            noop, "noop", sizes.noop_jobs, timeout=drain_timeout
-        )
-        found["drain_noop"] = details["drain_noop"]["rate"]
+        if not sizes.enqueues_only:
+            if sizes.noop_jobs > sizes.enqueue_jobs:
+                client(
+                    noop, "fill", "noop", sizes.noop_jobs - sizes.enqueue_jobs
+                )
+            details["drain_noop"] = drain(
+                noop, "noop", sizes.noop_jobs, timeout=drain_timeout
+            )
+            found["drain_noop"] = details["drain_noop"]["rate"]
 
     if sizes.drains_only:
         # Only what the deep-queue ratio needs: the 10,000-job drain
@@ -373,6 +377,9 @@ def measure_once(
     with space("bulk") as bulk:
         took = client(bulk, "enqueue-bulk", sizes.bulk_jobs)["seconds"]
         found["enqueue_bulk"] = sizes.bulk_jobs / took
+    if sizes.enqueues_only:
+        found["details"] = details
+        return found
 
     with space("sleep") as sleep:
         client(sleep, "fill", "sleep", sizes.sleep_jobs)
@@ -782,6 +789,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="latency probes per measurement (default 150)",
     )
+    parser.add_argument(
+        "--enqueues-only",
+        action="store_true",
+        help="measure only the two enqueue rows (single and bulk)",
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument(
         "--only",
@@ -944,6 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "drains_only": args.drains_only,
             "latency_only": args.latency_only,
             **({"probes": args.probes} if args.probes else {}),
+            "enqueues_only": args.enqueues_only,
             **({"repeats": args.repeats} if args.repeats else {}),
         }
     )

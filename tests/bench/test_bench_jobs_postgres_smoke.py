@@ -83,6 +83,42 @@ def test_quick_run_measures_every_row_and_leaves_no_database(
     }
 
 
+def test_enqueues_only_measures_the_two_enqueue_rows(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    before = bench_databases(postgres_url)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.jobs_postgres",
+            "--quick",
+            "--enqueues-only",
+            "--only",
+            "backburner",
+            "--json",
+            str(report_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_POSTGRES_URL": postgres_url},
+        capture_output=True,
+        text=True,
+        timeout=580,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_path.read_text())
+    values = {
+        row["key"]: row["values"]["backburner"] for row in report["rows"]
+    }
+    assert values["enqueue_single"] > 0
+    assert values["enqueue_bulk"] > 0
+    assert values["drain_noop"] is None
+    assert values["latency_p50"] is None
+    assert bench_databases(postgres_url) <= before
+
+
 def bench_databases(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +13,11 @@ from backburner.jobs import (
     Call,
     Client,
     JobArgumentError,
+    JobFunctionError,
     JobOptions,
     SyncClient,
 )
+from backburner.jobs import client as client_module
 from backburner.jobs.serializer import encode_arguments
 
 
@@ -166,3 +168,63 @@ async def test_a_job_id_that_is_not_an_int_is_refused_by_name(
             await call(bad)  # type: ignore[operator]
     with pytest.raises(TypeError, match=message):
         await client.continue_with(bad, noop)  # type: ignore[arg-type]
+
+
+def other_noop() -> None:
+    """A second job function, never run here."""
+
+
+def third_noop() -> None:
+    """A third job function, never run here."""
+
+
+async def test_a_client_imports_each_job_function_back_once(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[object] = []
+    real = client_module.reference_of
+
+    def counting(func: Callable[..., object]) -> str:
+        looked_up.append(func)
+        return real(func)
+
+    monkeypatch.setattr(client_module, "reference_of", counting)
+
+    await client.enqueue(noop)
+    await client.enqueue(noop, 2)
+    await client.enqueue_with(JobOptions(queue="mail"), noop)
+    await client.enqueue_many([Call(noop), Call(other_noop)])
+    await client.enqueue(Runner.first, 1)
+    await client.enqueue(Runner.first, 2)
+
+    assert looked_up == [noop, other_noop, Runner.first]
+    stored = [job.function for job in (await client.list_jobs()).jobs]
+    assert stored.count(f"{__name__}:noop") == 4
+    assert stored.count(f"{__name__}:Runner.first") == 2
+
+
+async def test_what_a_client_remembers_of_job_functions_is_bounded(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "_FUNCTIONS_KEPT", 2)
+
+    for func in (noop, other_noop, third_noop):
+        await client.enqueue(func)
+
+    assert len(client._functions._known) <= 2
+    # Forgotten functions are looked at again, and still work.
+    await client.enqueue(noop)
+    assert len((await client.list_jobs()).jobs) == 4
+
+
+async def test_a_function_refused_once_is_refused_again(
+    client: Client,
+) -> None:
+    def local() -> None:
+        """A local function: no worker could import it."""
+
+    for _ in range(2):
+        with pytest.raises(JobFunctionError, match="local function"):
+            await client.enqueue(local)
+
+    assert (await client.list_jobs()).jobs == []

@@ -90,14 +90,41 @@ async def test_the_next_call_survives_killed_pool_connections(
     assert second > job_id
 
 
+async def test_enqueues_on_replaced_connections_keep_few_cursors(
+    postgres_storage_url: str, admin: Admin, postgres_schema: str
+) -> None:
+    # One raw cursor per pooled connection; the pool replaces killed
+    # connections, and the cursors of the dead ones must not pile up.
+    opened = open_storage(f"{postgres_storage_url}&pool_max_size=1")
+    assert isinstance(opened, PostgresStorage)
+    await opened.migrate()
+    try:
+        made = [await opened.create_job(new_job())]
+        for _ in range(6):
+            assert kill_pool_connections(admin, postgres_schema) >= 1
+            made.append(await opened.create_job(new_job()))
+            made.append(await opened.create_job(new_job()))
+
+        assert len(opened._raw_cursors) <= 2
+        assert len(set(made)) == len(made) == 13
+        assert len(await opened.list_jobs(limit=20)) == 13
+    finally:
+        await opened.close()
+
+
 async def waiting_on_a_lock(
     admin: Admin, application_name: str, not_pid: object = None
 ) -> object:
     """Return the pid of the storage's backend once it waits on a lock."""
     async with asyncio.timeout(60):
         # PostgreSQL offers no event for "that backend now waits on a
-        # lock": poll pg_stat_activity, bounded by the timeout.
+        # lock": poll pg_stat_activity, bounded by the timeout. The admin
+        # is mostly inside a transaction, whose first read of
+        # pg_stat_activity fixes the set of backends it shows until it
+        # ends: clear it, or a backend that connected since (the pool's
+        # replacement for a killed connection) is never seen.
         while True:
+            admin("SELECT pg_stat_clear_snapshot()")
             rows = admin(
                 "SELECT pid FROM pg_stat_activity"
                 " WHERE application_name = %s AND wait_event_type = 'Lock'"

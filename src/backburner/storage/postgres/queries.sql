@@ -12,6 +12,8 @@
 -- mutex, mutex_limit), and their parameters as one of (position, name,
 -- value): one text parameter each, where arrays of a thousand values
 -- per column cost the client more than the statement costs the server.
+-- A job whose created_at is null was created at the "created" moment,
+-- which most jobs of a call share: parsed once, not once per job.
 -- Ids are drawn in the order the jobs were given (ordinality), so that
 -- history, queue entries and parameters can refer to them in this same
 -- statement, and the ids come back in that order. No history row: the
@@ -24,7 +26,8 @@ WITH new AS (
                AS id,
            j->>0 AS function, j->>1 AS arguments, j->>2 AS queue,
            j->>3 AS state, j->>4 AS reason,
-           (j->>5)::timestamptz AS created_at,
+           coalesce((j->>5)::timestamptz, %(created)s::timestamptz)
+               AS created_at,
            (j->>6)::timestamptz AS scheduled_at,
            (j->>7)::float8 AS timeout, j->>8 AS unique_key,
            j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
@@ -56,13 +59,14 @@ SELECT id FROM new ORDER BY position;
 -- trip): the job row (which holds its creation entry, as in
 -- create_jobs), its queue entry, parameters, the counter delta and the
 -- NOTIFY. The job comes as plain parameters, its parameters as one JSON
--- array of (name, value). The id was reserved earlier from the jobs
--- sequence, so a second run of the statement (a retry after a lost
--- reply whose first run committed) finds its row and writes nothing;
--- then own_job tells whether that row is this call's own. Returns how
--- many jobs it wrote (0 or 1) and reserves the id of the next call. The
--- counter row is the only lock here that another transaction may hold;
--- see add_counts.
+-- array of (name, value), and the NOTIFY payload as one text (NULL: no
+-- NOTIFY). The id was reserved earlier from the jobs sequence, so a
+-- second run of the statement (a retry after a lost reply whose first
+-- run committed) finds its row and writes nothing; then own_job tells
+-- whether that row is this call's own. Returns how many jobs it wrote
+-- (0 or 1) and reserves the id of the next call. The counter row is the
+-- only lock here that another transaction may hold; see add_counts.
+-- Run with positional parameters (see queries.positional).
 WITH inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
@@ -84,14 +88,14 @@ WITH inserted AS (
     FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j), inserted AS i
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
-    SELECT state, queue, %(shard)s, 1
+    SELECT state, queue, %(shard)s::smallint, 1
     FROM inserted
     ON CONFLICT (state, queue, shard)
     DO UPDATE SET count = job_counters.count + excluded.count
 ), notified AS (
-    SELECT pg_notify(%(channel)s, payload)
-    FROM unnest(%(payloads)b::text[]) AS p (payload)
-    WHERE EXISTS (SELECT FROM inserted)
+    SELECT pg_notify(%(channel)s::text, %(payload)s::text)
+    FROM inserted
+    WHERE %(payload)s::text IS NOT NULL
 )
 SELECT (SELECT count(*) FROM inserted),
        nextval(pg_get_serial_sequence('jobs', 'id')),

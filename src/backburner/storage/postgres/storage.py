@@ -31,7 +31,7 @@ from typing import Any, TypeAlias, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from backburner.storage.base import (
     ACTIVE_STATES,
@@ -69,13 +69,14 @@ from backburner.storage.postgres.fetch_connection import (
     FetchConnection,
     FetchConnectionLostError,
 )
-from backburner.storage.postgres.queries import query
+from backburner.storage.postgres.queries import positional, query
 from backburner.storage.postgres.spare_ids import SpareIds
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Connection: TypeAlias = psycopg.AsyncConnection[TupleRow]
+RawCursor: TypeAlias = psycopg.AsyncRawCursor[TupleRow]
 
 # Counter rows per (state, queue): a transaction adds its deltas to one
 # shard picked at random, so concurrent transactions rarely share a row.
@@ -99,6 +100,31 @@ _ENQUEUED = JobState.ENQUEUED.value
 # A state's value without the enum's attribute machinery (per job in bulk).
 _STATE_TEXT = {state: state.value for state in JobState}
 _PROCESSING = JobState.PROCESSING.value
+# Jobs per create_jobs statement of a pipelined bulk create.
+_CREATE_CHUNK = 250
+# NOTIFY payloads of one-queue enqueues kept at most (per storage).
+_PAYLOADS_KEPT = 256
+# create_job_once's parameters, in the order _create_one passes them.
+_CREATE_ONE = positional(
+    "create_job_once",
+    (
+        "id",
+        "function",
+        "arguments",
+        "queue",
+        "state",
+        "reason",
+        "created_at",
+        "scheduled_at",
+        "timeout",
+        "mutex",
+        "mutex_limit",
+        "parameters",
+        "shard",
+        "channel",
+        "payload",
+    ),
+)
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
@@ -231,6 +257,8 @@ class PostgresStorage(Storage):
             settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
         )
         self._spare_ids = SpareIds()
+        self._payloads: dict[str, str] = {}
+        self._raw_cursors: dict[Connection, RawCursor] = {}
         self._upkeep_log = upkeep.Reporter(settings.schema)
         self._fetcher = FetchConnection(settings.conninfo, self._configure)
 
@@ -270,7 +298,21 @@ class PostgresStorage(Storage):
                     timeout=self.settings.pool_timeout,
                     name=f"backburner-{self.settings.schema}",
                 )
-                await pool.open(wait=False)
+                # Open with min_size connections in: a first call made
+                # while they still connected was queued, and the pool grew
+                # one connection past min_size. The pool lends its idle
+                # connections in turn, so one caller's calls then took
+                # two backends by turns, each colder (measured: a fifth
+                # fewer single enqueues a second, see docs/benchmarks.md).
+                try:
+                    await pool.open(
+                        wait=True, timeout=self.settings.pool_timeout
+                    )
+                except PoolTimeout as error:
+                    raise StorageError(
+                        f"cannot connect to PostgreSQL at "
+                        f"{self.settings.shown}: {error}"
+                    ) from error
                 self._pool = pool
         assert self._pool is not None
         return self._pool
@@ -580,6 +622,18 @@ class PostgresStorage(Storage):
             raise StorageError("storage is closed")
         await self._hub.wait_listening()
 
+    async def create_job(self, job: NewJob) -> JobId:
+        """Store one job; see :meth:`Storage.create_job`.
+
+        Raises:
+            StorageError: as :meth:`create_jobs`.
+        """
+        if job.unique_key is not None:
+            (job_id,) = await self.create_jobs([job])
+            return job_id
+        _check_new_jobs((job,))
+        return await self._create_one(job)
+
     async def create_jobs(self, jobs: Sequence[NewJob]) -> list[JobId]:
         """Store jobs in one transaction; see :meth:`Storage.create_jobs`.
 
@@ -594,10 +648,19 @@ class PostgresStorage(Storage):
         if len(jobs) == 1 and jobs[0].unique_key is None:
             return [await self._create_one(jobs[0])]
 
-        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
-            return await _create(conn, pending, jobs)
+        # Without unique keys, pipelined: BEGIN travels with create_jobs,
+        # the counters and NOTIFY with COMMIT (two round trips, not
+        # five), and a big batch goes in chunks (see _insert_jobs).
+        # Creators of a unique key keep the plain transaction: they take
+        # turns on the key's lock, and pipelined they held it for a round
+        # trip longer each (see docs/benchmarks.md).
+        keyed = any(job.unique_key is not None for job in jobs)
+        chunk = None if keyed else _CREATE_CHUNK
 
-        return await self._write(work)
+        async def work(conn: Connection, pending: _Pending) -> list[JobId]:
+            return await _create(conn, pending, jobs, chunk)
+
+        return await self._write(work, pipelined=not keyed)
 
     async def _create_one(self, job: NewJob) -> JobId:
         """Create one job in one statement, outside a transaction.
@@ -610,32 +673,31 @@ class PostgresStorage(Storage):
         if job_id is None:
             (row,) = await self._read(query("reserve_job_id"), {})
             job_id = int(row[0])
-        enqueued = JobsEnqueued(frozenset({job.queue}))
-        payloads = (
-            notifications.encode(self._hub.origin, enqueued)
-            if job.state is JobState.ENQUEUED
-            else []
+        enqueued = job.state is JobState.ENQUEUED
+        # In the order of _CREATE_ONE_PARAMETERS.
+        params = (
+            job_id,
+            job.function,
+            job.arguments,
+            job.queue,
+            _STATE_TEXT[job.state],
+            job.reason,
+            job.created_at,
+            job.scheduled_at,
+            job.timeout,
+            job.mutex,
+            None if job.mutex is None else job.mutex_limit,
+            json.dumps(list(job.parameters.items()))
+            if job.parameters
+            else "[]",
+            random.randrange(_COUNTER_SHARDS),
+            self.settings.channel,
+            self._enqueued_payload(job.queue) if enqueued else None,
         )
-        params = {
-            "id": job_id,
-            "function": job.function,
-            "arguments": job.arguments,
-            "queue": job.queue,
-            "state": job.state.value,
-            "reason": job.reason,
-            "created_at": job.created_at,
-            "scheduled_at": job.scheduled_at,
-            "timeout": job.timeout,
-            "mutex": job.mutex,
-            "mutex_limit": None if job.mutex is None else job.mutex_limit,
-            "parameters": json.dumps(list(job.parameters.items())),
-            "shard": random.randrange(_COUNTER_SHARDS),
-            "channel": self.settings.channel,
-            "payloads": payloads,
-        }
 
         async def work(conn: Connection) -> TupleRow | None:
-            cursor = await conn.execute(query("create_job_once"), params)
+            cursor = self._raw_cursor(conn)
+            await cursor.execute(_CREATE_ONE, params, prepare=True)
             return await cursor.fetchone()
 
         try:
@@ -652,7 +714,7 @@ class PostgresStorage(Storage):
             ) from lost
         assert created is not None  # the statement returns one row
         inserted, spare = int(created[0]), int(created[1])
-        if not inserted and not await self._own_job(params):
+        if not inserted and not await self._own_job(job_id, job):
             # The id is another job's: the jobs sequence is behind the
             # table. Its next ids would clash too; nothing was written.
             raise StorageError(
@@ -662,14 +724,55 @@ class PostgresStorage(Storage):
                 "move it past MAX(id) with setval"
             )
         self._spare_ids.keep(spare)
-        if payloads:
-            self._hub.publish(enqueued)
+        if enqueued:
+            self._hub.publish(JobsEnqueued(frozenset((job.queue,))))
         return job_id
 
-    async def _own_job(self, params: Mapping[str, object]) -> bool:
-        """Whether the job holding ``params["id"]`` is the one described
-        by ``params`` (see own_job)."""
-        rows = await self._read(query("own_job"), params)
+    def _raw_cursor(self, conn: Connection) -> RawCursor:
+        """The raw cursor that runs enqueues on ``conn``.
+
+        One per pooled connection, made once: a cursor made per call
+        cost the enqueue more than the statement's parameters did.
+        """
+        cursor = self._raw_cursors.get(conn)
+        if cursor is None:
+            if len(self._raw_cursors) >= 2 * self.settings.pool_max_size:
+                # Drop those of connections the pool closed since
+                # (broken, or past their lifetime).
+                self._raw_cursors = {
+                    c: k for c, k in self._raw_cursors.items() if not c.closed
+                }
+            cursor = self._raw_cursors[conn] = psycopg.AsyncRawCursor(conn)
+        return cursor
+
+    def _enqueued_payload(self, queue: str) -> str:
+        """The NOTIFY payload saying that ``queue`` got a job.
+
+        The same few queues come back on every enqueue: each payload is
+        encoded once.
+        """
+        payload = self._payloads.get(queue)
+        if payload is None:
+            (payload,) = notifications.encode(
+                self._hub.origin, JobsEnqueued(frozenset((queue,)))
+            )
+            if len(self._payloads) >= _PAYLOADS_KEPT:
+                self._payloads.clear()
+            self._payloads[queue] = payload
+        return payload
+
+    async def _own_job(self, job_id: JobId, job: NewJob) -> bool:
+        """Whether the job holding ``job_id`` is ``job`` (see own_job)."""
+        rows = await self._read(
+            query("own_job"),
+            {
+                "id": job_id,
+                "function": job.function,
+                "arguments": job.arguments,
+                "queue": job.queue,
+                "created_at": job.created_at,
+            },
+        )
         return bool(rows[0][0])
 
     async def create_continuations(
@@ -1442,18 +1545,23 @@ def _recurring(row: Sequence[Any]) -> RecurringRecord:
 
 
 def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
-    """The ``jobs`` and ``parameters`` documents of create_jobs.
+    """The ``jobs``, ``created`` and ``parameters`` parameters of
+    create_jobs.
 
     Parameters refer to their job by its 1-based position in ``jobs``.
     """
-    # The jobs of one call mostly share their creation time: its text is
-    # made once per distinct moment.
-    stamps: dict[datetime, str] = {}
+    # The jobs of one call mostly share their creation time: it goes
+    # once, as created, and a job created then carries null in its row
+    # (no text to write, nor for PostgreSQL to parse, per job); any
+    # other moment's text is made once per distinct moment.
+    created = jobs[0].created_at
+    stamps: dict[datetime, str | None] = {created: None}
     rows = []
     for job in jobs:
-        created = stamps.get(job.created_at)
-        if created is None:
-            created = stamps[job.created_at] = job.created_at.isoformat()
+        try:
+            stamp = stamps[job.created_at]
+        except KeyError:
+            stamp = stamps[job.created_at] = job.created_at.isoformat()
         rows.append(
             [
                 job.function,
@@ -1461,7 +1569,7 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
                 job.queue,
                 _STATE_TEXT[job.state],
                 job.reason,
-                created,
+                stamp,
                 None
                 if job.scheduled_at is None
                 else job.scheduled_at.isoformat(),
@@ -1478,6 +1586,7 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
     ]
     return {
         "jobs": json.dumps(rows),
+        "created": created,
         "parameters": json.dumps(parameters),
     }
 
@@ -1658,9 +1767,14 @@ def _continuation_change(
 
 
 async def _create(
-    conn: Connection, pending: _Pending, jobs: Sequence[NewJob]
+    conn: Connection,
+    pending: _Pending,
+    jobs: Sequence[NewJob],
+    chunk: int | None = None,
 ) -> list[JobId]:
     """Create ``jobs`` inside the caller's transaction; see create_jobs.
+
+    ``chunk``: see :func:`_insert_jobs`.
 
     Creators of the same unique key take turns on an advisory lock, then
     look for an active holder: the second one finds the first's job.
@@ -1690,10 +1804,7 @@ async def _create(
                 seen.add(key)
     created: list[JobId] = []
     if fresh:
-        cursor = await conn.execute(
-            query("create_jobs"), _new_job_params(fresh)
-        )
-        created = [int(row[0]) for row in await cursor.fetchall()]
+        created = await _insert_jobs(conn, fresh, chunk)
         moved = Counter((job.queue, _STATE_TEXT[job.state]) for job in fresh)
         for (queue, state), count in moved.items():
             pending.move(queue, None, state, count)
@@ -1710,6 +1821,31 @@ async def _create(
             holders[key] = job_id
         ids.append(job_id)
     return ids
+
+
+async def _insert_jobs(
+    conn: Connection, jobs: Sequence[NewJob], chunk: int | None
+) -> list[JobId]:
+    """Run create_jobs for ``jobs``; return their ids in order.
+
+    ``chunk``: in a pipelined transaction, this many jobs per statement,
+    all sent before the first result is read, so that PostgreSQL writes
+    one chunk while this process encodes the next (on another core).
+    """
+    size = chunk or len(jobs)
+    # Prepared from the first run: a bulk enqueue is rarely repeated the
+    # five times after which psycopg would prepare it.
+    cursors = [
+        await conn.execute(
+            query("create_jobs"),
+            _new_job_params(jobs[start : start + size]),
+            prepare=True,
+        )
+        for start in range(0, len(jobs), size)
+    ]
+    return [
+        int(row[0]) for cursor in cursors for row in await cursor.fetchall()
+    ]
 
 
 async def _fetch(
