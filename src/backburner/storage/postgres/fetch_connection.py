@@ -70,14 +70,20 @@ class FetchConnection:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
+        self._closed = False
 
     @property
     def available(self) -> bool:
         """Whether a fetch can run here now (not busy, not failing)."""
-        if self._lock.locked():
+        if self._closed or self._lock.locked():
             return False
         failed = self._failed_at
         return failed is None or self._clock() - failed >= REOPEN_AFTER
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``work`` on the connection, opening it first if needed.
@@ -89,9 +95,20 @@ class FetchConnection:
             psycopg.Error: ``work`` failed on a live connection.
         """
         async with self._lock:
+            if self._closed:
+                raise FetchConnectionLostError(
+                    "the fetch connection is closed"
+                )
             conn = self._conn
             if conn is None or conn.closed:
-                conn = self._conn = await self._open()
+                conn = await self._open()
+                if self.closed:
+                    # close() ran while it opened, and found nothing.
+                    await conn.close()
+                    raise FetchConnectionLostError(
+                        "the fetch connection is closed"
+                    )
+                self._conn = conn
             try:
                 return await work(conn)
             except BaseException as error:
@@ -105,7 +122,9 @@ class FetchConnection:
                 raise
 
     async def close(self) -> None:
-        """Close the connection, if open (a fetch running on it fails)."""
+        """Close the connection, if open (a fetch running on it fails),
+        and open no other."""
+        self._closed = True
         if self._conn is not None:
             await self._drop(self._conn)
 
@@ -122,6 +141,9 @@ class FetchConnection:
             self._failed_at = self._clock()
             await conn.close()
             raise FetchConnectionLostError(str(error)) from error
+        except BaseException:
+            await conn.close()  # cancelled while it was set up
+            raise
         self._failed_at = None
         return conn
 

@@ -309,13 +309,28 @@ class PostgresStorage(Storage):
                         wait=True, timeout=self.settings.pool_timeout
                     )
                 except PoolTimeout as error:
+                    # wait() closed the pool.
                     raise StorageError(
                         f"cannot connect to PostgreSQL at "
                         f"{self.settings.shown}: {error}"
                     ) from error
+                except BaseException:
+                    # Cancelled while it connected: a pool left open here
+                    # is no one's to close, and it keeps connecting.
+                    await pool.close()
+                    raise
+                if self._closed_meanwhile():
+                    # close() ran while it connected, and found no pool.
+                    await pool.close()
+                    raise StorageError("storage is closed")
                 self._pool = pool
         assert self._pool is not None
         return self._pool
+
+    def _closed_meanwhile(self) -> bool:
+        """Whether close() ran (asked after an await, where mypy still
+        holds ``_closed`` to what it was before)."""
+        return self._closed
 
     async def _check_reachable(self) -> None:
         """Connect once, directly, before the pool opens.
