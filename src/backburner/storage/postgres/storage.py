@@ -403,6 +403,15 @@ class PostgresStorage(Storage):
                             result = await work(conn)
                             committing = True
                     return result
+                except asyncio.CancelledError:
+                    if pipelined:
+                        # Cancelled mid-pipeline, psycopg reports the
+                        # connection idle while the server still holds
+                        # its transaction open: the pool's next caller
+                        # would run inside it, and its enqueue vanish
+                        # with that transaction's rollback.
+                        await conn.close()
+                    raise
                 finally:
                     await pool.putconn(conn)
             except psycopg.OperationalError as error:
