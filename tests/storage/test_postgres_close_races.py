@@ -85,23 +85,9 @@ async def test_a_first_call_cancelled_while_the_pool_opens_leaves_no_pool(
     postgres_schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    storage = open_storage(postgres_storage_url)
-    assert isinstance(storage, PostgresStorage)
-    await storage.migrate()
-    opened: list[AsyncConnectionPool[Any]] = []
-    opening = asyncio.Event()
-    open_pool = AsyncConnectionPool.open
-
-    async def recording(
-        self: AsyncConnectionPool[Any], *args: Any, **kwargs: Any
-    ) -> None:
-        opened.append(self)
-        opening.set()
-        await open_pool(self, *args, **kwargs)
-
-    monkeypatch.setattr(AsyncConnectionPool, "open", recording)
-    call = asyncio.create_task(storage.counts())
-    await opening.wait()  # it waits for its min_size connections
+    storage, opened, call = await first_call_opening_the_pool(
+        postgres_storage_url, monkeypatch
+    )
     call.cancel()
     await asyncio.gather(call, return_exceptions=True)
     await storage.close()
@@ -116,7 +102,22 @@ async def test_close_while_the_pool_opens_closes_the_pool(
     postgres_schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    storage = open_storage(postgres_storage_url)
+    storage, opened, call = await first_call_opening_the_pool(
+        postgres_storage_url, monkeypatch
+    )
+    await storage.close()
+    await asyncio.gather(call, return_exceptions=True)
+
+    assert opened[0].closed
+    assert await backends(admin, postgres_schema) == 0
+
+
+async def first_call_opening_the_pool(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[PostgresStorage, list[AsyncConnectionPool[Any]], asyncio.Task[Any]]:
+    """A migrated storage whose first call is waiting, right now, for
+    its pool's ``min_size`` connections; the pools it opened."""
+    storage = open_storage(url)
     assert isinstance(storage, PostgresStorage)
     await storage.migrate()
     opened: list[AsyncConnectionPool[Any]] = []
@@ -132,9 +133,5 @@ async def test_close_while_the_pool_opens_closes_the_pool(
 
     monkeypatch.setattr(AsyncConnectionPool, "open", recording)
     call = asyncio.create_task(storage.counts())
-    await opening.wait()  # it waits for its min_size connections
-    await storage.close()
-    await asyncio.gather(call, return_exceptions=True)
-
-    assert opened[0].closed
-    assert await backends(admin, postgres_schema) == 0
+    await opening.wait()
+    return storage, opened, call
