@@ -1,4 +1,4 @@
-"""Review: a bulk enqueue cut short mid-pipeline must not leave its
+"""A bulk enqueue cut short mid-pipeline must not leave its
 connection inside a transaction for the pool's next caller."""
 
 from __future__ import annotations

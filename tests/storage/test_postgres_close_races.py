@@ -1,36 +1,20 @@
-"""Review: connections left open by a close() or a cancellation that
-lands while a connection is opening."""
+"""No connection is left open by a close() or a cancellation that lands
+while a connection (the pool, the fetch connection) is opening."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from postgres_samples import NOW, SERVER, Admin, new_job
 from psycopg_pool import AsyncConnectionPool
 
-from backburner.storage import JobState, NewJob, ServerInfo, open_storage
+from backburner.storage import ServerInfo, open_storage
 from backburner.storage.postgres import PostgresStorage
 from backburner.storage.postgres.fetch_connection import FetchConnection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
-
-Admin = Callable[..., list[tuple[object, ...]]]
-SERVER = "host:1"
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def new_job() -> NewJob:
-    return NewJob(
-        function="app.jobs:send",
-        arguments='{"args":[],"kwargs":{}}',
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=NOW,
-    )
 
 
 async def backends(admin: Admin, application_name: str) -> int:

@@ -6,16 +6,14 @@ See :mod:`backburner.storage.postgres.fetch_connection`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
+from postgres_samples import NOW, SERVER, Admin, new_job
 
 from backburner.storage import (
-    JobState,
-    NewJob,
     ServerInfo,
     open_storage,
 )
@@ -27,21 +25,6 @@ from backburner.storage.postgres.fetch_connection import (
 from backburner.storage.postgres.queries import query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
-
-Admin = Callable[..., list[tuple[object, ...]]]
-SERVER = "host:1"
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def new_job() -> NewJob:
-    return NewJob(
-        function="app.jobs:send",
-        arguments='{"args":[],"kwargs":{}}',
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=NOW,
-    )
 
 
 @pytest.fixture
