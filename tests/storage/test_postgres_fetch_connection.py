@@ -19,6 +19,7 @@ from backburner.storage import (
 )
 from backburner.storage.postgres import PostgresStorage
 from backburner.storage.postgres.fetch_connection import (
+    MAX_LIFETIME,
     REOPEN_AFTER,
     FetchConnection,
 )
@@ -157,3 +158,28 @@ async def test_while_the_fetch_connection_cannot_open_the_pool_fetches(
     assert first.id != second.id
     assert not waiting
     assert not storage._fetcher.available  # tried again, failed again
+
+
+async def test_the_fetch_connection_is_replaced_after_its_lifetime(
+    storage: PostgresStorage,
+) -> None:
+    now = 0.0
+    storage._fetcher = FetchConnection(
+        storage.settings.conninfo, storage._configure, clock=lambda: now
+    )
+
+    async def backend(conn: Any) -> int:
+        cursor = await conn.execute("SELECT pg_backend_pid()")
+        (row,) = await cursor.fetchall()
+        return int(row[0])
+
+    first = await storage._fetcher.run(backend)
+    now += MAX_LIFETIME - 1
+    same = await storage._fetcher.run(backend)
+    now += 1
+    replaced = await storage._fetcher.run(backend)
+    again = await storage._fetcher.run(backend)
+
+    assert first == same
+    assert replaced != first
+    assert again == replaced

@@ -35,13 +35,24 @@ from psycopg.rows import TupleRow
 
 from backburner.storage.postgres.queries import query
 
-__all__ = ["REOPEN_AFTER", "FetchConnection", "FetchConnectionLostError"]
+__all__ = [
+    "MAX_LIFETIME",
+    "REOPEN_AFTER",
+    "FetchConnection",
+    "FetchConnectionLostError",
+]
 
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[TupleRow]
 
 REOPEN_AFTER = 5.0
 """Seconds to use the pool only after the connection could not open."""
+
+MAX_LIFETIME = 3600.0
+"""Seconds after which the connection is replaced, at its next fetch, as
+the pool replaces its own (psycopg_pool's default ``max_lifetime``): a
+server's session does not grow its caches for ever, and a connection
+balanced onto one database host by a proxy moves on in time."""
 
 
 class FetchConnectionLostError(Exception):
@@ -56,6 +67,8 @@ class FetchConnection:
         configure: the pool's own per-connection set-up (schema, time
             zone), run on the connection when it opens.
         clock: where the time comes from (seconds, monotonic).
+        max_lifetime: seconds after which the connection is replaced at
+            its next fetch.
     """
 
     def __init__(
@@ -63,11 +76,14 @@ class FetchConnection:
         conninfo: str,
         configure: Callable[[Connection], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        max_lifetime: float = MAX_LIFETIME,
     ) -> None:
         self._conninfo = conninfo
         self._configure = configure
         self._clock = clock
+        self._max_lifetime = max_lifetime
         self._conn: Connection | None = None
+        self._opened_at = 0.0
         self._lock = asyncio.Lock()
         self._failed_at: float | None = None
         self._closed = False
@@ -100,6 +116,11 @@ class FetchConnection:
                     "the fetch connection is closed"
                 )
             conn = self._conn
+            if conn is not None and (
+                self._clock() - self._opened_at >= self._max_lifetime
+            ):
+                await self._drop(conn)
+                conn = None
             if conn is None or conn.closed:
                 conn = await self._open()
                 if self.closed:
@@ -145,6 +166,7 @@ class FetchConnection:
             await conn.close()  # cancelled while it was set up
             raise
         self._failed_at = None
+        self._opened_at = self._clock()
         return conn
 
     async def _drop(self, conn: Connection) -> None:
