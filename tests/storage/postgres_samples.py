@@ -14,11 +14,11 @@ SERVER = "host:1"
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def new_job() -> NewJob:
+def new_job(arguments: str = '{"args":[],"kwargs":{}}') -> NewJob:
     """An enqueued job created at :data:`NOW`."""
     return NewJob(
         function="app.jobs:send",
-        arguments='{"args":[],"kwargs":{}}',
+        arguments=arguments,
         queue="default",
         state=JobState.ENQUEUED,
         reason="enqueued",

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from postgres_samples import new_job
 
 from backburner.storage import (
     JobState,
-    NewJob,
     ServerInfo,
     StateChange,
     StorageError,
@@ -33,17 +33,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 Admin = Callable[..., list[tuple[object, ...]]]
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 JOBS = 600
-
-
-def new_job() -> NewJob:
-    return NewJob(
-        function="app.jobs:send",
-        arguments='{"args":[],"kwargs":{}}',
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=T0,
-    )
 
 
 def succeeded(job_id: int, version: int) -> StateChange:

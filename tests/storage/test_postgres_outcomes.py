@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from postgres_samples import new_job
 from psycopg import sql
 
 from backburner.storage import (
     JobState,
-    NewJob,
     ServerInfo,
     StateChange,
     open_storage,
@@ -25,17 +25,6 @@ Admin = Callable[..., list[tuple[object, ...]]]
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SERVER = "host:1"
-
-
-def new_job() -> NewJob:
-    return NewJob(
-        function="app.jobs:send",
-        arguments='{"args":[],"kwargs":{}}',
-        queue="default",
-        state=JobState.ENQUEUED,
-        reason="enqueued",
-        created_at=T0,
-    )
 
 
 def outcome(
