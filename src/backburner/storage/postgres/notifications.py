@@ -6,10 +6,17 @@ it at commit and only then. Each storage keeps one dedicated connection
 that LISTENs and turns the payloads back into :class:`JobsEnqueued` and
 :class:`JobsAborted` for its listeners.
 
-Payloads are JSON: ``{"o": origin, "e": [queue, ...]}`` or
-``{"o": origin, "a": [job id, ...]}``. ``origin`` names the storage
-that sent it; a storage tells its own listeners directly after commit
-and ignores its own payloads when they come back.
+Payloads are JSON: ``{"o": origin, "e": [queue, ...]}``,
+``{"o": origin, "a": [job id, ...]}`` or, from an enqueue that handed
+its job straight to an idle server, ``{"o": origin, "h": [server, job
+id, queue, function, arguments, created at, timeout]}`` (the last four
+left out when the arguments are too long; see create_job_once in
+``queries.sql`` and :mod:`.handoffs`). ``origin`` names
+the storage that sent it; a storage tells its own listeners directly
+after commit and ignores its own payloads when they come back. A hand
+off goes first to the storage (which keeps the job for that server's
+next fetch), then to the listeners as the queue's :class:`JobsEnqueued`,
+which wakes the server.
 
 Limits: PostgreSQL caps a payload at 8000 bytes, so large sets are
 split over several notifications. Notifications sent while the listening
@@ -24,16 +31,20 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
 from backburner.storage.base import (
+    JobRecord,
     JobsAborted,
     JobsEnqueued,
     Listener,
     Notification,
 )
+from backburner.storage.postgres import handoffs
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +53,17 @@ _MAX_PAYLOAD = 7000
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 # Seconds of silence after which the listening connection is pinged.
 _PING_AFTER = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandedOff:
+    """An enqueue wrote its job in processing, held by ``server``."""
+
+    server: str
+    job_id: int
+    queue: str
+    # None: the NOTIFY could not carry the job; it is to be read.
+    record: JobRecord | None
 
 
 def _chunked(
@@ -67,11 +89,15 @@ def encode(origin: str, notification: Notification) -> list[str]:
     return list(_chunked(origin, "a", sorted(notification.job_ids)))
 
 
-def decode(payload: str) -> tuple[str, Notification] | None:
+def decode(
+    payload: str,
+) -> tuple[str, Notification | JobHandedOff] | None:
     """Return the origin and notification of a payload (``None``: junk)."""
     try:
         message = json.loads(payload)
         origin = str(message["o"])
+        if "h" in message:
+            return origin, _handed_off(message["h"])
         if "e" in message:
             queues = frozenset(str(queue) for queue in message["e"])
             return origin, JobsEnqueued(queues)
@@ -81,11 +107,35 @@ def decode(payload: str) -> tuple[str, Notification] | None:
         return None
 
 
+def _handed_off(fields: list[object]) -> JobHandedOff:
+    server, job_id, queue = str(fields[0]), int(str(fields[1])), str(fields[2])
+    if len(fields) == 3:
+        return JobHandedOff(server, job_id, queue, None)
+    function, arguments, created_at, timeout = fields[3:]
+    record = handoffs.handed_record(
+        server,
+        job_id,
+        queue,
+        str(function),
+        str(arguments),
+        datetime.fromisoformat(str(created_at)),
+        None if timeout is None else float(str(timeout)),
+    )
+    return JobHandedOff(server, job_id, queue, record)
+
+
 class Hub:
     """The listeners of one storage, and the connection feeding them."""
 
-    def __init__(self, conninfo: str, channel: str, origin: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        channel: str,
+        origin: str,
+        handed_off: Callable[[JobHandedOff], None],
+    ) -> None:
         self._conninfo = conninfo
+        self._handed_off = handed_off
         self._channel = channel
         self._origin = origin
         self._lock = threading.Lock()
@@ -203,4 +253,7 @@ class Hub:
         origin, notification = decoded
         if origin == self._origin:
             return
+        if isinstance(notification, JobHandedOff):
+            self._handed_off(notification)
+            notification = JobsEnqueued(frozenset((notification.queue,)))
         self.publish(notification)

@@ -64,24 +64,69 @@ SELECT id FROM new ORDER BY position;
 -- second run of the statement (a retry after a lost reply whose first
 -- run committed) finds its row and writes nothing; then own_job tells
 -- whether that row is this call's own. Returns how many jobs it wrote
--- (0 or 1) and reserves the id of the next call. The counter row is the
--- only lock here that another transaction may hold; see add_counts.
+-- (0 or 1), reserves the id of the next call, and names the server the
+-- job was handed to (NULL: none). The counter row is the only lock here
+-- that another transaction may hold; see add_counts.
+--
+-- The hand-off: an enqueued job without a mutex, on a queue with no job
+-- waiting (so that it cannot overtake one), goes straight to an idle
+-- server that takes that queue and heartbeat lately (see idle_servers):
+-- written in processing, held by that server, with its history row, and
+-- the NOTIFY names the server and the job instead of the queue. The
+-- server's row is locked with SKIP LOCKED: an enqueue never waits for a
+-- server's fetch or another enqueue; it finds another server or queues
+-- the job. A second run of the statement hands nothing off.
 -- Run with positional parameters (see queries.positional).
-WITH inserted AS (
+WITH target AS (
+    SELECT i.name
+    FROM idle_servers AS i
+    JOIN servers AS s ON s.name = i.name
+    WHERE %(payload)s::text IS NOT NULL
+      AND %(mutex)s::text IS NULL
+      AND i.free > 0
+      AND %(queue)s::text = ANY(i.queues)
+      AND s.heartbeat_at > statement_timestamp() - interval '5 seconds'
+      AND NOT EXISTS (SELECT FROM job_queue WHERE queue = %(queue)s::text)
+      AND NOT EXISTS (SELECT FROM jobs WHERE id = %(id)s::bigint)
+    LIMIT 1
+    FOR UPDATE OF i SKIP LOCKED
+), handed AS (
+    UPDATE idle_servers AS i
+    SET free = i.free - 1
+    FROM target AS t
+    WHERE i.name = t.name
+    RETURNING i.name
+), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
-                      created_at, state_changed_at, scheduled_at, timeout,
-                      mutex, mutex_limit, created_state, created_reason)
-    VALUES (%(id)s::bigint, %(function)s::text, %(arguments)s::text,
-            %(queue)s::text, %(state)s::text, %(reason)s::text,
-            %(created_at)s::timestamptz, %(created_at)s::timestamptz,
-            %(scheduled_at)s::timestamptz, %(timeout)s::float8,
-            %(mutex)s::text, %(mutex_limit)s::integer, %(state)s::text,
-            %(reason)s::text)
+                      version, attempt, created_at, state_changed_at,
+                      scheduled_at, timeout, server, mutex, mutex_limit,
+                      created_state, created_reason)
+    SELECT %(id)s::bigint, %(function)s::text, %(arguments)s::text,
+           %(queue)s::text,
+           CASE WHEN h.name IS NULL THEN %(state)s::text
+                ELSE 'processing' END,
+           CASE WHEN h.name IS NULL THEN %(reason)s::text
+                ELSE 'handed to ' || h.name END,
+           CASE WHEN h.name IS NULL THEN 1 ELSE 2 END,
+           CASE WHEN h.name IS NULL THEN 0 ELSE 1 END,
+           %(created_at)s::timestamptz, %(created_at)s::timestamptz,
+           %(scheduled_at)s::timestamptz, %(timeout)s::float8, h.name,
+           %(mutex)s::text, %(mutex_limit)s::integer, %(state)s::text,
+           %(reason)s::text
+    FROM (VALUES (1)) AS one (n)
+    LEFT JOIN handed AS h ON true
     ON CONFLICT (id) DO NOTHING
-    RETURNING id, queue, state
+    RETURNING id, queue, state, server
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
     SELECT id, queue FROM inserted WHERE state = 'enqueued'
+), logged AS (
+    INSERT INTO job_history (job_id, state, reason, created_at, data)
+    SELECT id, 'processing', 'handed to ' || server,
+           %(created_at)s::timestamptz,
+           json_build_object('server', server)::text
+    FROM inserted
+    WHERE server IS NOT NULL
 ), parameters AS (
     INSERT INTO job_parameters (job_id, name, value)
     SELECT i.id, p.j->>0, p.j->>1
@@ -93,13 +138,40 @@ WITH inserted AS (
     ON CONFLICT (state, queue, shard)
     DO UPDATE SET count = job_counters.count + excluded.count
 ), notified AS (
-    SELECT pg_notify(%(channel)s::text, %(payload)s::text)
-    FROM inserted
+    -- A hand-off's payload carries what the server needs to start the
+    -- job without reading it (the rest follows from the hand-off: see
+    -- handoffs.py), unless the job's arguments make it too long for a
+    -- NOTIFY; then the server reads the job by its id.
+    SELECT pg_notify(
+               %(channel)s::text,
+               CASE WHEN i.server IS NULL THEN %(payload)s::text
+                    WHEN octet_length(whole.payload) <= 7900
+                        THEN whole.payload
+                    ELSE json_build_object(
+                             'o', %(payload)s::json->>'o',
+                             'h', json_build_array(i.server, i.id, i.queue)
+                         )::text
+               END
+           )
+    FROM inserted AS i
+    LEFT JOIN LATERAL (
+        SELECT json_build_object(
+                   'o', %(payload)s::json->>'o',
+                   'h', json_build_array(
+                            i.server, i.id, i.queue,
+                            %(function)s::text, %(arguments)s::text,
+                            %(created_at)s::timestamptz,
+                            %(timeout)s::float8
+                        )
+               )::text
+        WHERE i.server IS NOT NULL
+    ) AS whole (payload) ON true
     WHERE %(payload)s::text IS NOT NULL
 )
 SELECT (SELECT count(*) FROM inserted),
        nextval(pg_get_serial_sequence('jobs', 'id')),
-       (SELECT count(*) FROM notified);  -- referenced, or it never runs
+       (SELECT count(*) FROM notified),  -- referenced, or it never runs
+       (SELECT server FROM inserted);
 
 -- name: own_job
 -- After create_job_once wrote nothing: whether the row holding its id
@@ -444,6 +516,27 @@ WITH picked AS (
     FROM picked
     WHERE EXISTS (SELECT FROM alive)
     ORDER BY seq
+), advertised AS (
+    -- What this fetch leaves of its limit: how many jobs an enqueue may
+    -- hand this server straight away (see idle_servers). Written when it
+    -- shrinks, or grows from none; a count that is only short of what
+    -- the server could take is left as it is until hand-offs use it up:
+    -- polling an empty queue still writes nothing, and an idle server
+    -- writes once per that many jobs rather than after each (its row is
+    -- locked while it writes, and an enqueue meanwhile queues its job).
+    -- Skipped when an enqueue is handing the server a job right now
+    -- (that enqueue changes the count, and the server fetches again once
+    -- it hears of the job), so that a fetch never waits for an enqueue
+    -- that may be waiting for this fetch's counter rows.
+    UPDATE idle_servers
+    SET free = %(limit)s - (SELECT count(*) FROM picked)
+    WHERE name = (
+        SELECT name FROM idle_servers
+        WHERE name = %(server)s
+          AND (free > %(limit)s - (SELECT count(*) FROM picked)
+               OR (free = 0 AND %(limit)s > (SELECT count(*) FROM picked)))
+        FOR UPDATE SKIP LOCKED
+    )
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
     SELECT d.state, %(queue)s, %(shard)s, d.sign * m.taken
@@ -794,3 +887,25 @@ RETURNING 1;
 
 -- name: set_recurring_last_job
 UPDATE recurring_jobs SET last_job_id = %(job_id)s WHERE id = %(id)s;
+
+-- name: announce_idle
+-- With announce_server: the server's row in idle_servers, on its queues,
+-- taking no hand-off until its first fetch says how many it would.
+INSERT INTO idle_servers (name, queues, free)
+VALUES (%(name)s, %(queues)s, 0)
+ON CONFLICT (name) DO UPDATE
+SET queues = excluded.queues,
+    free = 0;
+
+-- name: handed_jobs
+-- Jobs handed to a server by their enqueue (see create_job_once) that
+-- the server heard of, as fetch returns them: those still in processing
+-- under its name (one deleted or requeued meanwhile is not).
+SELECT id, function, arguments, queue, state, reason, version, attempt,
+       created_at, state_changed_at, scheduled_at, server, expires_at,
+       timeout, unique_key, mutex, mutex_limit, NULL::bigint
+FROM jobs
+WHERE id = ANY(%(ids)s::bigint[])
+  AND state = 'processing'
+  AND server = %(server)s
+ORDER BY id;

@@ -69,6 +69,7 @@ from backburner.storage.postgres.fetch_connection import (
     FetchConnection,
     FetchConnectionLostError,
 )
+from backburner.storage.postgres.handoffs import HandedJobs, handed_record
 from backburner.storage.postgres.queries import positional, query
 from backburner.storage.postgres.spare_ids import SpareIds
 
@@ -253,8 +254,12 @@ class PostgresStorage(Storage):
         self._opening = asyncio.Lock()
         self._migrated = False
         self._closed = False
+        self._handed = HandedJobs()
         self._hub = notifications.Hub(
-            settings.conninfo, settings.channel, uuid.uuid4().hex[:16]
+            settings.conninfo,
+            settings.channel,
+            uuid.uuid4().hex[:16],
+            self._heard_handoff,
         )
         self._spare_ids = SpareIds()
         self._payloads: dict[str, str] = {}
@@ -737,7 +742,11 @@ class PostgresStorage(Storage):
                 f"may or may not have been saved ({lost})"
             ) from lost
         assert created is not None  # the statement returns one row
-        inserted, spare = int(created[0]), int(created[1])
+        inserted, spare, handed_to = (
+            int(created[0]),
+            int(created[1]),
+            created[3],
+        )
         if not inserted and not await self._own_job(job_id, job):
             # The id is another job's: the jobs sequence is behind the
             # table. Its next ids would clash too; nothing was written.
@@ -748,9 +757,27 @@ class PostgresStorage(Storage):
                 "move it past MAX(id) with setval"
             )
         self._spare_ids.keep(spare)
+        if handed_to is not None:
+            # The server may fetch through this very storage: its own
+            # NOTIFY is ignored when it comes back (see notifications).
+            record = handed_record(
+                str(handed_to),
+                job_id,
+                job.queue,
+                job.function,
+                job.arguments,
+                job.created_at,
+                job.timeout,
+            )
+            self._handed.add(str(handed_to), job_id, record)
         if enqueued:
             self._hub.publish(JobsEnqueued(frozenset((job.queue,))))
         return job_id
+
+    def _heard_handoff(self, handoff: notifications.JobHandedOff) -> None:
+        """Keep a job another process handed to a server for that
+        server's next fetch through this storage."""
+        self._handed.add(handoff.server, handoff.job_id, handoff.record)
 
     def _raw_cursor(self, conn: Connection) -> RawCursor:
         """The raw cursor that runs enqueues on ``conn``.
@@ -923,6 +950,9 @@ class PostgresStorage(Storage):
         """
         if limit < 1 or not queues:
             return []
+        handed = self._handed.take(server, limit)
+        if handed:
+            return await self._fetch_handed(server, handed)
         params = _fetch_params(server, now)
         rows: list[TupleRow] = []
         for queue in dict.fromkeys(queues):
@@ -944,6 +974,45 @@ class PostgresStorage(Storage):
                 taken += await self._fetch_mutex(params, queue, room)
             rows.extend(taken)
         return [_record(row) for row in rows]
+
+    async def _fetch_handed(
+        self, server: str, handed: list[tuple[JobId, JobRecord | None]]
+    ) -> list[JobRecord]:
+        """The jobs handed to ``server`` (see :mod:`.handoffs`).
+
+        Those whose NOTIFY carried them as they are; the others read, no
+        commit: the enqueue wrote them in processing already (on the
+        fetch connection when it is free). Jobs whose read failed are
+        kept for the next fetch.
+        """
+        unread = [job_id for job_id, record in handed if record is None]
+        if not unread:
+            return [record for _, record in handed if record is not None]
+        params = {"ids": unread, "server": server}
+
+        async def work(conn: Connection) -> list[TupleRow]:
+            cursor = await conn.execute(query("handed_jobs"), params)
+            return await cursor.fetchall()
+
+        try:
+            rows = None
+            if self._fetcher.available:
+                with contextlib.suppress(FetchConnectionLostError):
+                    rows = await self._fetcher.run(work)
+            if rows is None:
+                rows = await self._run(work, write=False)
+        except psycopg.Error as error:
+            self._handed.give_back(server, handed)
+            raise self._storage_error(error, False) from error
+        except BaseException:
+            self._handed.give_back(server, handed)
+            raise
+        read = {record.id: record for record in map(_record, rows)}
+        return [
+            found
+            for job_id, record in handed
+            if (found := record or read.get(job_id)) is not None
+        ]
 
     async def _fetch_queue(
         self, params: Mapping[str, object]
@@ -1041,16 +1110,33 @@ class PostgresStorage(Storage):
         if not changes:
             return [], await self.fetch(server, queues, limit, now)
 
+        handed = self._handed.take(server, limit) if queues else []
+
         async def work(
             conn: Connection, pending: _Pending
         ) -> tuple[list[ChangeOutcome], list[TupleRow]]:
             outcomes = await _apply(conn, pending, changes)
             if limit < 1 or not queues:
                 return outcomes, []
+            if handed:
+                # Held by the server already: read, not fetched.
+                return outcomes, []
             rows = await _fetch(conn, pending, server, queues, limit, now)
             return outcomes, rows
 
-        outcomes, rows = await self._write(work, pipelined=True)
+        try:
+            outcomes, rows = await self._write(work, pipelined=True)
+        except BaseException:
+            self._handed.give_back(server, handed)
+            raise
+        if handed:
+            try:
+                records = await self._fetch_handed(server, handed)
+            except StorageError:
+                # The outcomes are written; the jobs were kept for the
+                # next fetch.
+                records = []
+            return outcomes, records
         return outcomes, [_record(row) for row in rows]
 
     async def promote_scheduled(self, now: datetime, limit: int) -> int:
@@ -1260,6 +1346,7 @@ class PostgresStorage(Storage):
 
         async def work(conn: Connection, pending: _Pending) -> None:
             await conn.execute(query("announce_server"), params)
+            await conn.execute(query("announce_idle"), params)
 
         await self._write(work)
 

@@ -1,0 +1,387 @@
+"""PostgreSQL only: an enqueue hands its job straight to an idle server.
+
+The server's fetch on empty queues says how many jobs it would take
+(``idle_servers.free``); a single enqueue then writes its job in
+processing, held by that server, and the server's next fetch reads it
+instead of taking one from a queue. These tests pin when that happens,
+what the job looks like afterwards, and that nothing is lost when the
+server never picks the job up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from tests.storage.postgres_samples import Admin, new_job
+
+from backburner.storage import (
+    JobsEnqueued,
+    JobState,
+    Notification,
+    ServerInfo,
+    StateChange,
+    open_storage,
+)
+from backburner.storage.postgres import PostgresStorage
+from backburner.storage.postgres import storage as module
+
+pytestmark = pytest.mark.postgres
+
+SERVER = "idle:1"
+
+
+def now() -> datetime:
+    """The hand-off looks at heartbeats against the database's clock."""
+    return datetime.now(UTC)
+
+
+async def announce(
+    storage: PostgresStorage,
+    queues: tuple[str, ...] = ("default",),
+    heartbeat: datetime | None = None,
+) -> None:
+    beat = now() if heartbeat is None else heartbeat
+    await storage.announce_server(ServerInfo(SERVER, queues, 4, beat, beat))
+
+
+@pytest.fixture
+async def pair(
+    postgres_storage_url: str,
+) -> AsyncIterator[tuple[PostgresStorage, PostgresStorage]]:
+    """A server's storage and a client's, as in two processes."""
+    opened = [open_storage(postgres_storage_url) for _ in range(2)]
+    typed = [s for s in opened if isinstance(s, PostgresStorage)]
+    assert len(typed) == 2
+    await typed[0].migrate()
+    try:
+        yield typed[0], typed[1]
+    finally:
+        for storage in typed:
+            await storage.close()
+
+
+async def test_an_idle_servers_fetch_says_how_many_jobs_it_would_take(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, _ = pair
+    await announce(server)
+    assert admin("SELECT free FROM idle_servers") == [(0,)]
+
+    assert await server.fetch(SERVER, ["default"], 3, now()) == []
+
+    assert admin("SELECT name, queues, free FROM idle_servers") == [
+        (SERVER, ["default"], 3)
+    ]
+
+
+async def test_polling_empty_queues_writes_nothing_once_the_count_is_said(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, _ = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 3, now())
+    (written,) = admin("SELECT xmin::text FROM idle_servers")
+
+    for _ in range(3):
+        await server.fetch(SERVER, ["default"], 3, now())
+
+    assert admin("SELECT xmin::text FROM idle_servers") == [written]
+
+
+async def test_the_count_is_written_when_it_shrinks_or_grows_from_none(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 3, now())
+    await client.create_job(new_job())
+    assert admin("SELECT free FROM idle_servers") == [(2,)]
+
+    # Short of the three free workers, but not none: left as it is.
+    await server.fetch(SERVER, ["default"], 3, now())
+    assert admin("SELECT free FROM idle_servers") == [(2,)]
+    # Fewer free workers than it says: written at once.
+    await server.fetch(SERVER, ["default"], 1, now())
+    assert admin("SELECT free FROM idle_servers") == [(1,)]
+    # Used up by a hand-off, then free again: written.
+    await client.create_job(new_job())
+    assert admin("SELECT free FROM idle_servers") == [(0,)]
+    await server.fetch(SERVER, ["default"], 3, now())
+    assert admin("SELECT free FROM idle_servers") == [(3,)]
+
+
+async def test_a_fetch_that_takes_its_whole_limit_says_it_takes_none_more(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 2, now())
+    # Bulk creates never hand off: both jobs wait in the queue.
+    await client.create_jobs([new_job(), new_job()])
+
+    taken = await server.fetch(SERVER, ["default"], 2, now())
+
+    assert len(taken) == 2
+    assert admin("SELECT free FROM idle_servers") == [(0,)]
+
+
+async def test_an_enqueue_hands_its_job_to_an_idle_server_in_another_process(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    heard: asyncio.Queue[Notification] = asyncio.Queue()
+    server.subscribe(heard.put_nowait)
+    await server.wait_listening()
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 2, now())
+
+    job_id = await client.create_job(new_job())
+
+    assert admin(
+        "SELECT state, server, version, attempt, reason FROM jobs"
+    ) == [("processing", SERVER, 2, 1, f"handed to {SERVER}")]
+    assert admin("SELECT count(*) FROM job_queue") == [(0,)]
+    assert admin("SELECT free FROM idle_servers") == [(1,)]
+    counts = {(c.state, c.queue): c.count for c in await client.counts()}
+    assert counts.get((JobState.PROCESSING, "default")) == 1
+    assert counts.get((JobState.ENQUEUED, "default"), 0) == 0
+    history = await client.get_history(job_id)
+    assert [(e.state, e.reason) for e in history] == [
+        (JobState.ENQUEUED, "enqueued"),
+        (JobState.PROCESSING, f"handed to {SERVER}"),
+    ]
+    assert history[1].data == {"server": SERVER}
+
+    # The server is woken as by any enqueue on its queue, and its next
+    # fetch reads the job: no second move to processing.
+    notification = await asyncio.wait_for(heard.get(), 5)
+    assert notification == JobsEnqueued(frozenset({"default"}))
+    (record,) = await server.fetch(SERVER, ["default"], 2, now())
+    assert (record.id, record.state, record.version) == (
+        job_id,
+        JobState.PROCESSING,
+        2,
+    )
+    assert admin("SELECT count(*) FROM job_history") == [(1,)]
+    assert await server.fetch(SERVER, ["default"], 2, now()) == []
+
+
+async def test_a_job_handed_off_through_the_servers_own_storage_is_fetched(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, _ = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+
+    job_id = await server.create_job(new_job())
+
+    (record,) = await server.fetch(SERVER, ["default"], 1, now())
+    assert record.id == job_id
+
+
+async def test_outcomes_and_the_next_fetch_read_a_handed_job_together(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, _ = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    first = await server.create_job(new_job())
+    (record,) = await server.fetch(SERVER, ["default"], 1, now())
+    done = StateChange(
+        job_id=first,
+        to_state=JobState.SUCCEEDED,
+        from_states=frozenset({JobState.PROCESSING}),
+        reason="done",
+        at=now(),
+        expected_version=record.version,
+        from_worker=True,
+    )
+    # The job's worker is free again: the fetch that writes its outcome
+    # says so, and the next enqueue is handed over.
+    outcomes, fetched = await server.apply_changes_and_fetch(
+        [done], SERVER, ["default"], 1, now()
+    )
+    assert [o.applied for o in outcomes] == [True]
+    assert fetched == []
+    second = await server.create_job(new_job())
+
+    outcomes, fetched = await server.apply_changes_and_fetch(
+        [], SERVER, ["default"], 1, now()
+    )
+    assert [r.id for r in fetched] == [second]
+
+
+async def test_each_hand_off_takes_one_of_the_servers_free_workers(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+
+    handed = await client.create_job(new_job())
+    queued = await client.create_job(new_job())
+
+    assert admin("SELECT id, state FROM jobs ORDER BY id") == [
+        (handed, "processing"),
+        (queued, "enqueued"),
+    ]
+    assert admin("SELECT free FROM idle_servers") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["job waiting", "mutex", "scheduled", "other queue", "silent server"],
+)
+async def test_no_hand_off(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin, case: str
+) -> None:
+    server, client = pair
+    queues = ("other",) if case == "other queue" else ("default",)
+    beat = now() - timedelta(seconds=30) if case == "silent server" else None
+    await announce(server, queues, beat)
+    await server.fetch(SERVER, list(queues), 4, now())
+    job = new_job()
+    if case == "job waiting":
+        # A job already waits in the queue: a hand-off would overtake it.
+        await client.create_jobs([new_job(), new_job()])
+    elif case == "mutex":
+        job = dataclasses.replace(job, mutex="m", mutex_limit=1)
+    elif case == "scheduled":
+        job = dataclasses.replace(
+            job,
+            state=JobState.SCHEDULED,
+            reason="scheduled",
+            scheduled_at=now() + timedelta(hours=1),
+        )
+
+    job_id = await client.create_job(job)
+
+    ((state, held_by),) = admin(
+        "SELECT state, server FROM jobs WHERE id = %s", job_id
+    )
+    assert state != "processing"
+    assert held_by is None
+    assert admin("SELECT free FROM idle_servers") == [(4,)]
+    assert admin("SELECT count(*) FROM job_history") == [(0,)]
+
+
+async def test_a_job_handed_to_a_server_that_is_gone_is_recovered(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    job_id = await client.create_job(new_job())
+
+    # The server stops (or is declared dead) before it reads the job.
+    await client.remove_server(SERVER)
+    assert admin("SELECT count(*) FROM idle_servers") == [(0,)]
+
+    recovered = await client.recover_dead_servers(now(), 15, "server died")
+    assert recovered == [job_id]
+    assert admin("SELECT state, server FROM jobs") == [("enqueued", None)]
+    assert admin("SELECT job_id FROM job_queue") == [(job_id,)]
+
+
+async def listening(server: PostgresStorage) -> asyncio.Queue[Notification]:
+    heard: asyncio.Queue[Notification] = asyncio.Queue()
+    server.subscribe(heard.put_nowait)
+    await server.wait_listening()
+    return heard
+
+
+@pytest.mark.parametrize("arguments", ["short", "too long for a NOTIFY"])
+async def test_the_server_gets_the_handed_job_as_storage_holds_it(
+    pair: tuple[PostgresStorage, PostgresStorage], arguments: str
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    text = "x" * (20 if arguments == "short" else 9000)
+    job = dataclasses.replace(
+        new_job(f'{{"args":["{text}"],"kwargs":{{}}}}'),
+        timeout=2.5,
+        created_at=datetime(2026, 3, 1, 13, 0, 0, 123456, tzinfo=UTC),
+    )
+    job_id = await client.create_job(job)
+    await asyncio.wait_for(heard.get(), 5)
+
+    (record,) = await server.fetch(SERVER, ["default"], 1, now())
+
+    assert record == await client.get_job(job_id)
+
+
+async def test_a_long_job_deleted_before_its_server_reads_it_is_not_started(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    # Too long for the NOTIFY: the server reads the job at its fetch.
+    job_id = await client.create_job(new_job(f'["{"x" * 9000}"]'))
+    await asyncio.wait_for(heard.get(), 5)
+    deleted = StateChange(
+        job_id=job_id,
+        to_state=JobState.DELETED,
+        from_states=frozenset({JobState.PROCESSING}),
+        reason="deleted by a user",
+        at=now(),
+    )
+    await client.apply_changes([deleted])
+
+    assert await server.fetch(SERVER, ["default"], 1, now()) == []
+
+
+async def test_a_retried_enqueue_hands_off_once(
+    pair: tuple[PostgresStorage, PostgresStorage],
+    admin: Admin,
+    postgres_storage_url: str,
+) -> None:
+    server, client = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 2, now())
+    (reserved,) = admin("SELECT nextval(pg_get_serial_sequence('jobs', 'id'))")
+    job = new_job()
+    params = (
+        reserved[0],
+        job.function,
+        job.arguments,
+        job.queue,
+        "enqueued",
+        job.reason,
+        job.created_at,
+        None,
+        None,
+        None,
+        None,
+        "[]",
+        0,
+        client.settings.channel,
+        '{"o": "elsewhere", "e": ["default"]}',
+    )
+    conninfo = postgres_storage_url.split("?")[0]
+    schema = client.settings.schema
+    async with await psycopg.AsyncConnection.connect(
+        conninfo, autocommit=True
+    ) as conn:
+        await conn.execute(f'SET search_path TO "{schema}"')
+        cursor = psycopg.AsyncRawCursor(conn)
+        # The same statement twice, as after a reply lost in transit.
+        await cursor.execute(module._CREATE_ONE, params)
+        first = await cursor.fetchone()
+        await cursor.execute(module._CREATE_ONE, params)
+        second = await cursor.fetchone()
+
+    assert first is not None
+    assert second is not None
+    assert (first[0], first[3]) == (1, SERVER)
+    assert (second[0], second[3]) == (0, None)
+    assert admin("SELECT free FROM idle_servers") == [(1,)]
+    assert admin("SELECT count(*) FROM job_history") == [(1,)]
