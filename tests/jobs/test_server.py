@@ -185,7 +185,11 @@ async def test_a_job_enqueued_in_the_same_process_starts_without_polling(
         )
 
     assert fetches[0] == 0
-    assert 1 in fetches
+    reasons = [entry.reason for entry in (await client.get(job_id)).history]
+    if not any(reason.startswith("handed to ") for reason in reasons):
+        # Woken, then fetched. (A storage that hands jobs to idle servers
+        # at enqueue, as PostgreSQL does, starts it without a fetch.)
+        assert 1 in fetches
 
 
 async def test_a_notification_heard_on_the_loop_starts_a_fetch_next_turn(

@@ -1,11 +1,11 @@
 """PostgreSQL only: an enqueue hands its job straight to an idle server.
 
-The server's fetch on empty queues says how many jobs it would take
-(``idle_servers.free``); a single enqueue then writes its job in
-processing, held by that server, and the server's next fetch reads it
-instead of taking one from a queue. These tests pin when that happens,
-what the job looks like afterwards, and that nothing is lost when the
-server never picks the job up.
+The server's fetch on empty queues marks as many of its workers idle as
+it would start jobs at once (``idle_workers``); a single enqueue then
+writes its job in processing, held by that server, and the server's next
+fetch returns it instead of taking one from a queue. These tests pin
+when that happens, what the job looks like afterwards, and that nothing
+is lost when the server never picks the job up.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ from backburner.storage.postgres import storage as module
 pytestmark = pytest.mark.postgres
 
 SERVER = "idle:1"
+
+
+def idle(admin: Admin) -> list[int]:
+    """The server's slots marked idle."""
+    rows = admin("SELECT slot FROM idle_workers WHERE idle ORDER BY slot")
+    return [int(str(slot)) for (slot,) in rows]
 
 
 def now() -> datetime:
@@ -65,54 +71,76 @@ async def pair(
             await storage.close()
 
 
-async def test_an_idle_servers_fetch_says_how_many_jobs_it_would_take(
+async def test_an_idle_servers_fetch_marks_workers_idle_as_it_would_take(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, _ = pair
     await announce(server)
-    assert admin("SELECT free FROM idle_servers") == [(0,)]
+    assert admin("SELECT slot, idle FROM idle_workers ORDER BY slot") == [
+        (0, False),
+        (1, False),
+        (2, False),
+        (3, False),
+    ]
 
     assert await server.fetch(SERVER, ["default"], 3, now()) == []
 
-    assert admin("SELECT name, queues, free FROM idle_servers") == [
-        (SERVER, ["default"], 3)
-    ]
+    assert idle(admin) == [0, 1, 2]
 
 
-async def test_polling_empty_queues_writes_nothing_once_the_count_is_said(
+async def test_polling_empty_queues_writes_nothing_once_workers_are_marked(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, _ = pair
     await announce(server)
     await server.fetch(SERVER, ["default"], 3, now())
-    (written,) = admin("SELECT xmin::text FROM idle_servers")
+    written = admin("SELECT slot, xmin::text FROM idle_workers ORDER BY slot")
 
     for _ in range(3):
         await server.fetch(SERVER, ["default"], 3, now())
 
-    assert admin("SELECT xmin::text FROM idle_servers") == [written]
+    assert (
+        admin("SELECT slot, xmin::text FROM idle_workers ORDER BY slot")
+        == written
+    )
 
 
-async def test_the_count_is_written_when_it_shrinks_or_grows_from_none(
+async def test_a_server_done_with_a_handed_job_marks_that_worker_alone_idle(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
     await announce(server)
     await server.fetch(SERVER, ["default"], 3, now())
     await client.create_job(new_job())
-    assert admin("SELECT free FROM idle_servers") == [(2,)]
+    assert len(idle(admin)) == 2
+    before = dict(admin("SELECT slot, xmin::text FROM idle_workers"))
 
-    # Short of the three free workers, but not none: left as it is.
     await server.fetch(SERVER, ["default"], 3, now())
-    assert admin("SELECT free FROM idle_servers") == [(2,)]
-    # Fewer free workers than it says: written at once.
+
+    assert idle(admin) == [0, 1, 2]
+    after = dict(admin("SELECT slot, xmin::text FROM idle_workers"))
+    assert sum(before[slot] != after[slot] for slot in before) == 1
+    # Fewer free workers: the others are marked busy.
     await server.fetch(SERVER, ["default"], 1, now())
-    assert admin("SELECT free FROM idle_servers") == [(1,)]
-    # Used up by a hand-off, then free again: written.
-    await client.create_job(new_job())
-    assert admin("SELECT free FROM idle_servers") == [(0,)]
-    await server.fetch(SERVER, ["default"], 3, now())
-    assert admin("SELECT free FROM idle_servers") == [(3,)]
+    assert idle(admin) == [0]
+
+
+async def test_announcing_fewer_workers_drops_the_other_slots(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, _ = pair
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 4, now())
+    beat = now()
+
+    await server.announce_server(
+        ServerInfo(SERVER, ("default",), 2, beat, beat)
+    )
+
+    assert admin("SELECT slot, idle FROM idle_workers ORDER BY slot") == [
+        (0, False),
+        (1, False),
+    ]
 
 
 async def test_a_fetch_that_takes_its_whole_limit_says_it_takes_none_more(
@@ -127,7 +155,7 @@ async def test_a_fetch_that_takes_its_whole_limit_says_it_takes_none_more(
     taken = await server.fetch(SERVER, ["default"], 2, now())
 
     assert len(taken) == 2
-    assert admin("SELECT free FROM idle_servers") == [(0,)]
+    assert idle(admin) == []
 
 
 async def test_an_enqueue_hands_its_job_to_an_idle_server_in_another_process(
@@ -146,7 +174,7 @@ async def test_an_enqueue_hands_its_job_to_an_idle_server_in_another_process(
         "SELECT state, server, version, attempt, reason FROM jobs"
     ) == [("processing", SERVER, 2, 1, f"handed to {SERVER}")]
     assert admin("SELECT count(*) FROM job_queue") == [(0,)]
-    assert admin("SELECT free FROM idle_servers") == [(1,)]
+    assert len(idle(admin)) == 1
     counts = {(c.state, c.queue): c.count for c in await client.counts()}
     assert counts.get((JobState.PROCESSING, "default")) == 1
     assert counts.get((JobState.ENQUEUED, "default"), 0) == 0
@@ -216,7 +244,7 @@ async def test_outcomes_and_the_next_fetch_read_a_handed_job_together(
     assert [r.id for r in fetched] == [second]
 
 
-async def test_each_hand_off_takes_one_of_the_servers_free_workers(
+async def test_each_hand_off_takes_one_idle_worker(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
@@ -230,7 +258,7 @@ async def test_each_hand_off_takes_one_of_the_servers_free_workers(
         (handed, "processing"),
         (queued, "enqueued"),
     ]
-    assert admin("SELECT free FROM idle_servers") == [(0,)]
+    assert idle(admin) == []
 
 
 @pytest.mark.parametrize(
@@ -266,7 +294,7 @@ async def test_no_hand_off(
     )
     assert state != "processing"
     assert held_by is None
-    assert admin("SELECT free FROM idle_servers") == [(4,)]
+    assert idle(admin) == [0, 1, 2, 3]
     assert admin("SELECT count(*) FROM job_history") == [(0,)]
 
 
@@ -280,7 +308,7 @@ async def test_a_job_handed_to_a_server_that_is_gone_is_recovered(
 
     # The server stops (or is declared dead) before it reads the job.
     await client.remove_server(SERVER)
-    assert admin("SELECT count(*) FROM idle_servers") == [(0,)]
+    assert admin("SELECT count(*) FROM idle_workers") == [(0,)]
 
     recovered = await client.recover_dead_servers(now(), 15, "server died")
     assert recovered == [job_id]
@@ -383,5 +411,69 @@ async def test_a_retried_enqueue_hands_off_once(
     assert second is not None
     assert (first[0], first[3]) == (1, SERVER)
     assert (second[0], second[3]) == (0, None)
-    assert admin("SELECT free FROM idle_servers") == [(1,)]
+    assert len(idle(admin)) == 1
     assert admin("SELECT count(*) FROM job_history") == [(1,)]
+
+
+async def test_a_server_takes_whole_handed_jobs_without_a_fetch(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 2, now())
+    whole = await client.create_job(new_job())
+    await asyncio.wait_for(heard.get(), 5)
+    # Too long for its NOTIFY: left for the fetch, which reads it.
+    long = await client.create_job(new_job(f'["{"x" * 9000}"]'))
+    await asyncio.wait_for(heard.get(), 5)
+
+    assert [r.id for r in server.take_handed_jobs(SERVER, 2)] == [whole]
+    assert server.take_handed_jobs(SERVER, 2) == []
+    assert [
+        r.id for r in await server.fetch(SERVER, ["default"], 2, now())
+    ] == [long]
+
+
+async def test_a_server_that_ends_hand_offs_gets_its_untaken_jobs_back(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 3, now())
+    handed = [await client.create_job(new_job()) for _ in range(2)]
+    for _ in handed:
+        await asyncio.wait_for(heard.get(), 5)
+
+    untaken = await server.end_handoffs(SERVER)
+
+    assert [record.id for record in untaken] == handed
+    assert idle(admin) == []
+    later = await client.create_job(new_job())
+    assert admin("SELECT state FROM jobs WHERE id = %s", later) == [
+        ("enqueued",)
+    ]
+    assert server.take_handed_jobs(SERVER, 3) == []
+
+
+async def test_a_server_whose_process_is_gone_is_handed_nothing(
+    postgres_storage_url: str,
+    pair: tuple[PostgresStorage, PostgresStorage],
+    admin: Admin,
+) -> None:
+    _, client = pair
+    gone = open_storage(postgres_storage_url)
+    assert isinstance(gone, PostgresStorage)
+    await announce(gone)
+    await gone.fetch(SERVER, ["default"], 2, now())
+    # As a kill -9 ends it: its connections close, and nothing else
+    # changes (its workers are still marked idle, its heartbeat is new).
+    await gone.close()
+    assert idle(admin) == [0, 1]
+
+    job_id = await client.create_job(new_job())
+
+    assert admin("SELECT state FROM jobs WHERE id = %s", job_id) == [
+        ("enqueued",)
+    ]

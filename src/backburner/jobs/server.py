@@ -468,10 +468,10 @@ class Server:
                 # shutdown request, but still put the jobs back.
                 with self._lock:
                     self._stop_requests += 2
-                await self._put_back(self._ahead.give_up(), _STOPPING)
+                await self._put_back(await self._unstarted(), _STOPPING)
                 await self._stop_jobs()
                 raise
-            await self._put_back(self._ahead.give_up(), _STOPPING)
+            await self._put_back(await self._unstarted(), _STOPPING)
             await self._stop_jobs()
         finally:
             unsubscribe()
@@ -540,6 +540,17 @@ class Server:
             self._wake.clear()
             if limit == 0:
                 await self._wait_for_worker()
+                continue
+            # Jobs an enqueue handed to this server: held here already,
+            # started now rather than after the outcomes below are
+            # written (that write is a durable commit).
+            handed = self.storage.take_handed_jobs(self.name, limit)
+            if handed:
+                self._hand_out(handed)
+                if len(handed) < limit:
+                    # The queues were empty when these were handed over;
+                    # a job enqueued since wakes this loop.
+                    await self._nap(self.tuning.poll_interval)
                 continue
             # Outcomes waiting to be written ride along with the fetch:
             # one transaction instead of two.
@@ -862,6 +873,23 @@ class Server:
             extra=self._facts(execution, event, ending),
         )
 
+    async def _unstarted(self) -> list[JobRecord]:
+        """The jobs this stopping server holds but has not started: those
+        fetched ahead, and those handed to it at enqueue (after which it
+        takes no more hand-offs)."""
+        jobs = self._ahead.give_up()
+        try:
+            jobs += await self.storage.end_handoffs(self.name)
+        except StorageError as error:
+            # Its jobs are recovered once it has unregistered.
+            _log.warning(
+                "server %s could not stop taking jobs at enqueue: %s",
+                self.name,
+                error,
+                extra={"event": "server.handoffs_end_failed"},
+            )
+        return jobs
+
     async def _put_back(self, jobs: Sequence[JobRecord], reason: str) -> None:
         """Requeue jobs fetched but not started (the server stops, or
         no worker freed up for jobs fetched ahead)."""
@@ -960,9 +988,12 @@ class Server:
         )
         for execution in list(self._running.values()):
             execution.source.cancel(DECLARED_DEAD)
-        # Jobs fetched ahead were put back on their queues with the rest.
+        # Jobs fetched ahead, or handed to it at enqueue, were put back
+        # on their queues with the rest.
         for job in self._ahead.give_up():
             self._held.discard((job.id, job.version))
+        with contextlib.suppress(StorageError):
+            await self.storage.end_handoffs(self.name)
         await self._announce()
 
     # -- stopping -------------------------------------------------------------

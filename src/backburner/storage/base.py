@@ -774,6 +774,30 @@ class Storage(abc.ABC):
             fetched = []
         return outcomes, fetched
 
+    def take_handed_jobs(self, server: str, limit: int) -> list[JobRecord]:
+        """Jobs handed to ``server`` by their enqueue, ready to start.
+
+        A backend may write a job straight in *processing* for an idle
+        server when it is enqueued, and tell the server the whole job
+        (PostgreSQL does; see ``handoffs.py`` in its package). Those jobs
+        are held by ``server`` already: the server starts them without a
+        fetch. Returns at most ``limit``, each once; no I/O. This default
+        hands nothing off.
+        """
+        return []
+
+    async def end_handoffs(self, server: str) -> list[JobRecord]:
+        """Hand ``server`` no more jobs at enqueue (it stops, or was
+        declared dead); return those handed to it and not taken yet.
+
+        The server puts the jobs returned back on their queues. A job
+        handed over just before this call whose notice arrives only
+        afterwards stays held by the server until it is put back by the
+        recovery of dead servers' jobs (the server unregisters as it
+        stops). This default hands nothing off.
+        """
+        return []
+
     async def __aenter__(self) -> Storage:
         return self
 

@@ -97,6 +97,11 @@ class FetchConnection:
         return failed is None or self._clock() - failed >= REOPEN_AFTER
 
     @property
+    def opened(self) -> bool:
+        """Whether the connection is open now."""
+        return self._conn is not None and not self._conn.closed
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed

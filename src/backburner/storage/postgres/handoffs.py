@@ -2,7 +2,7 @@
 
 An enqueue that finds an idle server taking its queue writes the job in
 *processing*, held by that server (see create_job_once in
-``queries.sql`` and the ``idle_servers`` table). The server learns of
+``queries.sql`` and the ``idle_workers`` table). The server learns of
 the job from the NOTIFY, or at once when the enqueue ran through the
 same storage; the job waits here until that server's next fetch, which
 returns it instead of taking one from a queue: no second durable commit
@@ -99,6 +99,25 @@ class HandedJobs:
             taken = list(jobs.items())[:limit]
             for job_id, _ in taken:
                 del jobs[job_id]
+            if not jobs:
+                del self._jobs[server]
+            return taken
+
+    def take_whole(self, server: str, limit: int) -> list[JobRecord]:
+        """Remove and return up to ``limit`` of ``server``'s jobs whose
+        records are known, oldest first."""
+        with self._lock:
+            jobs = self._jobs.get(server)
+            if not jobs or limit < 1:
+                return []
+            taken: list[JobRecord] = []
+            for record in jobs.values():
+                if len(taken) == limit:
+                    break
+                if record is not None:
+                    taken.append(record)
+            for record in taken:
+                del jobs[record.id]
             if not jobs:
                 del self._jobs[server]
             return taken

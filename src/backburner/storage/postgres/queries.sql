@@ -70,32 +70,42 @@ SELECT id FROM new ORDER BY position;
 --
 -- The hand-off: an enqueued job without a mutex, on a queue with no job
 -- waiting (so that it cannot overtake one), goes straight to an idle
--- server that takes that queue and heartbeat lately (see idle_servers):
--- written in processing, held by that server, with its history row, and
--- the NOTIFY names the server and the job instead of the queue. The
--- server's row is locked with SKIP LOCKED: an enqueue never waits for a
--- server's fetch or another enqueue; it finds another server or queues
--- the job. A second run of the statement hands nothing off.
+-- worker of a server that takes that queue and heartbeat lately (see
+-- idle_workers): written in processing, held by that server, with its
+-- history row, and the NOTIFY carries the job to the server instead of
+-- naming the queue. The worker's row is locked with SKIP LOCKED: an
+-- enqueue never waits for a server's fetch or another enqueue; it finds
+-- another idle worker or queues the job. A second run of the statement
+-- hands nothing off.
+--
+-- A server is handed jobs only while its process holds its lock (see
+-- server_lock): a server killed while idle is passed over at once, not
+-- only once its heartbeat is old, when its jobs would wait for it to be
+-- declared dead. Where the shared lock can be had, no session holds the
+-- server's; the shared lock taken then lasts until this commit and
+-- keeps nothing else out.
 -- Run with positional parameters (see queries.positional).
 WITH target AS (
-    SELECT i.name
-    FROM idle_servers AS i
-    JOIN servers AS s ON s.name = i.name
+    SELECT w.server, w.slot
+    FROM idle_workers AS w
+    JOIN servers AS s ON s.name = w.server
     WHERE %(payload)s::text IS NOT NULL
       AND %(mutex)s::text IS NULL
-      AND i.free > 0
-      AND %(queue)s::text = ANY(i.queues)
+      AND w.idle
+      AND %(queue)s::text = ANY(s.queues)
       AND s.heartbeat_at > statement_timestamp() - interval '5 seconds'
       AND NOT EXISTS (SELECT FROM job_queue WHERE queue = %(queue)s::text)
       AND NOT EXISTS (SELECT FROM jobs WHERE id = %(id)s::bigint)
+      AND NOT pg_try_advisory_xact_lock_shared(
+              25203, hashtext(current_schema() || '/' || w.server))
     LIMIT 1
-    FOR UPDATE OF i SKIP LOCKED
+    FOR UPDATE OF w SKIP LOCKED
 ), handed AS (
-    UPDATE idle_servers AS i
-    SET free = i.free - 1
+    UPDATE idle_workers AS w
+    SET idle = false
     FROM target AS t
-    WHERE i.name = t.name
-    RETURNING i.name
+    WHERE w.server = t.server AND w.slot = t.slot
+    RETURNING w.server AS name
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       version, attempt, created_at, state_changed_at,
@@ -517,26 +527,25 @@ WITH picked AS (
     WHERE EXISTS (SELECT FROM alive)
     ORDER BY seq
 ), advertised AS (
-    -- What this fetch leaves of its limit: how many jobs an enqueue may
-    -- hand this server straight away (see idle_servers). Written when it
-    -- shrinks, or grows from none; a count that is only short of what
-    -- the server could take is left as it is until hand-offs use it up:
-    -- polling an empty queue still writes nothing, and an idle server
-    -- writes once per that many jobs rather than after each (its row is
-    -- locked while it writes, and an enqueue meanwhile queues its job).
-    -- Skipped when an enqueue is handing the server a job right now
-    -- (that enqueue changes the count, and the server fetches again once
+    -- How many jobs an enqueue may hand this server straight away (see
+    -- idle_workers): its lowest slots, as many as this fetch leaves of
+    -- its limit, are marked idle and the others busy. Only rows that
+    -- change are written: polling an empty queue writes nothing, and a
+    -- server done with a handed job marks that one slot idle again.
+    -- Rows locked by an enqueue taking them right now are passed over
+    -- (that enqueue marks them busy, and the server fetches again once
     -- it hears of the job), so that a fetch never waits for an enqueue
     -- that may be waiting for this fetch's counter rows.
-    UPDATE idle_servers
-    SET free = %(limit)s - (SELECT count(*) FROM picked)
-    WHERE name = (
-        SELECT name FROM idle_servers
-        WHERE name = %(server)s
-          AND (free > %(limit)s - (SELECT count(*) FROM picked)
-               OR (free = 0 AND %(limit)s > (SELECT count(*) FROM picked)))
+    UPDATE idle_workers AS w
+    SET idle = NOT w.idle
+    FROM (
+        SELECT slot
+        FROM idle_workers
+        WHERE server = %(server)s
+          AND idle <> (slot < %(limit)s - (SELECT count(*) FROM picked))
         FOR UPDATE SKIP LOCKED
-    )
+    ) AS changed
+    WHERE w.server = %(server)s AND w.slot = changed.slot
 ), counted AS (
     INSERT INTO job_counters (state, queue, shard, count)
     SELECT d.state, %(queue)s, %(shard)s, d.sign * m.taken
@@ -889,13 +898,31 @@ RETURNING 1;
 UPDATE recurring_jobs SET last_job_id = %(job_id)s WHERE id = %(id)s;
 
 -- name: announce_idle
--- With announce_server: the server's row in idle_servers, on its queues,
--- taking no hand-off until its first fetch says how many it would.
-INSERT INTO idle_servers (name, queues, free)
-VALUES (%(name)s, %(queues)s, 0)
-ON CONFLICT (name) DO UPDATE
-SET queues = excluded.queues,
-    free = 0;
+-- With announce_server: the server's rows in idle_workers, one per
+-- worker, all busy until its first fetch says how many jobs it would
+-- take.
+WITH dropped AS (
+    -- Slots beyond its workers, from a run with more of them.
+    DELETE FROM idle_workers
+    WHERE server = %(name)s AND slot >= %(workers)s
+)
+INSERT INTO idle_workers (server, slot, idle)
+SELECT %(name)s, slot, false
+FROM generate_series(0, %(workers)s - 1) AS g (slot)
+ON CONFLICT (server, slot) DO UPDATE SET idle = false;
+
+-- name: server_lock
+-- Held by a server's process for as long as its fetch connection is
+-- open: proof to enqueues that it is there to hear of the jobs they
+-- hand it (see create_job_once). The first key is "bs" in ASCII (see
+-- schema.LOCK_CLASS). A "try": two live servers whose names hash alike
+-- must not block each other (the second is then handed nothing).
+SELECT pg_try_advisory_lock(
+    25203, hashtext(current_schema() || '/' || %(server)s));
+
+-- name: end_handoffs
+-- The server takes no more hand-offs (see idle_workers).
+UPDATE idle_workers SET idle = false WHERE server = %(server)s AND idle;
 
 -- name: handed_jobs
 -- Jobs handed to a server by their enqueue (see create_job_once) that

@@ -69,7 +69,11 @@ from backburner.storage.postgres.fetch_connection import (
     FetchConnection,
     FetchConnectionLostError,
 )
-from backburner.storage.postgres.handoffs import HandedJobs, handed_record
+from backburner.storage.postgres.handoffs import (
+    KEPT_PER_SERVER,
+    HandedJobs,
+    handed_record,
+)
 from backburner.storage.postgres.queries import positional, query
 from backburner.storage.postgres.spare_ids import SpareIds
 
@@ -265,7 +269,12 @@ class PostgresStorage(Storage):
         self._payloads: dict[str, str] = {}
         self._raw_cursors: dict[Connection, RawCursor] = {}
         self._upkeep_log = upkeep.Reporter(settings.schema)
-        self._fetcher = FetchConnection(settings.conninfo, self._configure)
+        # The servers announced here, whose locks the fetch connection
+        # holds (see server_lock).
+        self._servers: set[str] = set()
+        self._fetcher = FetchConnection(
+            settings.conninfo, self._configure_fetch
+        )
 
     def __repr__(self) -> str:
         url = self.settings.shown
@@ -280,6 +289,11 @@ class PostgresStorage(Storage):
             )
         )
         await conn.execute("SET TIME ZONE 'UTC'")
+
+    async def _configure_fetch(self, conn: Connection) -> None:
+        await self._configure(conn)
+        for server in sorted(self._servers):
+            await conn.execute(query("server_lock"), {"server": server})
 
     async def _ready(self) -> AsyncConnectionPool[Connection]:
         if self._closed:
@@ -975,6 +989,23 @@ class PostgresStorage(Storage):
             rows.extend(taken)
         return [_record(row) for row in rows]
 
+    def take_handed_jobs(self, server: str, limit: int) -> list[JobRecord]:
+        """Jobs handed to ``server`` whose NOTIFY carried them whole (see
+        :mod:`.handoffs`); those to be read are left to the next fetch."""
+        return self._handed.take_whole(server, limit)
+
+    async def end_handoffs(self, server: str) -> list[JobRecord]:
+        """Mark every worker of ``server`` busy, then return the jobs
+        handed to it that it has not taken (see the base class)."""
+        # Waits for an enqueue handing it a job right now: that job's
+        # NOTIFY is then on its way (it usually arrives before the
+        # server puts back what this returns).
+        await self._read(query("end_handoffs"), {"server": server})
+        handed = self._handed.take(server, KEPT_PER_SERVER)
+        if not handed:
+            return []
+        return await self._fetch_handed(server, handed)
+
     async def _fetch_handed(
         self, server: str, handed: list[tuple[JobId, JobRecord | None]]
     ) -> list[JobRecord]:
@@ -1349,6 +1380,33 @@ class PostgresStorage(Storage):
             await conn.execute(query("announce_idle"), params)
 
         await self._write(work)
+        await self._hold_server_lock(info.name)
+
+    async def _hold_server_lock(self, server: str) -> None:
+        """Take ``server``'s lock on the fetch connection, now if it is
+        open, and whenever it opens (at the server's first fetch, and
+        when it is replaced).
+
+        Without it the server is handed no job at enqueue; it still
+        fetches them. So a failure here is no error.
+        """
+        if server in self._servers:
+            return  # held, or taken when the connection opens
+        self._servers.add(server)
+        if not self._fetcher.opened:
+            return
+
+        async def work(conn: Connection) -> None:
+            await conn.execute(query("server_lock"), {"server": server})
+
+        try:
+            await self._fetcher.run(work)
+        except (FetchConnectionLostError, psycopg.Error) as error:
+            logger.debug(
+                "server lock not taken: %s",
+                error,
+                extra={"event": "storage.server_lock_failed"},
+            )
 
     async def heartbeat(self, name: str, now: datetime) -> bool:
         """Record a heartbeat; ``False`` if the server was declared dead."""

@@ -1,0 +1,97 @@
+"""The server on PostgreSQL starts a job handed to it at enqueue.
+
+An idle server's workers are marked idle in storage; a single enqueue
+from another process writes the job in processing for that server and
+the NOTIFY carries it there, so the server starts it without fetching.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import job_samples
+import psycopg
+import pytest
+from psycopg import sql
+from server_helpers import FAST, eventually, fresh_samples, state_is
+
+from backburner.jobs import Client, JobState, Server
+from backburner.storage import open_storage
+from backburner.storage.postgres import PostgresStorage
+
+__all__ = ["fresh_samples"]
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+async def two(
+    postgres_url: str,
+) -> AsyncIterator[tuple[PostgresStorage, PostgresStorage]]:
+    """The server's storage and a client's, as in two processes."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    opened = [open_storage(f"{postgres_url}?schema={schema}") for _ in "ab"]
+    typed = [s for s in opened if isinstance(s, PostgresStorage)]
+    assert len(typed) == 2
+    await typed[0].migrate()
+    try:
+        yield typed[0], typed[1]
+    finally:
+        for storage in typed:
+            await storage.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)
+                )
+            )
+
+
+async def idle_workers(storage: PostgresStorage) -> int:
+    async with await psycopg.AsyncConnection.connect(
+        storage.settings.conninfo
+    ) as conn:
+        cursor = await conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE idle").format(
+                sql.Identifier(storage.settings.schema, "idle_workers")
+            )
+        )
+        row = await cursor.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def test_an_idle_server_starts_a_job_handed_to_it_without_a_fetch(
+    two: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    storage, elsewhere = two
+    client = Client(elsewhere)
+    fetched: list[int] = []
+    combined = storage.apply_changes_and_fetch
+
+    async def counting(*args: object) -> object:
+        result = await combined(*args)  # type: ignore[arg-type]
+        fetched.append(len(result[1]))
+        return result
+
+    storage.apply_changes_and_fetch = counting  # type: ignore[assignment]
+    tuning = {**FAST, "poll_interval": 30.0}
+
+    async with Server(storage, concurrency=2, **tuning) as running:
+        await eventually(
+            lambda: idle_workers(storage), within=10, what="idle workers"
+        )
+        job_id = await client.enqueue(job_samples.async_record, "handed")
+        await eventually(
+            lambda: state_is(client, job_id, JobState.SUCCEEDED), within=10
+        )
+        name = running.name
+
+    job = await client.get(job_id)
+    assert [(e.state, e.reason) for e in job.history][:2] == [
+        (JobState.ENQUEUED, "enqueued"),
+        (JobState.PROCESSING, f"handed to {name}"),
+    ]
+    assert job_samples.calls == [("async_record", "handed")]
+    # No fetch ever returned it.
+    assert sum(fetched) == 0
