@@ -402,9 +402,9 @@ async def test_a_retried_enqueue_hands_off_once(
         await conn.execute(f'SET search_path TO "{schema}"')
         cursor = psycopg.AsyncRawCursor(conn)
         # The same statement twice, as after a reply lost in transit.
-        await cursor.execute(module._CREATE_ONE, params)
+        await cursor.execute(module._CREATE_HANDOFF, params)
         first = await cursor.fetchone()
-        await cursor.execute(module._CREATE_ONE, params)
+        await cursor.execute(module._CREATE_HANDOFF, params)
         second = await cursor.fetchone()
 
     assert first is not None
@@ -476,4 +476,30 @@ async def test_a_server_whose_process_is_gone_is_handed_nothing(
 
     assert admin("SELECT state FROM jobs WHERE id = %s", job_id) == [
         ("enqueued",)
+    ]
+
+
+@pytest.mark.parametrize("pause", [0.0, 60.0])
+async def test_an_enqueue_that_hands_nothing_off_pauses_the_look(
+    pair: tuple[PostgresStorage, PostgresStorage],
+    admin: Admin,
+    monkeypatch: pytest.MonkeyPatch,
+    pause: float,
+) -> None:
+    monkeypatch.setattr(module, "_HANDOFF_PAUSE", pause)
+    server, client = pair
+    await announce(server)
+    # No worker is idle yet: this one goes to the queue...
+    first = await client.create_job(new_job())
+    (taken,) = await server.fetch(SERVER, ["default"], 2, now())
+    assert taken.id == first
+    assert idle(admin) == [0]
+
+    # ... and the next looks for an idle worker again only after the
+    # pause.
+    second = await client.create_job(new_job())
+
+    handed = pause == 0.0
+    assert admin("SELECT state FROM jobs WHERE id = %s", second) == [
+        ("processing" if handed else "enqueued",)
     ]

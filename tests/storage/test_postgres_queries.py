@@ -36,12 +36,20 @@ def test_an_order_that_does_not_match_the_placeholders_is_refused(
         positional("own_job", order)
 
 
-def test_every_parameter_of_the_one_statement_enqueue_is_numbered() -> None:
-    statement = storage._CREATE_ONE
-
+@pytest.mark.parametrize(
+    ("statement", "created_at_uses"),
+    [
+        # created_at (7th) fills two columns of the job...
+        (storage._CREATE_ONE, 2),
+        # ... and, in a hand-off, its history row's time and its NOTIFY:
+        # one number for all of them.
+        (storage._CREATE_HANDOFF, 4),
+    ],
+)
+def test_every_parameter_of_the_one_statement_enqueue_is_numbered(
+    statement: bytes, created_at_uses: int
+) -> None:
     assert b"%" not in statement
     assert b"$15::text" in statement
     assert b"$16" not in statement
-    # created_at (7th) fills two columns of the job, the time of a hand
-    # off's history row and its NOTIFY: one number for all four.
-    assert statement.count(b"$7::timestamptz") == 4
+    assert statement.count(b"$7::timestamptz") == created_at_uses

@@ -1,7 +1,7 @@
 """Jobs handed straight to idle servers, until their servers fetch them.
 
 An enqueue that finds an idle server taking its queue writes the job in
-*processing*, held by that server (see create_job_once in
+*processing*, held by that server (see create_job_handoff in
 ``queries.sql`` and the ``idle_workers`` table). The server learns of
 the job from the NOTIFY, or at once when the enqueue ran through the
 same storage; the job waits here until that server's next fetch, which
@@ -45,7 +45,7 @@ def handed_record(
     created_at: datetime,
     timeout: float | None,
 ) -> JobRecord:
-    """The job as create_job_once wrote it when it handed it off."""
+    """The job as create_job_handoff wrote it when it handed it off."""
     created = created_at.astimezone(UTC)
     return JobRecord(
         id=job_id,

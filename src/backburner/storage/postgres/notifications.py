@@ -10,7 +10,7 @@ Payloads are JSON: ``{"o": origin, "e": [queue, ...]}``,
 ``{"o": origin, "a": [job id, ...]}`` or, from an enqueue that handed
 its job straight to an idle server, ``{"o": origin, "h": [server, job
 id, queue, function, arguments, created at, timeout]}`` (the last four
-left out when the arguments are too long; see create_job_once in
+left out when the arguments are too long; see create_job_handoff in
 ``queries.sql`` and :mod:`.handoffs`). ``origin`` names
 the storage that sent it; a storage tells its own listeners directly
 after commit and ignores its own payloads when they come back. A hand

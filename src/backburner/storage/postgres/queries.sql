@@ -64,9 +64,52 @@ SELECT id FROM new ORDER BY position;
 -- second run of the statement (a retry after a lost reply whose first
 -- run committed) finds its row and writes nothing; then own_job tells
 -- whether that row is this call's own. Returns how many jobs it wrote
--- (0 or 1), reserves the id of the next call, and names the server the
--- job was handed to (NULL: none). The counter row is the only lock here
--- that another transaction may hold; see add_counts.
+-- (0 or 1) and reserves the id of the next call. The counter row is the
+-- only lock here that another transaction may hold; see add_counts.
+-- create_job_handoff is the same enqueue that may also hand the job to
+-- an idle server; this one is for when none is likely to be found.
+-- Run with positional parameters (see queries.positional).
+WITH inserted AS (
+    INSERT INTO jobs (id, function, arguments, queue, state, reason,
+                      created_at, state_changed_at, scheduled_at, timeout,
+                      mutex, mutex_limit, created_state, created_reason)
+    VALUES (%(id)s::bigint, %(function)s::text, %(arguments)s::text,
+            %(queue)s::text, %(state)s::text, %(reason)s::text,
+            %(created_at)s::timestamptz, %(created_at)s::timestamptz,
+            %(scheduled_at)s::timestamptz, %(timeout)s::float8,
+            %(mutex)s::text, %(mutex_limit)s::integer, %(state)s::text,
+            %(reason)s::text)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, queue, state
+), queued AS (
+    INSERT INTO job_queue (job_id, queue)
+    SELECT id, queue FROM inserted WHERE state = 'enqueued'
+), parameters AS (
+    INSERT INTO job_parameters (job_id, name, value)
+    SELECT i.id, p.j->>0, p.j->>1
+    FROM jsonb_array_elements(%(parameters)s::jsonb) AS p (j), inserted AS i
+), counted AS (
+    INSERT INTO job_counters (state, queue, shard, count)
+    SELECT state, queue, %(shard)s::smallint, 1
+    FROM inserted
+    ON CONFLICT (state, queue, shard)
+    DO UPDATE SET count = job_counters.count + excluded.count
+), notified AS (
+    SELECT pg_notify(%(channel)s::text, %(payload)s::text)
+    FROM inserted
+    WHERE %(payload)s::text IS NOT NULL
+)
+SELECT (SELECT count(*) FROM inserted),
+       nextval(pg_get_serial_sequence('jobs', 'id')),
+       (SELECT count(*) FROM notified),  -- referenced, or it never runs
+       NULL::text;  -- handed to no server (see create_job_handoff)
+
+-- name: create_job_handoff
+-- create_job_once, and the hand-off: it also names the server the job
+-- was handed to (NULL: none). Its extra steps cost the enqueue about a
+-- tenth more when there is no idle worker to find (relations opened,
+-- locks, a bigger plan), so the storage runs create_job_once instead for
+-- a moment after an enqueue here handed nothing off.
 --
 -- The hand-off: an enqueued job without a mutex, on a queue with no job
 -- waiting (so that it cannot overtake one), goes straight to an idle
@@ -914,7 +957,7 @@ ON CONFLICT (server, slot) DO UPDATE SET idle = false;
 -- name: server_lock
 -- Held by a server's process for as long as its fetch connection is
 -- open: proof to enqueues that it is there to hear of the jobs they
--- hand it (see create_job_once). The first key is "bs" in ASCII (see
+-- hand it (see create_job_handoff). The first key is "bs" in ASCII (see
 -- schema.LOCK_CLASS). A "try": two live servers whose names hash alike
 -- must not block each other (the second is then handed nothing).
 SELECT pg_try_advisory_lock(
@@ -925,7 +968,7 @@ SELECT pg_try_advisory_lock(
 UPDATE idle_workers SET idle = false WHERE server = %(server)s AND idle;
 
 -- name: handed_jobs
--- Jobs handed to a server by their enqueue (see create_job_once) that
+-- Jobs handed to a server by their enqueue (see create_job_handoff) that
 -- the server heard of, as fetch returns them: those still in processing
 -- under its name (one deleted or requeued meanwhile is not).
 SELECT id, function, arguments, queue, state, reason, version, attempt,

@@ -109,27 +109,31 @@ _PROCESSING = JobState.PROCESSING.value
 _CREATE_CHUNK = 250
 # NOTIFY payloads of one-queue enqueues kept at most (per storage).
 _PAYLOADS_KEPT = 256
-# create_job_once's parameters, in the order _create_one passes them.
-_CREATE_ONE = positional(
-    "create_job_once",
-    (
-        "id",
-        "function",
-        "arguments",
-        "queue",
-        "state",
-        "reason",
-        "created_at",
-        "scheduled_at",
-        "timeout",
-        "mutex",
-        "mutex_limit",
-        "parameters",
-        "shard",
-        "channel",
-        "payload",
-    ),
+# The parameters of create_job_once and create_job_handoff, in the order
+# _create_one passes them.
+_CREATE_ONE_PARAMETERS = (
+    "id",
+    "function",
+    "arguments",
+    "queue",
+    "state",
+    "reason",
+    "created_at",
+    "scheduled_at",
+    "timeout",
+    "mutex",
+    "mutex_limit",
+    "parameters",
+    "shard",
+    "channel",
+    "payload",
 )
+_CREATE_ONE = positional("create_job_once", _CREATE_ONE_PARAMETERS)
+_CREATE_HANDOFF = positional("create_job_handoff", _CREATE_ONE_PARAMETERS)
+# Seconds an enqueue that handed nothing off makes the next ones skip
+# looking for an idle worker (see create_job_handoff): while no worker
+# is idle, only one enqueue in this long pays for the look.
+_HANDOFF_PAUSE = 0.1
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
@@ -269,6 +273,7 @@ class PostgresStorage(Storage):
         self._payloads: dict[str, str] = {}
         self._raw_cursors: dict[Connection, RawCursor] = {}
         self._upkeep_log = upkeep.Reporter(settings.schema)
+        self._handoff_after = 0.0  # monotonic; see _HANDOFF_PAUSE
         # The servers announced here, whose locks the fetch connection
         # holds (see server_lock).
         self._servers: set[str] = set()
@@ -717,6 +722,12 @@ class PostgresStorage(Storage):
             (row,) = await self._read(query("reserve_job_id"), {})
             job_id = int(row[0])
         enqueued = job.state is JobState.ENQUEUED
+        handoff = (
+            enqueued
+            and job.mutex is None
+            and time.monotonic() >= self._handoff_after
+        )
+        statement = _CREATE_HANDOFF if handoff else _CREATE_ONE
         # In the order of _CREATE_ONE_PARAMETERS.
         params = (
             job_id,
@@ -740,7 +751,7 @@ class PostgresStorage(Storage):
 
         async def work(conn: Connection) -> TupleRow | None:
             cursor = self._raw_cursor(conn)
-            await cursor.execute(_CREATE_ONE, params, prepare=True)
+            await cursor.execute(statement, params, prepare=True)
             return await cursor.fetchone()
 
         try:
@@ -771,6 +782,8 @@ class PostgresStorage(Storage):
                 "move it past MAX(id) with setval"
             )
         self._spare_ids.keep(spare)
+        if handoff and handed_to is None:
+            self._handoff_after = time.monotonic() + _HANDOFF_PAUSE
         if handed_to is not None:
             # The server may fetch through this very storage: its own
             # NOTIFY is ignored when it comes back (see notifications).

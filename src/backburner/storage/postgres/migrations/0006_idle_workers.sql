@@ -1,5 +1,5 @@
 -- Idle workers, so that an enqueue can hand its job straight to a
--- server with a worker free (see create_job_once): the job is written
+-- server with a worker free (see create_job_handoff): the job is written
 -- in processing, held by that server, and the NOTIFY carries it to the
 -- server, which starts it without a fetch: one durable commit on the
 -- way from enqueue to start instead of two.
