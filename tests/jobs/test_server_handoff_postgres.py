@@ -61,6 +61,10 @@ async def idle_workers(storage: PostgresStorage) -> int:
     return 0 if row is None else int(row[0])
 
 
+async def idle_workers_are(storage: PostgresStorage, count: int) -> bool:
+    return await idle_workers(storage) == count
+
+
 async def test_an_idle_server_starts_a_job_handed_to_it_without_a_fetch(
     two: tuple[PostgresStorage, PostgresStorage],
 ) -> None:
@@ -95,3 +99,28 @@ async def test_an_idle_server_starts_a_job_handed_to_it_without_a_fetch(
     assert job_samples.calls == [("async_record", "handed")]
     # No fetch ever returned it.
     assert sum(fetched) == 0
+
+
+async def test_a_worker_freed_from_a_handed_job_takes_the_queued_one(
+    two: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    storage, elsewhere = two
+    client = Client(elsewhere)
+    # No polling to fall back on: a freed worker must wake the fetch.
+    tuning = {**FAST, "poll_interval": 30.0, "fetch_ahead": 0.0}
+
+    async with Server(storage, concurrency=2, **tuning):
+        await eventually(
+            lambda: idle_workers_are(storage, 2), within=10, what="idle"
+        )
+        await client.enqueue(job_samples.wait_for_token, "long")
+        await eventually(lambda: job_samples.event("long:started").is_set())
+        await client.enqueue(job_samples.sleep_ignoring_token, "short", 0.3)
+        await eventually(lambda: job_samples.event("short:started").is_set())
+        # Both workers are taken by hand-offs: this one waits in the queue
+        # until the short job's worker is free.
+        queued = await client.enqueue(job_samples.async_record, "queued")
+
+        await eventually(
+            lambda: state_is(client, queued, JobState.SUCCEEDED), within=5
+        )

@@ -547,6 +547,9 @@ class Server:
             handed = self.storage.take_handed_jobs(self.name, limit)
             if handed:
                 self._hand_out(handed)
+                # As after a fetch: a worker that frees up wakes this
+                # loop when these took every one.
+                self._saturated = len(handed) == limit
                 if len(handed) < limit:
                     # The queues were empty when these were handed over;
                     # a job enqueued since wakes this loop.
