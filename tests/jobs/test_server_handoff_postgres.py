@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import job_samples
 import psycopg
@@ -124,3 +125,33 @@ async def test_a_worker_freed_from_a_handed_job_takes_the_queued_one(
         await eventually(
             lambda: state_is(client, queued, JobState.SUCCEEDED), within=5
         )
+
+
+async def test_a_job_handed_to_a_server_with_no_free_worker_runs_once(
+    two: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    storage, elsewhere = two
+    client = Client(elsewhere)
+    tuning = {**FAST, "fetch_ahead": 0.0}
+
+    async with Server(storage, concurrency=1, **tuning) as running:
+        await eventually(
+            lambda: idle_workers_are(storage, 1), within=10, what="idle"
+        )
+        busy = await client.enqueue(job_samples.wait_for_token, "busy")
+        await eventually(lambda: job_samples.event("busy:started").is_set())
+        # The server's poll marks its worker idle again, as it does when
+        # it runs while the NOTIFY of the hand-off above is on its way.
+        await storage.fetch(running.name, ["default"], 1, datetime.now(UTC))
+        late = await client.enqueue(job_samples.record, "late")
+        # Handed over with no worker free: it goes back on its queue.
+        await eventually(
+            lambda: state_is(client, late, JobState.ENQUEUED), within=10
+        )
+
+        await client.delete(busy)
+        await eventually(
+            lambda: state_is(client, late, JobState.SUCCEEDED), within=10
+        )
+
+    assert job_samples.calls.count(("record", ("late", "", ""))) == 1

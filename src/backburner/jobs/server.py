@@ -538,22 +538,33 @@ class Server:
         while not self._stop_level():
             limit = self._ahead.limit(len(self._free_workers))
             self._wake.clear()
-            if limit == 0:
-                await self._wait_for_worker()
-                continue
             # Jobs an enqueue handed to this server: held here already,
             # started now rather than after the outcomes below are
-            # written (that write is a durable commit).
-            handed = self.storage.take_handed_jobs(self.name, limit)
+            # written (that write is a durable commit). Taken whatever
+            # the limit: a server can be handed more jobs than it has
+            # workers free (a fetch that ran while a hand-off was on its
+            # way marks that job's worker idle again; so does the fetch
+            # of a first queue just before the next queue's fetch fills
+            # the workers). Those wait as jobs fetched ahead do: held,
+            # and put back on their queues if no worker frees up in
+            # time. Left in storage's keeping they would be put back by
+            # the reconciler while their records waited here to be
+            # started all the same.
+            handed = self.storage.take_handed_jobs(
+                self.name, max(limit, self.concurrency)
+            )
             if handed:
                 self._hand_out(handed)
                 # As after a fetch: a worker that frees up wakes this
                 # loop when these took every one.
-                self._saturated = len(handed) == limit
+                self._saturated = len(handed) >= limit
                 if len(handed) < limit:
                     # The queues were empty when these were handed over;
                     # a job enqueued since wakes this loop.
                     await self._nap(self.tuning.poll_interval)
+                continue
+            if limit == 0:
+                await self._wait_for_worker()
                 continue
             # Outcomes waiting to be written ride along with the fetch:
             # one transaction instead of two.
