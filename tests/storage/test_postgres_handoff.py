@@ -503,3 +503,46 @@ async def test_an_enqueue_that_hands_nothing_off_pauses_the_look(
     assert admin("SELECT state FROM jobs WHERE id = %s", second) == [
         ("processing" if handed else "enqueued",)
     ]
+
+
+async def test_only_the_storage_of_the_server_keeps_the_jobs_handed_to_it(
+    pair: tuple[PostgresStorage, PostgresStorage],
+    postgres_storage_url: str,
+) -> None:
+    server, client = pair
+    bystander = open_storage(postgres_storage_url)
+    assert isinstance(bystander, PostgresStorage)
+    try:
+        # A third process listening, as any other server does.
+        heard = await listening(bystander)
+        await announce(server)
+        await server.fetch(SERVER, ["default"], 2, now())
+
+        await client.create_job(new_job())
+        await asyncio.wait_for(heard.get(), 5)
+
+        # Neither the enqueuing storage nor the bystander runs the
+        # server: they must not keep its jobs (nothing would take them).
+        assert client.take_handed_jobs(SERVER, 2) == []
+        assert bystander.take_handed_jobs(SERVER, 2) == []
+    finally:
+        await bystander.close()
+
+
+async def test_a_server_run_again_is_not_given_jobs_handed_to_its_last_run(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    job_id = await client.create_job(new_job())
+    # Heard only after the stopping server had taken its hand-offs back.
+    await asyncio.wait_for(heard.get(), 5)
+    await server.remove_server(SERVER)
+    assert await client.recover_dead_servers(now(), 15, "gone") == [job_id]
+
+    await announce(server)
+
+    assert server.take_handed_jobs(SERVER, 1) == []
+    assert await server.fetch(SERVER, ["default"], 1, now()) != []

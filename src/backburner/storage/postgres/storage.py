@@ -784,8 +784,8 @@ class PostgresStorage(Storage):
         self._spare_ids.keep(spare)
         if handoff and handed_to is None:
             self._handoff_after = time.monotonic() + _HANDOFF_PAUSE
-        if handed_to is not None:
-            # The server may fetch through this very storage: its own
+        if handed_to in self._servers:
+            # The server fetches through this very storage: its own
             # NOTIFY is ignored when it comes back (see notifications).
             record = handed_record(
                 str(handed_to),
@@ -803,8 +803,11 @@ class PostgresStorage(Storage):
 
     def _heard_handoff(self, handoff: notifications.JobHandedOff) -> None:
         """Keep a job another process handed to a server for that
-        server's next fetch through this storage."""
-        self._handed.add(handoff.server, handoff.job_id, handoff.record)
+        server's next fetch, if the server runs on this storage: every
+        process hears every hand-off, and nothing would take those of
+        other processes' servers out."""
+        if handoff.server in self._servers:
+            self._handed.add(handoff.server, handoff.job_id, handoff.record)
 
     def _raw_cursor(self, conn: Connection) -> RawCursor:
         """The raw cursor that runs enqueues on ``conn``.
@@ -1429,6 +1432,11 @@ class PostgresStorage(Storage):
     async def remove_server(self, name: str) -> None:
         """Unregister a server (its jobs stay as they are)."""
         await self._read(query("remove_server"), {"name": name})
+        # Jobs handed to it and heard of only since it ended its
+        # hand-offs are recovered with its other jobs: a run of the
+        # server under the same name must not start them too.
+        self._servers.discard(name)
+        self._handed.take(name, KEPT_PER_SERVER)
 
     async def list_servers(self) -> list[ServerInfo]:
         """Return the registered servers, by name."""
