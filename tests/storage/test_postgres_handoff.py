@@ -546,3 +546,30 @@ async def test_a_server_run_again_is_not_given_jobs_handed_to_its_last_run(
 
     assert server.take_handed_jobs(SERVER, 1) == []
     assert await server.fetch(SERVER, ["default"], 1, now()) != []
+
+
+async def test_a_fetch_whose_handed_jobs_are_gone_takes_from_the_queue(
+    pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 2, now())
+    # Too long for the NOTIFY: the server reads the job at its fetch.
+    handed = await client.create_job(new_job(f'["{"x" * 9000}"]'))
+    await asyncio.wait_for(heard.get(), 5)
+    queued = await client.create_jobs([new_job(), new_job()])
+    deleted = StateChange(
+        job_id=handed,
+        to_state=JobState.DELETED,
+        from_states=frozenset({JobState.PROCESSING}),
+        reason="deleted by a user",
+        at=now(),
+    )
+    await client.apply_changes([deleted])
+
+    # A server stopping once a fetch finds nothing (until empty) would
+    # stop here with a job waiting.
+    fetched = await server.fetch(SERVER, ["default"], 2, now())
+
+    assert [record.id for record in fetched] == queued

@@ -982,7 +982,12 @@ class PostgresStorage(Storage):
             return []
         handed = self._handed.take(server, limit)
         if handed:
-            return await self._fetch_handed(server, handed)
+            records = await self._fetch_handed(server, handed)
+            # None when every one was deleted or requeued meanwhile:
+            # then the queues are looked at, or a server stopping once
+            # a fetch finds nothing would stop with jobs waiting.
+            if records:
+                return records
         params = _fetch_params(server, now)
         rows: list[TupleRow] = []
         for queue in dict.fromkeys(queues):
