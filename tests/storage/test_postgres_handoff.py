@@ -20,6 +20,7 @@ import pytest
 from tests.storage.postgres_samples import Admin, new_job
 
 from backburner.storage import (
+    JobsAborted,
     JobsEnqueued,
     JobState,
     Notification,
@@ -573,3 +574,30 @@ async def test_a_fetch_whose_handed_jobs_are_gone_takes_from_the_queue(
     fetched = await server.fetch(SERVER, ["default"], 2, now())
 
     assert [record.id for record in fetched] == queued
+
+
+@pytest.mark.parametrize("deleted_by", ["another process", "the same"])
+async def test_a_job_deleted_before_its_server_takes_it_is_not_given_to_it(
+    pair: tuple[PostgresStorage, PostgresStorage], deleted_by: str
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await announce(server)
+    await server.fetch(SERVER, ["default"], 1, now())
+    job_id = await client.create_job(new_job())
+    await asyncio.wait_for(heard.get(), 5)
+    deleted = StateChange(
+        job_id=job_id,
+        to_state=JobState.DELETED,
+        from_states=frozenset({JobState.PROCESSING}),
+        reason="deleted by a user",
+        at=now(),
+    )
+
+    deleter = client if deleted_by == "another process" else server
+    await deleter.apply_changes([deleted])
+    assert await asyncio.wait_for(heard.get(), 5) == JobsAborted(
+        frozenset({job_id})
+    )
+
+    assert server.take_handed_jobs(SERVER, 1) == []

@@ -15,8 +15,10 @@ Should the server never hear of the job (its listening connection was
 down), its reconcile loop finds the job held but not running and puts
 it back on its queue; should the server be gone, the recovery of dead
 servers' jobs does. Either way the job is late, never lost. A job
-deleted or requeued between its hand-off and its start is stopped as
-one that was running: its token fires when the server hears of it.
+deleted or requeued before its server takes it from here is dropped
+when this storage hears of that; once taken, it is stopped as one that
+was running (its token fires at the server's next check for aborted
+jobs).
 """
 
 from __future__ import annotations
@@ -121,6 +123,17 @@ class HandedJobs:
             if not jobs:
                 del self._jobs[server]
             return taken
+
+    def drop(self, job_ids: Iterable[JobId]) -> None:
+        """Forget the jobs of ``job_ids`` (deleted or requeued since they
+        were handed over), whichever server they were handed to."""
+        dropped = frozenset(job_ids)
+        with self._lock:
+            for server, jobs in list(self._jobs.items()):
+                for job_id in dropped.intersection(jobs):
+                    del jobs[job_id]
+                if not jobs:
+                    del self._jobs[server]
 
     def give_back(
         self, server: str, jobs: Iterable[tuple[JobId, JobRecord | None]]

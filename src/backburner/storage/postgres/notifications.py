@@ -16,7 +16,8 @@ the storage that sent it; a storage tells its own listeners directly
 after commit and ignores its own payloads when they come back. A hand
 off goes first to the storage (which keeps the job for that server's
 next fetch), then to the listeners as the queue's :class:`JobsEnqueued`,
-which wakes the server.
+which wakes the server; so does a :class:`JobsAborted` (the storage
+drops those jobs from the hand-offs it keeps), then as it is.
 
 Limits: PostgreSQL caps a payload at 8000 bytes, so large sets are
 split over several notifications. Notifications sent while the listening
@@ -133,9 +134,11 @@ class Hub:
         channel: str,
         origin: str,
         handed_off: Callable[[JobHandedOff], None],
+        aborted: Callable[[JobsAborted], None],
     ) -> None:
         self._conninfo = conninfo
         self._handed_off = handed_off
+        self._aborted = aborted
         self._channel = channel
         self._origin = origin
         self._lock = threading.Lock()
@@ -256,4 +259,6 @@ class Hub:
         if isinstance(notification, JobHandedOff):
             self._handed_off(notification)
             notification = JobsEnqueued(frozenset((notification.queue,)))
+        elif isinstance(notification, JobsAborted):
+            self._aborted(notification)
         self.publish(notification)

@@ -268,6 +268,7 @@ class PostgresStorage(Storage):
             settings.channel,
             uuid.uuid4().hex[:16],
             self._heard_handoff,
+            self._heard_aborted,
         )
         self._spare_ids = SpareIds()
         self._payloads: dict[str, str] = {}
@@ -511,6 +512,8 @@ class PostgresStorage(Storage):
             attempt, write=True, pipelined=pipelined
         )
         for notification in pending.notifications():
+            if isinstance(notification, JobsAborted):
+                self._heard_aborted(notification)
             self._hub.publish(notification)
         return result
 
@@ -808,6 +811,12 @@ class PostgresStorage(Storage):
         other processes' servers out."""
         if handoff.server in self._servers:
             self._handed.add(handoff.server, handoff.job_id, handoff.record)
+
+    def _heard_aborted(self, aborted: JobsAborted) -> None:
+        """Drop jobs deleted or requeued before their servers took them:
+        the server would start them, and stop them only at its next
+        check for aborted jobs."""
+        self._handed.drop(aborted.job_ids)
 
     def _raw_cursor(self, conn: Connection) -> RawCursor:
         """The raw cursor that runs enqueues on ``conn``.
