@@ -18,7 +18,7 @@ from psycopg import sql
 from server_helpers import FAST, eventually, fresh_samples, state_is
 
 from backburner.jobs import Client, JobState, Server
-from backburner.storage import open_storage
+from backburner.storage import Notification, open_storage
 from backburner.storage.postgres import PostgresStorage
 
 __all__ = ["fresh_samples"]
@@ -155,3 +155,34 @@ async def test_a_job_handed_to_a_server_with_no_free_worker_runs_once(
         )
 
     assert job_samples.calls.count(("record", ("late", "", ""))) == 1
+
+
+async def test_a_server_run_until_empty_runs_the_retry_of_a_handed_job(
+    two: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    storage, elsewhere = two
+    client = Client(elsewhere)
+    heard: list[Notification] = []
+    storage.subscribe(heard.append)
+    await storage.wait_listening()
+    promote = storage.promote_scheduled
+    enqueued: list[int] = []
+
+    async def enqueuing(now: datetime, limit: int) -> int:
+        # A job enqueued elsewhere while the server, idle, promotes
+        # before its last fetch: it is handed to the server.
+        if not enqueued and await idle_workers_are(storage, 1):
+            job_id = await client.enqueue(job_samples.flaky, "handed", 1)
+            enqueued.append(job_id)
+            await eventually(lambda: bool(heard), within=5, what="hand-off")
+        return await promote(now, limit)
+
+    storage.promote_scheduled = enqueuing  # type: ignore[method-assign]
+    tuning = {**FAST, "promote_interval": 30.0, "fetch_ahead": 0.0}
+
+    await Server(storage, concurrency=1, **tuning).run(until_empty=True)
+
+    (job_id,) = enqueued
+    job = await client.get(job_id)
+    assert job.state is JobState.SUCCEEDED
+    assert [entry.reason for entry in job.history][1].startswith("handed to")

@@ -555,6 +555,9 @@ class Server:
             )
             if handed:
                 self._hand_out(handed)
+                # Their outcomes may schedule retries due at once: with
+                # until_empty, promote again before stopping.
+                promoted_before_fetch = False
                 # As after a fetch: a worker that frees up wakes this
                 # loop when these took every one.
                 self._saturated = len(handed) >= limit
