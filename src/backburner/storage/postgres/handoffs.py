@@ -32,10 +32,8 @@ from backburner.storage.base import JobId, JobRecord, JobState
 __all__ = ["HandedJobs", "handed_record"]
 
 KEPT_PER_SERVER = 10_000
-"""Jobs kept for one server at most. A server name that never fetches
-here (its process is elsewhere, and only this storage's enqueues hand it
-jobs) must not grow this without bound; jobs dropped are recovered as
-above."""
+"""Jobs kept for one server at most (the storage keeps only those of
+servers that run on it); jobs dropped are recovered as above."""
 
 
 def handed_record(
