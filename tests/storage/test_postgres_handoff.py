@@ -601,3 +601,21 @@ async def test_a_job_deleted_before_its_server_takes_it_is_not_given_to_it(
     )
 
     assert server.take_handed_jobs(SERVER, 1) == []
+
+
+async def test_a_fetch_that_takes_its_limit_in_jobs_with_a_mutex_takes_no_more(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, client = pair
+    await announce(server)
+    await client.create_jobs(
+        [
+            dataclasses.replace(new_job(), mutex=f"m{i}", mutex_limit=1)
+            for i in range(2)
+        ]
+    )
+
+    taken = await server.fetch(SERVER, ["default"], 2, now())
+
+    assert len(taken) == 2
+    assert idle(admin) == []

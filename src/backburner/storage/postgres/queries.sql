@@ -340,6 +340,19 @@ WITH picked AS (
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
     FROM picked
     ORDER BY seq
+), advertised AS (
+    -- As in fetch, whose count of the workers left idle could not know
+    -- these jobs: room is what the fetch left of its limit.
+    UPDATE idle_workers AS w
+    SET idle = NOT w.idle
+    FROM (
+        SELECT slot
+        FROM idle_workers
+        WHERE server = %(server)s
+          AND idle <> (slot < %(room)s - (SELECT count(*) FROM picked))
+        FOR UPDATE SKIP LOCKED
+    ) AS changed
+    WHERE w.server = %(server)s AND w.slot = changed.slot
 )
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,

@@ -2138,7 +2138,9 @@ async def _fetch_mutex(
             break
     if not chosen:
         return []
-    cursor = await conn.execute(query("fetch_ids"), {**params, "ids": chosen})
+    cursor = await conn.execute(
+        query("fetch_ids"), {**params, "ids": chosen, "room": room}
+    )
     return await cursor.fetchall()
 
 
