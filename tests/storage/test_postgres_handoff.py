@@ -619,3 +619,21 @@ async def test_a_fetch_that_takes_its_limit_in_jobs_with_a_mutex_takes_no_more(
 
     assert len(taken) == 2
     assert idle(admin) == []
+
+
+async def test_no_worker_is_marked_idle_while_hand_offs_cannot_be_heard(
+    pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
+) -> None:
+    server, _ = pair
+    await listening(server)
+    await announce(server)
+    # The listening connection is down (as while it reconnects): a job
+    # handed over now would wait for the reconcile loop.
+    await server._hub.stop()
+
+    await server.fetch(SERVER, ["default"], 2, now())
+    assert idle(admin) == []
+
+    await server.wait_listening()
+    await server.fetch(SERVER, ["default"], 2, now())
+    assert idle(admin) == [0, 1]

@@ -146,11 +146,22 @@ class Hub:
         self._next_key = 0
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._listened = False
+
+    @property
+    def listened(self) -> bool:
+        """Whether the connection was LISTENing at some point."""
+        return self._listened
 
     @property
     def origin(self) -> str:
         """The name this storage signs its own payloads with."""
         return self._origin
+
+    @property
+    def listening(self) -> bool:
+        """Whether the connection is LISTENing now."""
+        return self._listening.is_set()
 
     @property
     def has_listeners(self) -> bool:
@@ -205,6 +216,7 @@ class Hub:
     async def stop(self) -> None:
         """Close the listening connection."""
         task, self._task = self._task, None
+        self._listening.clear()
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -242,6 +254,7 @@ class Hub:
             listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
             await conn.execute(listen)
             self._listening.set()
+            self._listened = True
             while True:
                 async for notify in conn.notifies(timeout=_PING_AFTER):
                     self._deliver(notify.payload)

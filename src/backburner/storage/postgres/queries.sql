@@ -349,7 +349,9 @@ WITH picked AS (
         SELECT slot
         FROM idle_workers
         WHERE server = %(server)s
-          AND idle <> (slot < %(room)s - (SELECT count(*) FROM picked))
+          AND idle <> (slot < CASE WHEN %(heard)s
+                                   THEN %(room)s - (SELECT count(*) FROM picked)
+                                   ELSE 0 END)
         FOR UPDATE SKIP LOCKED
     ) AS changed
     WHERE w.server = %(server)s AND w.slot = changed.slot
@@ -588,6 +590,9 @@ WITH picked AS (
     -- its limit, are marked idle and the others busy. Only rows that
     -- change are written: polling an empty queue writes nothing, and a
     -- server done with a handed job marks that one slot idle again.
+    -- None is marked idle while the server's storage cannot hear of hand
+    -- offs (heard false: its listening connection is down), or jobs
+    -- handed to it would wait for its reconcile loop.
     -- Rows locked by an enqueue taking them right now are passed over
     -- (that enqueue marks them busy, and the server fetches again once
     -- it hears of the job), so that a fetch never waits for an enqueue
@@ -598,7 +603,9 @@ WITH picked AS (
         SELECT slot
         FROM idle_workers
         WHERE server = %(server)s
-          AND idle <> (slot < %(limit)s - (SELECT count(*) FROM picked))
+          AND idle <> (slot < CASE WHEN %(heard)s
+                                   THEN %(limit)s - (SELECT count(*) FROM picked)
+                                   ELSE 0 END)
         FOR UPDATE SKIP LOCKED
     ) AS changed
     WHERE w.server = %(server)s AND w.slot = changed.slot

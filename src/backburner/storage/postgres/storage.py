@@ -134,6 +134,8 @@ _CREATE_HANDOFF = positional("create_job_handoff", _CREATE_ONE_PARAMETERS)
 # looking for an idle worker (see create_job_handoff): while no worker
 # is idle, only one enqueue in this long pays for the look.
 _HANDOFF_PAUSE = 0.1
+# Seconds a server's first fetch waits for the listening connection.
+_FIRST_LISTEN_WAIT = 2.0
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
@@ -997,7 +999,15 @@ class PostgresStorage(Storage):
             # a fetch finds nothing would stop with jobs waiting.
             if records:
                 return records
-        params = _fetch_params(server, now)
+        if self._hub.has_listeners and not self._hub.listened:
+            # A server's first fetch, its listening connection still
+            # opening: wait a moment, so that the fetch may mark its
+            # workers idle (see _hears_handoffs) rather than the poll
+            # after it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FIRST_LISTEN_WAIT):
+                    await self._hub.wait_listening()
+        params = _fetch_params(server, now, self._hears_handoffs())
         rows: list[TupleRow] = []
         for queue in dict.fromkeys(queues):
             if len(rows) >= limit:
@@ -1018,6 +1028,12 @@ class PostgresStorage(Storage):
                 taken += await self._fetch_mutex(params, queue, room)
             rows.extend(taken)
         return [_record(row) for row in rows]
+
+    def _hears_handoffs(self) -> bool:
+        """Whether a server fetching through this storage would hear of
+        jobs handed to it: not while the listening connection of a
+        storage with listeners is down."""
+        return self._hub.listening or not self._hub.has_listeners
 
     def take_handed_jobs(self, server: str, limit: int) -> list[JobRecord]:
         """Jobs handed to ``server`` whose NOTIFY carried them whole (see
@@ -1182,7 +1198,13 @@ class PostgresStorage(Storage):
             if handed:
                 # Held by the server already: read, not fetched.
                 return outcomes, []
-            rows = await _fetch(conn, pending, server, queues, limit, now)
+            rows = await _fetch(
+                conn,
+                pending,
+                _fetch_params(server, now, self._hears_handoffs()),
+                queues,
+                limit,
+            )
             return outcomes, rows
 
         try:
@@ -2055,14 +2077,13 @@ async def _insert_jobs(
 async def _fetch(
     conn: Connection,
     pending: _Pending,
-    server: str,
+    params: Mapping[str, object],
     queues: Sequence[str],
     limit: int,
-    now: datetime,
 ) -> list[TupleRow]:
     """Move up to ``limit`` jobs to processing inside the caller's
-    transaction, queue by queue in the order given."""
-    params = _fetch_params(server, now)
+    transaction, queue by queue in the order given (``params`` from
+    :func:`_fetch_params`)."""
     rows: list[TupleRow] = []
     # Until the transaction ends; pipelined, no round trip of its own.
     await conn.execute(query("walk_queue_in_order"))
@@ -2092,10 +2113,14 @@ async def _fetch(
     return rows
 
 
-def _fetch_params(server: str, now: datetime) -> dict[str, object]:
+def _fetch_params(
+    server: str, now: datetime, heard: bool
+) -> dict[str, object]:
     return {
         "server": server,
         "now": now,
+        # Whether the fetch may mark workers idle (see advertised).
+        "heard": heard,
         "reason": _storable(f"fetched by {server}"),
         "data": json.dumps({"server": server}),
     }
