@@ -307,6 +307,7 @@ async def test_fetch_uses_indexes_on_a_big_table(big_schema: Admin) -> None:
                 "limit": 10,
                 "count": True,
                 "shard": 0,
+                "heard": True,
             },
         )
     )

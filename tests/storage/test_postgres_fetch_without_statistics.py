@@ -76,6 +76,7 @@ async def test_fetch_walks_the_queue_in_order_without_statistics(
             "limit": 50,
             "count": True,
             "shard": 0,
+            "heard": True,
         }
         # Same transaction: no autoanalyze can have seen these rows.
         conn.execute(query(settings))
