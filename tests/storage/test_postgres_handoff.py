@@ -56,6 +56,13 @@ async def announce(
     await storage.announce_server(ServerInfo(SERVER, queues, 4, beat, beat))
 
 
+async def make_idle(server: PostgresStorage, workers: int) -> None:
+    """Register the server; its fetch on the empty queue marks
+    ``workers`` of its workers idle."""
+    await announce(server)
+    await server.fetch(SERVER, ["default"], workers, now())
+
+
 @pytest.fixture
 async def pair(
     postgres_storage_url: str,
@@ -93,8 +100,7 @@ async def test_polling_empty_queues_writes_nothing_once_workers_are_marked(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, _ = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 3, now())
+    await make_idle(server, 3)
     written = admin("SELECT slot, xmin::text FROM idle_workers ORDER BY slot")
 
     for _ in range(3):
@@ -110,8 +116,7 @@ async def test_a_server_done_with_a_handed_job_marks_that_worker_alone_idle(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 3, now())
+    await make_idle(server, 3)
     await client.create_job(new_job())
     assert len(idle(admin)) == 2
     before = dict(admin("SELECT slot, xmin::text FROM idle_workers"))
@@ -130,8 +135,7 @@ async def test_announcing_fewer_workers_drops_the_other_slots(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, _ = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 4, now())
+    await make_idle(server, 4)
     beat = now()
 
     await server.announce_server(
@@ -148,8 +152,7 @@ async def test_a_fetch_that_takes_its_whole_limit_says_it_takes_none_more(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 2, now())
+    await make_idle(server, 2)
     # Bulk creates never hand off: both jobs wait in the queue.
     await client.create_jobs([new_job(), new_job()])
 
@@ -166,8 +169,7 @@ async def test_an_enqueue_hands_its_job_to_an_idle_server_in_another_process(
     heard: asyncio.Queue[Notification] = asyncio.Queue()
     server.subscribe(heard.put_nowait)
     await server.wait_listening()
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 2, now())
+    await make_idle(server, 2)
 
     job_id = await client.create_job(new_job())
 
@@ -204,8 +206,7 @@ async def test_a_job_handed_off_through_the_servers_own_storage_is_fetched(
     pair: tuple[PostgresStorage, PostgresStorage],
 ) -> None:
     server, _ = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
 
     job_id = await server.create_job(new_job())
 
@@ -217,8 +218,7 @@ async def test_outcomes_and_the_next_fetch_read_a_handed_job_together(
     pair: tuple[PostgresStorage, PostgresStorage],
 ) -> None:
     server, _ = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     first = await server.create_job(new_job())
     (record,) = await server.fetch(SERVER, ["default"], 1, now())
     done = StateChange(
@@ -249,8 +249,7 @@ async def test_each_hand_off_takes_one_idle_worker(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
 
     handed = await client.create_job(new_job())
     queued = await client.create_job(new_job())
@@ -303,8 +302,7 @@ async def test_a_job_handed_to_a_server_that_is_gone_is_recovered(
     pair: tuple[PostgresStorage, PostgresStorage], admin: Admin
 ) -> None:
     server, client = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     job_id = await client.create_job(new_job())
 
     # The server stops (or is declared dead) before it reads the job.
@@ -330,8 +328,7 @@ async def test_the_server_gets_the_handed_job_as_storage_holds_it(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     text = "x" * (20 if arguments == "short" else 9000)
     job = dataclasses.replace(
         new_job(f'{{"args":["{text}"],"kwargs":{{}}}}'),
@@ -351,8 +348,7 @@ async def test_a_long_job_deleted_before_its_server_reads_it_is_not_started(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     # Too long for the NOTIFY: the server reads the job at its fetch.
     job_id = await client.create_job(new_job(f'["{"x" * 9000}"]'))
     await asyncio.wait_for(heard.get(), 5)
@@ -374,8 +370,7 @@ async def test_a_retried_enqueue_hands_off_once(
     postgres_storage_url: str,
 ) -> None:
     server, client = pair
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 2, now())
+    await make_idle(server, 2)
     (reserved,) = admin("SELECT nextval(pg_get_serial_sequence('jobs', 'id'))")
     job = new_job()
     params = (
@@ -421,8 +416,7 @@ async def test_a_server_takes_whole_handed_jobs_without_a_fetch(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 2, now())
+    await make_idle(server, 2)
     whole = await client.create_job(new_job())
     await asyncio.wait_for(heard.get(), 5)
     # Too long for its NOTIFY: left for the fetch, which reads it.
@@ -441,8 +435,7 @@ async def test_a_server_that_ends_hand_offs_gets_its_untaken_jobs_back(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 3, now())
+    await make_idle(server, 3)
     handed = [await client.create_job(new_job()) for _ in range(2)]
     for _ in handed:
         await asyncio.wait_for(heard.get(), 5)
@@ -535,8 +528,7 @@ async def test_a_server_run_again_is_not_given_jobs_handed_to_its_last_run(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     job_id = await client.create_job(new_job())
     # Heard only after the stopping server had taken its hand-offs back.
     await asyncio.wait_for(heard.get(), 5)
@@ -554,8 +546,7 @@ async def test_a_fetch_whose_handed_jobs_are_gone_takes_from_the_queue(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 2, now())
+    await make_idle(server, 2)
     # Too long for the NOTIFY: the server reads the job at its fetch.
     handed = await client.create_job(new_job(f'["{"x" * 9000}"]'))
     await asyncio.wait_for(heard.get(), 5)
@@ -582,8 +573,7 @@ async def test_a_job_deleted_before_its_server_takes_it_is_not_given_to_it(
 ) -> None:
     server, client = pair
     heard = await listening(server)
-    await announce(server)
-    await server.fetch(SERVER, ["default"], 1, now())
+    await make_idle(server, 1)
     job_id = await client.create_job(new_job())
     await asyncio.wait_for(heard.get(), 5)
     deleted = StateChange(
