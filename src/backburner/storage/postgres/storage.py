@@ -1072,15 +1072,9 @@ class PostgresStorage(Storage):
             return await cursor.fetchall()
 
         try:
-            rows = None
-            if self._fetcher.available:
-                with contextlib.suppress(FetchConnectionLostError):
-                    rows = await self._fetcher.run(work)
+            rows = await self._on_fetch_connection(work)
             if rows is None:
                 rows = await self._run(work, write=False)
-        except psycopg.Error as error:
-            self._handed.give_back(server, handed)
-            raise self._storage_error(error, False) from error
         except BaseException:
             self._handed.give_back(server, handed)
             raise
@@ -1103,7 +1097,12 @@ class PostgresStorage(Storage):
         fetch share one round trip and one implicit transaction, which
         commits (and ends the settings) at the pipeline's end.
         """
-        taken = await self._fetch_alone(params)
+
+        async def alone(conn: Connection) -> list[TupleRow]:
+            cursor = await conn.execute(query("fetch"), params)
+            return await cursor.fetchall()
+
+        taken = await self._on_fetch_connection(alone)
         if taken is not None:
             return taken
 
@@ -1115,12 +1114,12 @@ class PostgresStorage(Storage):
 
         return await self._run(work, write=False)
 
-    async def _fetch_alone(
-        self, params: Mapping[str, object]
+    async def _on_fetch_connection(
+        self, work: Callable[[Connection], Awaitable[list[TupleRow]]]
     ) -> list[TupleRow] | None:
-        """The fetch statement on the fetch connection; ``None`` when
+        """Run a fetch's ``work`` on the fetch connection; ``None`` when
         that connection is busy, cannot open or was lost (the caller runs
-        the fetch on a pooled connection then).
+        it on a pooled connection then).
 
         Raises:
             StorageError: the storage is closed, or the fetch failed on a
@@ -1131,11 +1130,6 @@ class PostgresStorage(Storage):
         pool = await self._ready()
         if self._auto_migrate and not self._migrated:
             await self._migrate_if_behind(pool)
-
-        async def work(conn: Connection) -> list[TupleRow]:
-            cursor = await conn.execute(query("fetch"), params)
-            return await cursor.fetchall()
-
         try:
             return await self._fetcher.run(work)
         except FetchConnectionLostError:
