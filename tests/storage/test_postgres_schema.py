@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from tests.storage.conftest import with_options
 
 from backburner.storage import (
     InvalidStorageURLError,
@@ -125,6 +127,44 @@ def test_an_escaped_at_sign_in_a_password_is_kept() -> None:
     storage = opened("postgresql://app:s3cret%40tail@db/shop")
 
     assert "s3cret%40tail@db" in storage.settings.conninfo
+
+
+def test_options_for_libpq_keep_their_escapes() -> None:
+    # libpq decodes %XX only: a "+" is a plus sign, and a space must
+    # reach it as %20.
+    settings = parse_url(
+        "postgresql://app@db/shop?options=-c%20work_mem%3D64MB"
+        "&application_name=a+b"
+    )
+
+    assert settings.conninfo == (
+        "postgresql://app@db/shop?options=-c%20work_mem%3D64MB"
+        "&application_name=a%2Bb&connect_timeout=5"
+    )
+
+
+async def test_server_settings_in_the_url_reach_the_storage_connections(
+    postgres_url: str, postgres_schema: str, admin: Admin
+) -> None:
+    name = f"bb_{uuid.uuid4().hex[:12]}"
+    storage = opened(
+        with_options(
+            postgres_url,
+            schema=postgres_schema,
+            options=f"-c%20application_name%3D{name}",
+        )
+    )
+    try:
+        await storage.create_job(JOB)
+        seen = admin(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            name,
+        )
+    finally:
+        await storage.close()
+
+    assert seen[0][0] >= 1
 
 
 # -- migrations ------------------------------------------------------------

@@ -32,7 +32,12 @@ from __future__ import annotations
 import urllib.parse
 
 from backburner.storage.base import InvalidStorageURLError
-from backburner.storage.postgres.config import PostgresSettings, parse_url
+from backburner.storage.postgres.config import (
+    PostgresSettings,
+    parse_url,
+    query_options,
+    query_string,
+)
 from backburner.storage.postgres.storage import PostgresStorage
 
 __all__ = ["PostgresSettings", "PostgresStorage", "open_url"]
@@ -52,7 +57,7 @@ def open_url(url: str) -> PostgresStorage:
             bad option.
     """
     parts = urllib.parse.urlsplit(url)
-    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    options = query_options(parts.query)
     auto_migrate = True
     kept = []
     for key, value in options:
@@ -64,7 +69,5 @@ def open_url(url: str) -> PostgresStorage:
             raise InvalidStorageURLError(
                 f"auto_migrate must be true or false, got {value!r}"
             )
-    rest = urllib.parse.urlunsplit(
-        parts._replace(query=urllib.parse.urlencode(kept))
-    )
+    rest = urllib.parse.urlunsplit(parts._replace(query=query_string(kept)))
     return PostgresStorage(parse_url(rest), auto_migrate=auto_migrate)

@@ -61,14 +61,38 @@ def redact(url: str) -> str:
         host = parts.netloc.rpartition("@")[2]
         user = parts.username or ""
         parts = parts._replace(netloc=f"{user}:***@{host}")
-    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    options = query_options(parts.query)
     if any(key == "password" for key, _ in options):
         hidden = [
             (key, "***" if key == "password" else value)
             for key, value in options
         ]
-        parts = parts._replace(query=urllib.parse.urlencode(hidden, safe="*"))
+        parts = parts._replace(query=query_string(hidden, safe="*"))
     return urllib.parse.urlunsplit(parts)
+
+
+def query_options(query: str) -> list[tuple[str, str]]:
+    """Split a URL query the way libpq does.
+
+    libpq decodes ``%XX`` escapes only: a ``+`` stays a ``+`` (Python's
+    form decoding would make it a space), so ``options=-c%20a%3Db``
+    and ``options=-c+a`` mean to backburner what they mean to libpq.
+    """
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append(
+                (urllib.parse.unquote(key), urllib.parse.unquote(value))
+            )
+    return pairs
+
+
+def query_string(pairs: list[tuple[str, str]], safe: str = "") -> str:
+    # Spaces as %20, never "+": libpq would pass a "+" on as it is.
+    return urllib.parse.urlencode(
+        pairs, safe=safe, quote_via=urllib.parse.quote
+    )
 
 
 def _positive_int(key: str, value: str, url: str) -> int:
@@ -137,7 +161,7 @@ def parse_url(url: str) -> PostgresSettings:
             "the user name or password of the storage URL for "
             f"{host!r} contains '@': write it as %40"
         )
-    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    options = query_options(parts.query)
     kept: list[tuple[str, str]] = []
     schema = _DEFAULT_SCHEMA
     pool_min, pool_max = 1, 10
@@ -170,7 +194,7 @@ def parse_url(url: str) -> PostgresSettings:
     if not any(key == "connect_timeout" for key, _ in kept):
         kept.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
     conninfo = urllib.parse.urlunsplit(
-        parts._replace(scheme="postgresql", query=urllib.parse.urlencode(kept))
+        parts._replace(scheme="postgresql", query=query_string(kept))
     )
     return PostgresSettings(
         conninfo=conninfo,
