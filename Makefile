@@ -75,6 +75,10 @@ bench-dashboard: env
 # figures into docs/chaos.md; BACKBURNER_CHAOS_SCALE=0.1 for a shorter run.
 CHAOS_RESULTS := bench/results/chaos
 chaos: env
+	@command -v faketime >/dev/null 2>&1 || { \
+		echo "make chaos: the clock scenario needs libfaketime;" \
+			"install it first (apt-get install -y faketime)" >&2; \
+		exit 1; }
 	rm -rf $(CHAOS_RESULTS)
 	BACKBURNER_CHAOS_SCALE=$${BACKBURNER_CHAOS_SCALE:-1} \
 	BACKBURNER_CHAOS_RESULTS=$(CHAOS_RESULTS) \

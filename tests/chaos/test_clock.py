@@ -49,8 +49,11 @@ def set_offset(path: Path, offset: str) -> None:
 async def test_clock_jumps_neither_repeat_occurrences_nor_strand_jobs(
     tmp_path: Path, record: Record
 ) -> None:
-    if not HAVE_FAKETIME:
-        pytest.skip("libfaketime not installed (apt-get install faketime)")
+    # A failure, not a skip: a chaos run that quietly left this
+    # scenario out would read as a full pass.
+    assert HAVE_FAKETIME, (
+        f"libfaketime not found at {LIBFAKETIME} (apt-get install -y faketime)"
+    )
     figures = record(
         "server clock jumps +1 h and back",
         storage="sqlite",
