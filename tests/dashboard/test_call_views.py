@@ -48,3 +48,33 @@ def test_datetimes_and_times_are_shown_with_their_zone(
 
     (argument,) = view.arguments
     assert argument.text == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (
+            timedelta(days=-1, microseconds=5),
+            "timedelta(days=-1, microseconds=5)",
+        ),
+        (timedelta(minutes=90), "timedelta(seconds=5400)"),
+        (timedelta(0), "timedelta(0)"),
+        (b"\x00hi", "b'\\x00hi'"),
+    ],
+)
+def test_durations_and_bytes_are_shown_as_python_writes_them(
+    value: object, shown: str
+) -> None:
+    view = view_call("app:job", encode_arguments((value,), {}))
+
+    (argument,) = view.arguments
+    assert argument.text == shown
+    assert argument.text == repr(value).removeprefix("datetime.")
+
+
+def test_damaged_bytes_are_shown_as_stored() -> None:
+    stored = '{"args":[{"__bb__":"bytes","v":"not base64!"}],"kwargs":{}}'
+
+    (argument,) = view_call("app:job", stored).arguments
+
+    assert argument.text == "b64decode('not base64!')"

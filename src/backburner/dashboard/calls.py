@@ -4,8 +4,8 @@ Arguments are read from the stored JSON document, never decoded into
 application objects: showing a job must not import application code
 (an enum argument would). Tagged values come out as the constructor
 call that made them (``datetime('2026-01-02T03:04:05+00:00')``,
-``Decimal('1.10')``), and a long argument is folded to one line that
-the page can expand.
+``Decimal('1.10')``, ``timedelta(days=1)``), bytes as a bytes literal,
+and a long argument is folded to one line that the page can expand.
 
 Personal data can be hidden with a mask: a callable that receives the
 job function's reference, the argument's name (``args[0]`` for a
@@ -16,6 +16,7 @@ instead; return :data:`HIDDEN` to show a placeholder.
 
 from __future__ import annotations
 
+import base64
 import json
 import pprint
 from collections.abc import Callable
@@ -119,8 +120,27 @@ def _shown_tagged(tag: str, payload: Any) -> Any:
         return _Literal(f"{payload[0]}({pretty_inline(_shown(payload[1]))})")
     if tag == "float":
         return _Literal(f"float({payload!r})")
+    if tag == "timedelta" and isinstance(payload, list) and len(payload) == 3:
+        return _Literal(_timedelta_text(payload))
+    if tag == "bytes" and isinstance(payload, str):
+        try:
+            return base64.b64decode(payload.encode(), validate=True)
+        except ValueError:
+            pass  # damaged: shown as stored, below
     names = {"uuid": "UUID", "decimal": "Decimal", "bytes": "b64decode"}
     return _Literal(f"{names.get(tag, tag)}({payload!r})")
+
+
+def _timedelta_text(parts: list[Any]) -> str:
+    """``timedelta(days=-1, microseconds=5)``, as Python writes it."""
+    named = [
+        f"{name}={number!r}"
+        for name, number in zip(
+            ("days", "seconds", "microseconds"), parts, strict=True
+        )
+        if number
+    ]
+    return f"timedelta({', '.join(named) or '0'})"
 
 
 def _shown_zone(zone: Any) -> str:
