@@ -404,13 +404,13 @@ async def test_containers_are_kept_off_the_event_loop_and_numbers_on_it(
     from backburner.jobs import server as server_module
 
     threads: dict[str, int] = {}
-    keep = server_module.keep_result
+    keep = server_module.record_result
 
     def spy(data: dict[str, Any], value: object, job: Any) -> None:
         threads[job.function.rsplit(":", 1)[1]] = threading.get_ident()
         keep(data, value, job)
 
-    monkeypatch.setattr(server_module, "keep_result", spy)
+    monkeypatch.setattr(server_module, "record_result", spy)
     container = await client.enqueue(result_samples.small_dict)
     number = await client.enqueue(result_samples.small_number)
 

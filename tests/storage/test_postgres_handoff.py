@@ -381,10 +381,11 @@ async def test_a_retried_enqueue_hands_off_once(
         "enqueued",
         job.reason,
         job.created_at,
-        None,
-        None,
-        None,
-        None,
+        None,  # scheduled_at
+        None,  # timeout
+        None,  # mutex
+        None,  # mutex_limit
+        None,  # keep_result
         "[]",
         0,
         client.settings.channel,
