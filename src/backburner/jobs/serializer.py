@@ -56,9 +56,12 @@ if TYPE_CHECKING:
 
 _TAG = "__bb__"
 _MAX_DEPTH = 64
-# Below this many bits an integer has fewer than 4,200 decimal digits,
-# under any limit Python sets on int-to-text conversion by default.
-_SHORT_INT_BITS = 14_000
+# Below this many bits an integer has fewer than 640 decimal digits: the
+# lowest limit on int-to-text conversion a process can set (Python's
+# str_digits_check_threshold). Longer ones are checked against the
+# limit in force, so that a process with a lowered limit refuses them
+# here rather than fail later in json.dumps.
+_SHORT_INT_BITS = 2_100
 # Paths in error messages name this many steps into an argument, then
 # "...": a refused value nested 64 deep would otherwise fill a screen.
 _SHOWN_DEPTH = 8
