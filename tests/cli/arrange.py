@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from backburner.jobs import states
-from backburner.jobs.results import keep_result
+from backburner.jobs.results import record_result
 from backburner.storage import open_storage
 from backburner.storage.base import JobId, JSONValue, ServerInfo
 
@@ -73,7 +73,7 @@ def succeed(url: str, job_id: JobId, value: object) -> None:
             assert record.id == job_id
             data: dict[str, JSONValue] = {"server": "test:1"}
             if value is not None:
-                keep_result(data, value, record)
+                record_result(data, value, record)
             change = states.succeed(
                 job_id, record.version, now, data, timedelta(days=1)
             )

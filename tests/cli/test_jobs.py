@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import datetime
@@ -10,7 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from backburner.jobs import JobOptions, JobState, SyncClient
+from backburner.jobs import JobOptions, JobState, Server, SyncClient
+from backburner.storage import open_storage
 
 from . import arrange
 from .conftest import Run, one_error_line
@@ -298,6 +300,27 @@ def test_show_says_why_a_result_was_not_kept_and_when_there_is_none(
     assert nothing_json["result"] is None
     assert nothing_json["result_error"] is None
     assert re.search(r"^result +-$", waiting_text, re.MULTILINE)
+
+
+def test_show_says_a_result_was_not_to_be_kept_and_shows_nothing_of_it(
+    cli: Run, client: SyncClient, storage_url: str, samples: ModuleType
+) -> None:
+    job_id = client.enqueue(samples.issue_code, "ann")
+
+    async def run_jobs() -> None:
+        async with open_storage(storage_url) as storage:
+            await Server(storage, poll_interval=0.05).run(until_empty=True)
+
+    asyncio.run(run_jobs())
+    text = cli("jobs", "show", str(job_id)).out
+    document = cli("jobs", "show", str(job_id), "--json").json()
+
+    why = "keep_result is off for this job"
+    assert re.search(rf"^result +not kept: {why}$", text, re.MULTILINE)
+    assert document["result"] is None
+    assert document["result_error"] == why
+    assert "s3cret" not in text
+    assert "s3cret" not in json.dumps(document)
 
 
 def test_show_of_a_job_without_parameters(

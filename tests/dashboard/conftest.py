@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from backburner.dashboard import create_dashboard
 from backburner.jobs import Client, JobId, states
-from backburner.jobs.results import keep_result
+from backburner.jobs.results import record_result
 from backburner.jobs.worker import failure_data
 from backburner.storage.base import JobRecord, JSONValue, ServerInfo
 
@@ -75,7 +75,7 @@ async def succeed(client: Client, job_id: JobId, value: object) -> None:
     record: JobRecord = await start(client, job_id)
     data: dict[str, JSONValue] = {"server": SERVER}
     if value is not None:
-        keep_result(data, value, record)
+        record_result(data, value, record)
     change = states.succeed(
         job_id, record.version, now(), data, timedelta(days=1)
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import httpx
 
-from backburner.jobs import Client
+from backburner.jobs import Client, Server
 
 from . import samples
 from .conftest import succeed
@@ -53,3 +53,17 @@ async def test_the_result_panel_says_nothing_returned_or_why_not_kept(
     assert "Not kept:" in dropped_page
     assert "dict is not serialisable" in dropped_page
     assert "<h2>Result</h2>" not in waiting_page
+
+
+async def test_a_result_not_to_be_kept_never_shows(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    job_id = await client.enqueue(samples.issue_token, "ann")
+    await Server(client.storage, poll_interval=0.05).run(until_empty=True)
+
+    page = (await http.get(f"/job/{job_id}")).text
+
+    panel = page[page.index("<h2>Result</h2>") : page.index("<h2>History")]
+    assert "Not kept:" in panel
+    assert "keep_result is off for this job" in panel
+    assert "tok-s3cret" not in page

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from backburner.cancellation import CancellationToken
-from backburner.jobs import retry
+from backburner.jobs import keep_result, retry
 
 
 class Colour(enum.Enum):
@@ -142,3 +142,9 @@ class Mailer:
     @staticmethod
     def static(to: str) -> None:
         calls.append(("mailer.static", to))
+
+
+@keep_result(False)
+def issue_code(user: str) -> str:
+    """Return a secret that must never be stored."""
+    return f"code-s3cret-{user}"

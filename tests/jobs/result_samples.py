@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from server_samples import returning_coroutine
 
-from backburner.jobs import retry
+from backburner.jobs import keep_result, retry
 
 
 class Colour(enum.Enum):
@@ -120,3 +120,41 @@ async def small_dict() -> dict[str, list[int]]:
 
 async def small_number() -> int:
     return 5
+
+
+# -- results not to be kept ------------------------------------------------
+
+
+@keep_result(False)
+def secret() -> dict[str, object]:
+    """A value that must never be stored (and cannot even be encoded)."""
+    return {"token": Opaque()}
+
+
+@keep_result(False)
+def secret_number() -> int:
+    return 42
+
+
+@keep_result(False)
+def secret_nothing() -> None:
+    return None
+
+
+@keep_result(False)
+def secret_failure() -> int:
+    raise LookupError("no such account")
+
+
+class Vault:
+    """A runner class with a method declared not to keep its result."""
+
+    @keep_result(False)
+    async def open(self, code: str) -> str:
+        await asyncio.sleep(0)
+        return f"opened with {code}"
+
+
+def huge_integer_of(digits: int) -> list[int]:
+    """An integer of exactly ``digits`` digits, built without text."""
+    return [10 ** (digits - 1)]

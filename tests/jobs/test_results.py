@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -28,11 +30,13 @@ from backburner.jobs import (
     JobFailedError,
     JobNotFinishedError,
     JobNotFoundError,
+    JobOptions,
     JobState,
     ResultNotKeptError,
     Server,
     SyncClient,
     WaitTimeoutError,
+    keep_result,
     results,
     waiters,
 )
@@ -244,6 +248,214 @@ async def test_an_oversized_result_is_dropped_and_the_job_succeeds(
     assert (await client.get(fits)).result() == "é" * (size - 2)
 
 
+# -- integers other processes could not read back -----------------------
+
+
+@contextlib.contextmanager
+def int_digits_limit(limit: int) -> Iterator[None]:
+    """This process's limit on int-to-text conversion, for a while."""
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(limit)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def dropped_ids(caplog: pytest.LogCaptureFixture) -> list[object]:
+    return [
+        getattr(r, "job_id", None)
+        for r in caplog.records
+        if getattr(r, "event", None) == "job.result_dropped"
+    ]
+
+
+@pytest.mark.parametrize("server_limit", [0, 10_000])
+async def test_an_integer_over_the_default_digit_limit_is_dropped(
+    storage: Storage,
+    client: Client,
+    caplog: pytest.LogCaptureFixture,
+    server_limit: int,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backburner.server")
+    job_id = await client.enqueue(result_samples.huge_integer_of, 4301)
+
+    # A server whose limit lets it write the integer as text...
+    with int_digits_limit(server_limit):
+        await run_all(storage)
+
+    # ... still drops it: a reader with the default limit could not
+    # parse it, and would find the job's whole history unreadable.
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    why = job.history[-1].data["result_error"]
+    assert why == (
+        "list is not serialisable: integers of more than 4300 digits "
+        "cannot be stored"
+    )
+    assert dropped_ids(caplog) == [job_id]
+    with pytest.raises(ResultNotKeptError, match="4300 digits"):
+        await client.wait(job_id, timeout=5)
+
+
+async def test_an_integer_over_the_servers_own_lower_limit_is_dropped(
+    storage: Storage, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backburner.server")
+    job_id = await client.enqueue(result_samples.huge_integer_of, 1001)
+
+    # Until integers of 4,200 digits were checked, this one reached
+    # json.dumps, which raised: the job's task failed and the job stayed
+    # in processing.
+    with int_digits_limit(1000):
+        await run_all(storage)
+
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    assert job.history[-1].data["result_error"] == (
+        "list is not serialisable: integers of more than 1000 digits "
+        "cannot be stored"
+    )
+    assert dropped_ids(caplog) == [job_id]
+
+
+async def test_an_integer_at_the_default_digit_limit_reads_back(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(result_samples.huge_integer_of, 4300)
+
+    with int_digits_limit(0):
+        await run_all(storage)
+
+    assert await client.wait(job_id, timeout=5) == [10**4299]
+
+
+# -- results not kept on request --------------------------------------------
+
+
+async def test_a_job_declared_not_to_keep_its_result_never_encodes_it(
+    storage: Storage,
+    client: Client,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backburner.jobs import server as server_module
+
+    caplog.set_level(logging.INFO, logger="backburner.server")
+    recorded: list[object] = []
+
+    def spy(data: dict[str, Any], value: object, job: Any) -> None:
+        recorded.append(value)
+
+    monkeypatch.setattr(server_module, "record_result", spy)
+    # secret returns a value the serializer refuses: encoding it would
+    # log job.result_dropped.
+    job_id = await client.enqueue(result_samples.secret)
+
+    await run_all(storage)
+
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    assert job.keep_result is None  # the declaration decided
+    succeeded = job.history[-1].data
+    assert succeeded["result_error"] == results.NOT_WANTED
+    assert "result" not in succeeded
+    assert recorded == []
+    assert dropped_ids(caplog) == []
+    with pytest.raises(ResultNotKeptError) as not_kept:
+        job.result()
+    assert not_kept.value.reason == results.NOT_WANTED
+    assert not_kept.value.state is S.SUCCEEDED
+    assert str(not_kept.value) == (
+        f"job {job_id} succeeded but its result was not kept: "
+        "keep_result is off for this job"
+    )
+    with pytest.raises(ResultNotKeptError):
+        await client.wait(job_id, timeout=5)
+
+
+async def test_keep_result_in_the_options_wins_over_the_declaration(
+    storage: Storage, client: Client
+) -> None:
+    kept = await client.enqueue_with(
+        JobOptions(keep_result=True), result_samples.secret_number
+    )
+    not_kept = await client.enqueue_with(
+        JobOptions(keep_result=False), result_samples.returns_falsy
+    )
+    declared = await client.enqueue(result_samples.secret_number)
+
+    await run_all(storage)
+
+    assert (await client.get(kept)).keep_result is True
+    assert await client.wait(kept, timeout=5) == 42
+    not_kept_job = await client.get(not_kept)
+    assert not_kept_job.keep_result is False
+    assert not_kept_job.history[-1].data["result_error"] == (
+        results.NOT_WANTED
+    )
+    with pytest.raises(ResultNotKeptError):
+        await client.wait(not_kept, timeout=5)
+    with pytest.raises(ResultNotKeptError):
+        await client.wait(declared, timeout=5)
+
+
+async def test_a_job_that_keeps_no_result_is_unlike_one_that_returned_none(
+    storage: Storage, client: Client
+) -> None:
+    nothing = await client.enqueue(result_samples.returns_none)
+    not_kept = await client.enqueue(result_samples.secret_nothing)
+
+    await run_all(storage)
+
+    assert await client.wait(nothing, timeout=5) is None
+    with pytest.raises(ResultNotKeptError):
+        await client.wait(not_kept, timeout=5)
+
+
+async def test_a_job_that_keeps_no_result_fails_as_any_other(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue_with(
+        JobOptions(keep_result=False), result_samples.always_fails, "gone"
+    )
+    declared = await client.enqueue(result_samples.secret_failure)
+
+    await run_all(storage)
+    # always_fails retries once, at once.
+    await run_all(storage)
+
+    with pytest.raises(JobFailedError) as failed:
+        await client.wait(job_id, timeout=5)
+    assert failed.value.exception_type == "builtins.LookupError"
+    assert "result_error" not in (await client.get(job_id)).history[-1].data
+    declared_job = await client.get(declared)
+    assert declared_job.state is S.SCHEDULED  # the default retry policy
+    retried = declared_job.history[-1].data
+    assert retried["exception_type"] == "builtins.LookupError"
+    assert "result_error" not in retried
+
+
+async def test_a_runner_method_can_be_declared_not_to_keep_its_result(
+    storage: Storage, client: Client
+) -> None:
+    job_id = await client.enqueue(result_samples.Vault.open, "1234")
+
+    await run_all(storage)
+
+    job = await client.get(job_id)
+    assert job.state is S.SUCCEEDED
+    assert job.history[-1].data["result_error"] == results.NOT_WANTED
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1])
+def test_keep_result_takes_only_a_bool(value: object) -> None:
+    with pytest.raises(ValueError, match="keep_result"):
+        JobOptions(keep_result=value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keep_result"):
+        keep_result(value)  # type: ignore[arg-type]
+
+
 # -- waiting ------------------------------------------------------------
 
 
@@ -404,13 +616,13 @@ async def test_containers_are_kept_off_the_event_loop_and_numbers_on_it(
     from backburner.jobs import server as server_module
 
     threads: dict[str, int] = {}
-    keep = server_module.keep_result
+    keep = server_module.record_result
 
     def spy(data: dict[str, Any], value: object, job: Any) -> None:
         threads[job.function.rsplit(":", 1)[1]] = threading.get_ident()
         keep(data, value, job)
 
-    monkeypatch.setattr(server_module, "keep_result", spy)
+    monkeypatch.setattr(server_module, "record_result", spy)
     container = await client.enqueue(result_samples.small_dict)
     number = await client.enqueue(result_samples.small_number)
 

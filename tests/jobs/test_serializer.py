@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import struct
+import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -13,7 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from backburner.jobs.errors import JobArgumentError
-from backburner.jobs.serializer import decode_arguments, encode_arguments
+from backburner.jobs.serializer import (
+    decode_arguments,
+    encode_arguments,
+    encode_json,
+)
 
 
 def test_a_call_without_arguments_decodes_to_fresh_empty_ones() -> None:
@@ -81,6 +87,56 @@ def test_long_integers_within_the_limit_round_trip() -> None:
     stored = encode_arguments((longest, -longest, 2**14_001), {})
 
     assert decode_arguments(stored) == ((longest, -longest, 2**14_001), {})
+
+
+@pytest.fixture
+def restore_int_limit() -> Iterator[None]:
+    before = sys.get_int_max_str_digits()
+    yield
+    sys.set_int_max_str_digits(before)
+
+
+@pytest.mark.usefixtures("restore_int_limit")
+def test_an_argument_over_a_lowered_limit_is_refused_by_name() -> None:
+    sys.set_int_max_str_digits(640)
+
+    with pytest.raises(JobArgumentError) as refused:
+        encode_arguments((10**640,), {})
+
+    assert str(refused.value) == (
+        "argument args[0]: integers of more than 640 digits cannot be stored"
+    )
+    assert decode_arguments(encode_arguments((10**640 - 1,), {})) == (
+        (10**640 - 1,),
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("process_limit", "refused_over"),
+    [(0, 4300), (10_000, 4300), (4300, 4300), (4250, 4250)],
+)
+@pytest.mark.usefixtures("restore_int_limit")
+def test_the_default_int_limit_applies_unless_the_process_has_a_lower_one(
+    process_limit: int, refused_over: int
+) -> None:
+    sys.set_int_max_str_digits(process_limit)
+    longest = 10**refused_over - 1
+
+    assert encode_json([longest], "result", default_int_limit=True) == [
+        longest
+    ]
+    with pytest.raises(JobArgumentError) as refused:
+        encode_json(
+            {"n": -(10**refused_over)}, "result", default_int_limit=True
+        )
+    assert str(refused.value) == (
+        f"argument result['n']: integers of more than {refused_over} digits "
+        "cannot be stored"
+    )
+    # Only where asked: arguments keep the process's own limit.
+    if process_limit == 0:
+        assert encode_json(10**5000, "result") == 10**5000
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,40 @@ async def test_a_created_job_reads_back_with_every_field(
     assert record.server is None
 
 
+def keeping(keep: bool | None, **kwargs: object) -> NewJob:
+    return dataclasses.replace(new_job(), keep_result=keep, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_keep_result_reads_back_as_created_on_every_path(
+    storage: Storage,
+) -> None:
+    choices = (None, True, False)
+    # One job at a time and several at once take different statements.
+    alone = [await storage.create_job(keeping(keep)) for keep in choices]
+    together = await storage.create_jobs([keeping(keep) for keep in choices])
+    (guarded,) = await storage.create_jobs([keeping(False, mutex="m")])
+    (child,) = await storage.create_continuations(
+        [NewContinuation(alone[0], awaiting(keep_result=False), FINAL)]
+    )
+    expected = {
+        **dict(zip(alone, choices, strict=True)),
+        **dict(zip(together, choices, strict=True)),
+        guarded: False,
+        child: False,
+    }
+
+    for job_id, keep in expected.items():
+        record = await storage.get_job(job_id)
+        assert record is not None
+        assert record.keep_result is keep
+    listed = await storage.list_jobs()
+    assert {r.id: r.keep_result for r in listed} == expected
+    await announce(storage, "host:1")
+    fetched = await storage.fetch("host:1", ["default"], 20, T0)
+    del expected[child]  # awaiting: not on a queue
+    assert {r.id: r.keep_result for r in fetched} == expected
+
+
 async def test_a_created_job_has_one_history_entry(storage: Storage) -> None:
     job_id = await storage.create_job(new_job())
 

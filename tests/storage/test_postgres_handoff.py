@@ -343,6 +343,29 @@ async def test_the_server_gets_the_handed_job_as_storage_holds_it(
     assert record == await client.get_job(job_id)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("enqueuer", ["another storage", "the same storage"])
+async def test_a_handed_job_keeps_its_keep_result(
+    pair: tuple[PostgresStorage, PostgresStorage], keep: bool, enqueuer: str
+) -> None:
+    server, client = pair
+    heard = await listening(server)
+    await make_idle(server, 1)
+    creator = client if enqueuer == "another storage" else server
+    # The NOTIFY names the job alone (see migration 0007): the fetch
+    # reads it, keep_result with it.
+    job_id = await creator.create_job(
+        dataclasses.replace(new_job(), keep_result=keep)
+    )
+    await asyncio.wait_for(heard.get(), 5)
+
+    (record,) = await server.fetch(SERVER, ["default"], 1, now())
+
+    assert record.reason == f"handed to {SERVER}"
+    assert record.keep_result is keep
+    assert record == await client.get_job(job_id)
+
+
 async def test_a_long_job_deleted_before_its_server_reads_it_is_not_started(
     pair: tuple[PostgresStorage, PostgresStorage],
 ) -> None:
@@ -381,10 +404,11 @@ async def test_a_retried_enqueue_hands_off_once(
         "enqueued",
         job.reason,
         job.created_at,
-        None,
-        None,
-        None,
-        None,
+        None,  # scheduled_at
+        None,  # timeout
+        None,  # mutex
+        None,  # mutex_limit
+        None,  # keep_result
         "[]",
         0,
         client.settings.channel,

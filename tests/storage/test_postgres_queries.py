@@ -50,6 +50,6 @@ def test_every_parameter_of_the_one_statement_enqueue_is_numbered(
     statement: bytes, created_at_uses: int
 ) -> None:
     assert b"%" not in statement
-    assert b"$15::text" in statement
-    assert b"$16" not in statement
+    assert b"$16::text" in statement
+    assert b"$17" not in statement
     assert statement.count(b"$7::timestamptz") == created_at_uses

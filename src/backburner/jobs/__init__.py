@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         RecurringStatus,
         SyncRecurringJobs,
     )
+    from backburner.jobs.results import keep_result
     from backburner.jobs.server import Server, ServerTuning, run_server
     from backburner.jobs.sync import SyncClient
     from backburner.jobs.uniqueness import UniqueKeyTakenError
@@ -102,6 +103,7 @@ __all__ = [
     "UniqueKeyTakenError",
     "WaitTimeoutError",
     "current_job",
+    "keep_result",
     "mutex",
     "retry",
     "run_server",
@@ -147,6 +149,7 @@ _HOMES = {
     "UniqueKeyTakenError": "backburner.jobs.uniqueness",
     "WaitTimeoutError": "backburner.jobs.errors",
     "current_job": "backburner.jobs.context",
+    "keep_result": "backburner.jobs.results",
     "run_server": "backburner.jobs.server",
 }
 

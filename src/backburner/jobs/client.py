@@ -147,13 +147,21 @@ class JobOptions:
             across all servers; wins over a ``@mutex`` declaration (see
             :mod:`backburner.jobs.mutex`).
         mutex_limit: how many jobs holding ``mutex`` may run at once.
+        keep_result: ``False``: what the job function returns is not
+            kept (never serialised), and :meth:`Client.wait` and
+            :meth:`Job.result` raise :class:`ResultNotKeptError` once
+            the job succeeded; ``True``: kept; ``None`` (the default):
+            as the job function declares with
+            :func:`~backburner.jobs.keep_result` (kept if it does not).
+            Wins over the declaration.
 
     Raises:
         ValueError: on construction, for an invalid queue name, a
             delay that is negative, not finite or ends after year 9999,
             a timeout that is not positive, a naive ``at``, both
             ``delay`` and ``at``, an empty or over-long unique key or
-            mutex, or a mutex limit below 1.
+            mutex, a mutex limit below 1, or a ``keep_result`` that is
+            not ``None`` or a bool.
     """
 
     queue: str | None = None
@@ -164,6 +172,7 @@ class JobOptions:
     unique_key: str | None = None
     mutex: str | None = None
     mutex_limit: int = 1
+    keep_result: bool | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None:
@@ -187,6 +196,13 @@ class JobOptions:
             raise ValueError("at must be timezone-aware")
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
+        if self.keep_result is not None and not isinstance(
+            self.keep_result, bool
+        ):
+            raise ValueError(
+                f"keep_result must be True, False or None, "
+                f"got {self.keep_result!r}"
+            )
 
     def ready_at(self, now: datetime) -> datetime | None:
         """When the job becomes ready, or ``None`` for "now"."""
@@ -240,6 +256,7 @@ class Job:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     unique_key: str | None = None
     mutex: str | None = None
+    keep_result: bool | None = None
 
     @property
     def progress(self) -> Progress | None:
@@ -269,7 +286,8 @@ class Job:
                 the exception type and message of its last attempt.
             JobDeletedError: the job was deleted.
             ResultNotKeptError: the job succeeded but its return value
-                could not be stored (not serialisable, or too large).
+                was not kept: not wanted (``keep_result`` off, whatever
+                it returned), not serialisable, or too large.
             ValueError: the job carries no history (a listed job), or
                 the stored result cannot be decoded.
         """
@@ -301,6 +319,7 @@ class Job:
             parameters=dict(parameters or {}),
             unique_key=record.unique_key,
             mutex=record.mutex,
+            keep_result=record.keep_result,
         )
 
 
@@ -422,6 +441,7 @@ class _JobBuilder:
             options.unique_key,
             mutex,
             mutex_limit,
+            options.keep_result,
         )
 
 
@@ -674,8 +694,9 @@ class Client:
     ) -> JobId:
         """Create a job that runs when ``parent_id`` reaches ``on``.
 
-        ``options`` may set the queue, timeout, parameters and mutex; a
-        continuation is never scheduled and has no unique key.
+        ``options`` may set the queue, timeout, parameters, mutex and
+        ``keep_result``; a continuation is never scheduled and has no
+        unique key.
 
         Raises:
             ValueError: ``on`` is unknown, or ``options`` has a delay,

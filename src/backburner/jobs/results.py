@@ -7,7 +7,20 @@ own, and it expires with the job (after the retention period, one day by
 default). A value that cannot be encoded, or whose encoding takes more
 than :data:`MAX_RESULT_BYTES`, does not fail the job: the entry says why
 under ``"result_error"`` and a ``job.result_dropped`` warning is logged
-(with the job id, never the value).
+(with the job id, never the value). An integer of more digits than
+Python's default limit on int-to-text conversion (4300) is such a value,
+whatever this process's limit: every reader (a client's ``wait``, the
+CLI, the dashboard) parses the result with its own limit, most likely
+the default, and would otherwise find the job's history unreadable.
+
+A job function declared ``@keep_result(False)``, or a job created with
+``JobOptions(keep_result=False)``, keeps no result at all: its return
+value is never encoded (nor looked at), and the entry's
+``"result_error"`` says it was not wanted, so that a wait raises
+:class:`~backburner.jobs.ResultNotKeptError` rather than return ``None``
+as for a function that returned nothing. The job's own option wins over
+the declaration, which is read when the job runs (as the retry policy
+is).
 
 Cost: the server encodes a scalar result (a number, a short string, a
 date...) on its event loop, which takes microseconds; anything else,
@@ -38,8 +51,8 @@ import enum
 import json
 import logging
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from backburner.cancellation import CancellationToken
 from backburner.jobs.errors import (
@@ -67,14 +80,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_RESULT_BYTES",
+    "NOT_WANTED",
     "RESULT",
     "RESULT_ERROR",
     "cheap_to_keep",
     "keep_result",
+    "keeps_result",
+    "record_result",
     "result_of",
     "stored_result",
     "wait_for",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _log = logging.getLogger("backburner.server")
 
@@ -83,9 +101,40 @@ RESULT_ERROR = "result_error"
 _RESULT_KEYS = (RESULT, RESULT_ERROR)
 MAX_RESULT_BYTES = 1024 * 1024
 """The most an encoded result may take (UTF-8 JSON), as for arguments."""
+NOT_WANTED = "keep_result is off for this job"
+"""The ``result_error`` of a job whose result was not to be kept."""
+_ATTRIBUTE = "__backburner_keep_result__"
 
 
-def keep_result(
+def keep_result(keep: bool) -> Callable[[F], F]:
+    """Declare whether the server keeps what a job function returns.
+
+    ``@keep_result(False)`` keeps nothing: the return value is never
+    encoded, ``wait`` and ``Job.result`` raise
+    :class:`~backburner.jobs.ResultNotKeptError`, and the CLI and the
+    dashboard have nothing to show. ``JobOptions(keep_result=...)`` wins
+    over it for one job. The function is returned unchanged.
+
+    Raises:
+        ValueError: ``keep`` is not a bool.
+    """
+    if not isinstance(keep, bool):
+        raise ValueError(f"keep_result takes True or False, got {keep!r}")
+
+    def declare(func: F) -> F:
+        setattr(getattr(func, "__func__", func), _ATTRIBUTE, keep)
+        return func
+
+    return declare
+
+
+def keeps_result(func: object) -> bool:
+    """Whether ``func`` is declared to keep its result (the default)."""
+    target = getattr(func, "__func__", func)
+    return getattr(target, _ATTRIBUTE, True) is not False
+
+
+def record_result(
     data: dict[str, JSONValue],
     value: object,
     job: JobRecord,
@@ -101,7 +150,9 @@ def keep_result(
         why = f"more than {limit} bytes serialised, over the limit"
     else:
         try:
-            encoded = encode_json(value, RESULT)
+            # Readers parse the result with their own limit on digits:
+            # most likely the default, whatever this server's.
+            encoded = encode_json(value, RESULT, default_int_limit=True)
             size = _size(encoded, limit)
         except JobArgumentError as error:
             # The detail names what was refused but, unlike the path

@@ -35,6 +35,7 @@ backend: no lone surrogates, no NUL characters.
 from __future__ import annotations
 
 import base64
+import contextvars
 import enum
 import functools
 import json
@@ -55,13 +56,25 @@ if TYPE_CHECKING:
 
 _TAG = "__bb__"
 _MAX_DEPTH = 64
-# Below this many bits an integer has fewer than 4,200 decimal digits,
-# under any limit Python sets on int-to-text conversion by default.
-_SHORT_INT_BITS = 14_000
+# Below this many bits an integer has fewer than 640 decimal digits: the
+# lowest limit on int-to-text conversion a process can set (Python's
+# str_digits_check_threshold). Longer ones are checked against the
+# limit in force, so that a process with a lowered limit refuses them
+# here rather than fail later in json.dumps.
+_SHORT_INT_BITS = 2_100
 # Paths in error messages name this many steps into an argument, then
 # "...": a refused value nested 64 deep would otherwise fill a screen.
 _SHOWN_DEPTH = 8
 _MICROSECOND = timedelta(microseconds=1)
+# Python's default limit on int-to-text conversion (4300 digits).
+_DEFAULT_INT_DIGITS = sys.int_info.default_max_str_digits
+# Set while encode_json runs for a caller that wants integers every
+# process can read back (with the default limit), whatever this one's
+# limit. Read only for integers past _SHORT_INT_BITS: no other value
+# pays for it.
+_DEFAULT_LIMIT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "backburner_default_int_limit", default=False
+)
 
 
 class _RefusedError(Exception):
@@ -147,8 +160,11 @@ def _encode(value: Any, path: str, depth: int) -> Any:
 
 
 def _check_int_digits(value: int, path: str) -> None:
-    """Refuse an integer too long for Python to write as text (JSON)."""
+    """Refuse an integer too long for Python to write as text (JSON), or
+    to read back with the default limit when the caller asked for that."""
     limit = sys.get_int_max_str_digits()
+    if _DEFAULT_LIMIT_ONLY.get() and not 0 < limit < _DEFAULT_INT_DIGITS:
+        limit = _DEFAULT_INT_DIGITS
     if limit and abs(value) >= 10**limit:
         raise _RefusedError(
             path, f"integers of more than {limit} digits cannot be stored"
@@ -393,21 +409,30 @@ def encode_value(value: object, name: str) -> str:
         raise JobArgumentError(name, "value is nested too deeply") from None
 
 
-def encode_json(value: object, name: str) -> Any:
+def encode_json(
+    value: object, name: str, *, default_int_limit: bool = False
+) -> Any:
     """Encode one value as JSON data (lists, dicts, strings, numbers...).
 
     What :func:`encode_value` writes, before it becomes text: for a value
     kept inside a larger JSON document (a history entry's ``data``).
+    ``default_int_limit`` refuses integers of more digits than Python's
+    default limit allows (4300), even where this process's limit is
+    higher or off: for a value that other processes must read back.
 
     Raises:
         JobArgumentError: the value (named ``name``) cannot be stored.
     """
+    asked = _DEFAULT_LIMIT_ONLY.set(True) if default_int_limit else None
     try:
         return _encode(value, name, 0)
     except _RefusedError as refused:
         raise JobArgumentError(refused.path, refused.detail) from None
     except RecursionError:
         raise JobArgumentError(name, "value is nested too deeply") from None
+    finally:
+        if asked is not None:
+            _DEFAULT_LIMIT_ONLY.reset(asked)
 
 
 def decode_json(data: Any) -> Any:

@@ -76,7 +76,12 @@ from backburner.jobs.promotion import Promoter
 from backburner.jobs.queues import check_queue_name
 from backburner.jobs.reconcile import Reconciler
 from backburner.jobs.recurring_scheduler import RecurringScheduler
-from backburner.jobs.results import cheap_to_keep, keep_result
+from backburner.jobs.results import (
+    NOT_WANTED,
+    RESULT_ERROR,
+    cheap_to_keep,
+    record_result,
+)
 from backburner.jobs.retry import DEFAULT_RETRY
 from backburner.jobs.thread_pool import JobThreads
 from backburner.jobs.upkeep_loop import Upkeep
@@ -756,12 +761,16 @@ class Server:
             "worker": execution.worker,
             "duration": round(ending.duration, 6),
         }
-        if ending.value is not None:
+        if not ending.keep_result:
+            if ending.error is None:
+                # Never encoded: nothing of it can be logged or stored.
+                data[RESULT_ERROR] = NOT_WANTED
+        elif ending.value is not None:
             if cheap_to_keep(ending.value):
-                keep_result(data, ending.value, job)
+                record_result(data, ending.value, job)
             else:
                 # A big result would hold the loop, heartbeat included.
-                await asyncio.to_thread(keep_result, data, ending.value, job)
+                await asyncio.to_thread(record_result, data, ending.value, job)
         change = outcome_of(
             job,
             ending,

@@ -15,6 +15,7 @@ ending                                    change
 ========================================  =================================
 returned                                  succeeded (expires later); a value
                                           other than None is kept (results)
+                                          unless the job keeps no result
 raised, policy allows another attempt     scheduled for the retry
 raised, attempts exhausted / never retry  failed, or deleted (policy)
 function cannot be imported or arguments  failed at once, no retry
@@ -55,6 +56,7 @@ from backburner.jobs.context import (
 )
 from backburner.jobs.errors import JobFunctionError
 from backburner.jobs.functions import ResolvedFunction, resolve
+from backburner.jobs.results import keeps_result
 from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, policy_of
 from backburner.jobs.serializer import decode_arguments
 from backburner.jobs.thread_pool import JobThreads
@@ -75,7 +77,10 @@ class Ending:
             function does not import, its arguments do not decode).
         policy: the job function's retry policy.
         duration: seconds from the start of :func:`perform` to the end.
-        value: what the job function returned (``None`` when it raised).
+        value: what the job function returned (``None`` when it raised,
+            or when its result is not to be kept).
+        keep_result: ``False`` when the job's options, or else its job
+            function's declaration, say its result is not to be kept.
     """
 
     error: BaseException | None
@@ -83,6 +88,7 @@ class Ending:
     policy: RetryPolicy
     duration: float
     value: Any = None
+    keep_result: bool = True
 
 
 async def perform(
@@ -116,9 +122,10 @@ async def perform(
         *,
         runnable: bool = True,
         value: Any = None,
+        keep: bool = True,
     ) -> Ending:
         duration = time.monotonic() - started
-        return Ending(error, runnable, policy, duration, value)
+        return Ending(error, runnable, policy, duration, value, keep)
 
     # 1. Find the function and its arguments; failing here is final.
     try:
@@ -132,6 +139,9 @@ async def perform(
         )
         return ending(refused, runnable=False)
     policy = policy_of(function.target)
+    keep = job.keep_result
+    if keep is None:
+        keep = keeps_result(function.target)
     if context is None:
         context = JobContext(
             job.id, job.function, job.queue, job.attempt, token
@@ -160,10 +170,13 @@ async def perform(
                 )
     except (Exception, OperationCancelled) as error:  # noqa: BLE001
         # Any failure of the job function is the job's outcome.
-        return ending(error, policy)
+        return ending(error, policy, keep=keep)
     finally:
         reset_current(current)
-    return ending(None, policy, value=value)
+    if not keep:
+        # Not held until the outcome is written: nothing reads it.
+        value = None
+    return ending(None, policy, value=value, keep=keep)
 
 
 async def _call(

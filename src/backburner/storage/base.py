@@ -169,6 +169,9 @@ class NewJob:
     returned instead. Not allowed on an *awaiting* job.
     ``mutex``: at most ``mutex_limit`` jobs with this key are processing
     at once, across all servers; the others wait on their queue.
+    ``keep_result``: whether the server keeps what the job function
+    returns; ``None`` leaves it to the job function's declaration.
+    Storage keeps it as given and reads it back in :class:`JobRecord`.
     """
 
     function: str
@@ -183,6 +186,7 @@ class NewJob:
     unique_key: str | None = None
     mutex: str | None = None
     mutex_limit: int = 1
+    keep_result: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,7 @@ class JobRecord:
     unique_key: str | None = None
     mutex: str | None = None
     mutex_limit: int | None = None
+    keep_result: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ def handed_record(
     arguments: str,
     created_at: datetime,
     timeout: float | None,
+    keep_result: bool | None = None,
 ) -> JobRecord:
     """The job as create_job_handoff wrote it when it handed it off."""
     created = created_at.astimezone(UTC)
@@ -62,6 +63,7 @@ def handed_record(
         server=server,
         expires_at=None,
         timeout=timeout,
+        keep_result=keep_result,
     )
 
 

@@ -9,7 +9,7 @@
 -- name: create_jobs
 -- The jobs come as one JSON array of arrays (function, arguments,
 -- queue, state, reason, created_at, scheduled_at, timeout, unique_key,
--- mutex, mutex_limit), and their parameters as one of (position, name,
+-- mutex, mutex_limit, keep_result), and their parameters as one of (position, name,
 -- value): one text parameter each, where arrays of a thousand values
 -- per column cost the client more than the statement costs the server.
 -- A job whose created_at is null was created at the "created" moment,
@@ -30,18 +30,19 @@ WITH new AS (
                AS created_at,
            (j->>6)::timestamptz AS scheduled_at,
            (j->>7)::float8 AS timeout, j->>8 AS unique_key,
-           j->>9 AS mutex, (j->>10)::integer AS mutex_limit, position
+           j->>9 AS mutex, (j->>10)::integer AS mutex_limit,
+           (j->>11)::boolean AS keep_result, position
     FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY
         AS e (j, position)
     ORDER BY position
 ), inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
-                      unique_key, mutex, mutex_limit, created_state,
-                      created_reason)
+                      unique_key, mutex, mutex_limit, keep_result,
+                      created_state, created_reason)
     SELECT id, function, arguments, queue, state, reason, created_at,
            created_at, scheduled_at, timeout, unique_key, mutex,
-           mutex_limit, state, reason
+           mutex_limit, keep_result, state, reason
     FROM new
 ), queued AS (
     INSERT INTO job_queue (job_id, queue)
@@ -72,13 +73,14 @@ SELECT id FROM new ORDER BY position;
 WITH inserted AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       created_at, state_changed_at, scheduled_at, timeout,
-                      mutex, mutex_limit, created_state, created_reason)
+                      mutex, mutex_limit, keep_result, created_state,
+                      created_reason)
     VALUES (%(id)s::bigint, %(function)s::text, %(arguments)s::text,
             %(queue)s::text, %(state)s::text, %(reason)s::text,
             %(created_at)s::timestamptz, %(created_at)s::timestamptz,
             %(scheduled_at)s::timestamptz, %(timeout)s::float8,
-            %(mutex)s::text, %(mutex_limit)s::integer, %(state)s::text,
-            %(reason)s::text)
+            %(mutex)s::text, %(mutex_limit)s::integer,
+            %(keep_result)s::boolean, %(state)s::text, %(reason)s::text)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, state
 ), queued AS (
@@ -153,7 +155,7 @@ WITH target AS (
     INSERT INTO jobs (id, function, arguments, queue, state, reason,
                       version, attempt, created_at, state_changed_at,
                       scheduled_at, timeout, server, mutex, mutex_limit,
-                      created_state, created_reason)
+                      keep_result, created_state, created_reason)
     SELECT %(id)s::bigint, %(function)s::text, %(arguments)s::text,
            %(queue)s::text,
            CASE WHEN h.name IS NULL THEN %(state)s::text
@@ -164,8 +166,8 @@ WITH target AS (
            CASE WHEN h.name IS NULL THEN 0 ELSE 1 END,
            %(created_at)s::timestamptz, %(created_at)s::timestamptz,
            %(scheduled_at)s::timestamptz, %(timeout)s::float8, h.name,
-           %(mutex)s::text, %(mutex_limit)s::integer, %(state)s::text,
-           %(reason)s::text
+           %(mutex)s::text, %(mutex_limit)s::integer,
+           %(keep_result)s::boolean, %(state)s::text, %(reason)s::text
     FROM (VALUES (1)) AS one (n)
     LEFT JOIN handed AS h ON true
     ON CONFLICT (id) DO NOTHING
@@ -194,11 +196,14 @@ WITH target AS (
     -- A hand-off's payload carries what the server needs to start the
     -- job without reading it (the rest follows from the hand-off: see
     -- handoffs.py), unless the job's arguments make it too long for a
-    -- NOTIFY; then the server reads the job by its id.
+    -- NOTIFY, or its keep_result is set (which the payload of servers
+    -- of the previous release cannot carry: see migration 0007); then
+    -- the server reads the job by its id.
     SELECT pg_notify(
                %(channel)s::text,
                CASE WHEN i.server IS NULL THEN %(payload)s::text
                     WHEN octet_length(whole.payload) <= 7900
+                     AND %(keep_result)s::boolean IS NULL
                         THEN whole.payload
                     ELSE json_build_object(
                              'o', %(payload)s::json->>'o',
@@ -334,7 +339,7 @@ WITH picked AS (
     RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
               j.version, j.attempt, j.created_at, j.state_changed_at,
               j.scheduled_at, j.server, j.expires_at, j.timeout,
-              j.unique_key, j.mutex, j.mutex_limit
+              j.unique_key, j.mutex, j.mutex_limit, j.keep_result
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
@@ -359,7 +364,7 @@ WITH picked AS (
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
        m.scheduled_at, m.server, m.expires_at, m.timeout,
-       m.unique_key, m.mutex, m.mutex_limit
+       m.unique_key, m.mutex, m.mutex_limit, m.keep_result
 FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
 ORDER BY p.seq;
@@ -577,7 +582,7 @@ WITH picked AS (
     RETURNING j.id, j.function, j.arguments, j.queue, j.state, j.reason,
               j.version, j.attempt, j.created_at, j.state_changed_at,
               j.scheduled_at, j.server, j.expires_at, j.timeout,
-              j.unique_key, j.mutex, j.mutex_limit
+              j.unique_key, j.mutex, j.mutex_limit, j.keep_result
 ), logged AS (
     INSERT INTO job_history (job_id, state, reason, created_at, data)
     SELECT job_id, 'processing', %(reason)s, %(now)s, %(data)s
@@ -622,7 +627,7 @@ WITH picked AS (
 SELECT m.id, m.function, m.arguments, m.queue, m.state, m.reason,
        m.version, m.attempt, m.created_at, m.state_changed_at,
        m.scheduled_at, m.server, m.expires_at, m.timeout,
-       m.unique_key, m.mutex, m.mutex_limit, p.seq
+       m.unique_key, m.mutex, m.mutex_limit, m.keep_result, p.seq
 FROM moved AS m
 JOIN picked AS p ON p.job_id = m.id
 UNION ALL
@@ -630,7 +635,7 @@ UNION ALL
 -- with a mutex wait on this queue (a probe on a partial index): then
 -- fetch_mutex looks at them. No extra round trip either way.
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 WHERE EXISTS (SELECT FROM servers WHERE name = %(server)s)
   AND (SELECT count(*) FROM moved) < %(limit)s
   AND EXISTS (
@@ -638,7 +643,7 @@ WHERE EXISTS (SELECT FROM servers WHERE name = %(server)s)
       WHERE state = 'enqueued' AND mutex IS NOT NULL
         AND queue = %(queue)s
   )
-ORDER BY 18 NULLS LAST;
+ORDER BY 19 NULLS LAST;
 
 -- name: walk_queue_in_order
 -- Sent just before fetch, in its transaction (or the implicit one of its
@@ -787,7 +792,7 @@ ORDER BY state, queue;
 -- name: get_job
 SELECT id, function, arguments, queue, state, reason, version, attempt,
        created_at, state_changed_at, scheduled_at, server, expires_at,
-       timeout, unique_key, mutex, mutex_limit
+       timeout, unique_key, mutex, mutex_limit, keep_result
 FROM jobs
 WHERE id = %(id)s;
 
@@ -993,7 +998,7 @@ UPDATE idle_workers SET idle = false WHERE server = %(server)s AND idle;
 -- under its name (one deleted or requeued meanwhile is not).
 SELECT id, function, arguments, queue, state, reason, version, attempt,
        created_at, state_changed_at, scheduled_at, server, expires_at,
-       timeout, unique_key, mutex, mutex_limit, NULL::bigint
+       timeout, unique_key, mutex, mutex_limit, keep_result, NULL::bigint
 FROM jobs
 WHERE id = ANY(%(ids)s::bigint[])
   AND state = 'processing'

@@ -90,7 +90,7 @@ _OUTCOMES = frozenset({JobState.SUCCEEDED.value, JobState.FAILED.value})
 _JOB_COLUMNS = sql.SQL(
     "id, function, arguments, queue, state, reason, version, attempt, "
     "created_at, state_changed_at, scheduled_at, server, expires_at, "
-    "timeout, unique_key, mutex, mutex_limit"
+    "timeout, unique_key, mutex, mutex_limit, keep_result"
 )
 # First keys of the two-key advisory locks taken per unique key and per
 # mutex ("bu" and "bm" in ASCII; see schema.LOCK_CLASS).
@@ -123,6 +123,7 @@ _CREATE_ONE_PARAMETERS = (
     "timeout",
     "mutex",
     "mutex_limit",
+    "keep_result",
     "parameters",
     "shard",
     "channel",
@@ -158,6 +159,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
             unique_key=row[14],
             mutex=row[15],
             mutex_limit=None if row[16] is None else int(row[16]),
+            keep_result=row[17],
         )
     except (TypeError, ValueError) as error:
         raise CorruptedJobError(row[0], str(error)) from error
@@ -746,6 +748,7 @@ class PostgresStorage(Storage):
             job.timeout,
             job.mutex,
             None if job.mutex is None else job.mutex_limit,
+            job.keep_result,
             json.dumps(list(job.parameters.items()))
             if job.parameters
             else "[]",
@@ -800,6 +803,7 @@ class PostgresStorage(Storage):
                 job.arguments,
                 job.created_at,
                 job.timeout,
+                job.keep_result,
             )
             self._handed.add(str(handed_to), job_id, record)
         if enqueued:
@@ -1797,6 +1801,7 @@ def _new_job_params(jobs: Sequence[NewJob]) -> dict[str, object]:
                 job.unique_key,
                 job.mutex,
                 None if job.mutex is None else job.mutex_limit,
+                job.keep_result,
             ]
         )
     parameters = [

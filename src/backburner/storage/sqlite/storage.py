@@ -93,7 +93,7 @@ T = TypeVar("T")
 _JOB_COLUMNS = (
     "id, function, arguments, queue, state, reason, version, attempt, "
     "created_at, state_changed_at, scheduled_at, server, expires_at, "
-    "timeout, unique_key, mutex, mutex_limit"
+    "timeout, unique_key, mutex, mutex_limit, keep_result"
 )
 # SQLite's default limit on host parameters is far above this; chunks
 # keep every IN (...) list well inside it.
@@ -162,6 +162,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
             unique_key=None if row[14] is None else str(row[14]),
             mutex=None if row[15] is None else str(row[15]),
             mutex_limit=None if row[16] is None else int(row[16]),
+            keep_result=None if row[17] is None else bool(row[17]),
         )
     except (TypeError, ValueError, OverflowError, OSError) as error:
         raise CorruptedJobError(row[0], str(error)) from error
@@ -1248,7 +1249,11 @@ class SQLiteStorage(Storage):
                 _opt_ts(job.scheduled_at),
                 job.timeout,
             )
-            if job.unique_key is None and job.mutex is None:
+            if (
+                job.unique_key is None
+                and job.mutex is None
+                and job.keep_result is None
+            ):
                 cursor = conn.execute(_INSERT_JOB, (*row, job.queue))
             else:
                 cursor = conn.execute(
@@ -1258,6 +1263,7 @@ class SQLiteStorage(Storage):
                         job.unique_key,
                         job.mutex,
                         None if job.mutex is None else job.mutex_limit,
+                        job.keep_result,
                         job.queue,
                     ),
                 )
@@ -2069,11 +2075,13 @@ _INSERT_JOB = (
     " created_at, state_changed_at, scheduled_at, timeout, seq)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " + _NEXT_SEQ.format(queue="?") + ")"
 )
-# Jobs with a unique key or a mutex: the columns of migration 0003 too.
+# Jobs with a unique key, a mutex or a keep_result option: the columns
+# of migrations 0003 and 0007 too.
 _INSERT_COORDINATED_JOB = (
     "INSERT INTO jobs (function, arguments, queue, state, reason,"
     " created_at, state_changed_at, scheduled_at, timeout, unique_key,"
-    " mutex, mutex_limit, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    " mutex, mutex_limit, keep_result, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
     + _NEXT_SEQ.format(queue="?")
     + ")"
 )

@@ -1,0 +1,12 @@
+-- Whether the server keeps what a job's function returns, when the
+-- job's options say so; NULL (most jobs) leaves it to the job function's
+-- declaration. A nullable column without a default: added without
+-- rewriting the table.
+--
+-- Safe while servers of the previous release run: they never read the
+-- column, so they keep the result of a job whose options said not to.
+-- A job handed off to a server by its enqueue, with this column set,
+-- is announced by its id alone (see create_job_handoff): a server of
+-- the previous release reads the payload it knows, and a server of this
+-- one reads the column with the job.
+ALTER TABLE jobs ADD COLUMN keep_result boolean;
