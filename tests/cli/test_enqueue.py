@@ -178,6 +178,7 @@ def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
         ("sqlite://host/jobs.db", "SQLite URLs have no host"),
         ("postgresql://ann:secret@[::1/jobs", "malformed storage URL"),
         ("sqlite://[::1/jobs.db", "malformed storage URL"),
+        ("sqlite:///jobs%00.db", "NUL character"),
     ],
 )
 def test_an_unusable_storage_url_is_a_usage_error(

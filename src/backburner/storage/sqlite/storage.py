@@ -2309,7 +2309,8 @@ def open_url(url: str) -> SQLiteStorage:
     (``true`` or ``false``, see :class:`SQLiteStorage`).
 
     Raises:
-        InvalidStorageURLError: the URL has no path or an unknown option.
+        InvalidStorageURLError: the URL has no path, a path with a NUL
+            character, an unknown option or a bad option value.
     """
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme != "sqlite":
@@ -2332,8 +2333,13 @@ def open_url(url: str) -> SQLiteStorage:
             inline_enqueue = _flag(key, values[-1])
         else:
             raise InvalidStorageURLError(f"unknown SQLite URL option {key!r}")
+    path = urllib.parse.unquote(path)
+    if "\x00" in path:
+        raise InvalidStorageURLError(
+            f"SQLite URL names a file with a NUL character (%00): {url!r}"
+        )
     return SQLiteStorage(
-        urllib.parse.unquote(path),
+        path,
         busy_timeout=busy_timeout,
         inline_enqueue=inline_enqueue,
     )
