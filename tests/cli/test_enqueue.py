@@ -179,6 +179,9 @@ def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
         ("postgresql://ann:secret@[::1/jobs", "malformed storage URL"),
         ("sqlite://[::1/jobs.db", "malformed storage URL"),
         ("sqlite:///jobs%00.db", "NUL character"),
+        ("sqlite:///jobs.db?busy_timeout=nan", "busy_timeout must be"),
+        ("sqlite:///jobs.db?busy_timeout=inf", "busy_timeout must be"),
+        ("sqlite:///jobs.db?busy_timeout=-1", "busy_timeout must be"),
     ],
 )
 def test_an_unusable_storage_url_is_a_usage_error(

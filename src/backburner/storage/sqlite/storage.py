@@ -42,6 +42,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import pathlib
 import sqlite3
@@ -2347,11 +2348,16 @@ def open_url(url: str) -> SQLiteStorage:
 
 def _seconds(value: str) -> float:
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
+        seconds = math.nan
+    # NaN and infinity would pass here and fail as the file is opened,
+    # where PRAGMA busy_timeout needs a whole number of milliseconds.
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise InvalidStorageURLError(
-            f"busy_timeout must be a number of seconds: {value!r}"
-        ) from None
+            f"busy_timeout must be a finite number of seconds >= 0: {value!r}"
+        )
+    return seconds
 
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
