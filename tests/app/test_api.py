@@ -150,6 +150,39 @@ async def test_a_malformed_json_body_is_a_422_on_the_body(
     assert bad.json()["detail"].startswith("invalid input (body: malformed")
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/categories",
+            '{"name": "\\ud800", "colour": "#000000"}',
+            "name",
+        ),
+        ("/api/products", '{"name": "Kettle\\udfff", "price": 1}', "name"),
+        ("/api/auth/signin", '{"email": "\\ud800", "password": "x"}', "email"),
+        (
+            "/api/auth/signin",
+            '{"email": "a@b.c", "password": "\\ud800"}',
+            "password",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_in_a_json_string_is_a_422_on_its_field(
+    api_client: httpx.AsyncClient, path: str, body: str, field: str
+) -> None:
+    # JSON may spell "\ud800"; Python decodes it into text with no UTF-8
+    # form, which the database driver and the password hasher failed on
+    # with a 500.
+    await sign_up(api_client)
+
+    answer = await api_client.post(
+        path, content=body, headers={"content-type": "application/json"}
+    )
+
+    assert answer.status_code == 422
+    assert "not valid Unicode" in answer.json()["fields"][field]
+
+
 async def test_product_input_errors_are_4xx_with_field_messages(
     api_client: httpx.AsyncClient,
 ) -> None:

@@ -34,8 +34,14 @@ def announce(url: str, name: str, queues: tuple[str, ...]) -> None:
     asyncio.run(work())
 
 
-def fail(url: str, job_id: JobId, queue: str = "default") -> None:
-    """Fetch ``job_id`` and record it as failed, as a worker would.
+def fail(
+    url: str,
+    job_id: JobId,
+    queue: str = "default",
+    message: str = "boom 1",
+) -> None:
+    """Fetch ``job_id`` and record it as failed, as a worker would,
+    with ``message`` as the exception's message (and in the reason).
 
     ``job_id`` must be the oldest enqueued job on ``queue``.
     """
@@ -49,10 +55,11 @@ def fail(url: str, job_id: JobId, queue: str = "default") -> None:
             assert record.id == job_id
             data = {
                 "exception_type": "builtins.RuntimeError",
-                "message": "boom 1",
+                "message": message,
                 "traceback": TRACEBACK,
             }
-            change = states.fail(job_id, record.version, now, "failed", data)
+            reason = "failed" if message == "boom 1" else f"failed: {message}"
+            change = states.fail(job_id, record.version, now, reason, data)
             outcome = await storage.apply_change(change)
             assert outcome.applied
             await storage.remove_server("test:1")

@@ -176,6 +176,12 @@ def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
         ("jobs.db", "storage URL must look like"),
         ("mysql://db/jobs", "unknown storage 'mysql'"),
         ("sqlite://host/jobs.db", "SQLite URLs have no host"),
+        ("postgresql://ann:secret@[::1/jobs", "malformed storage URL"),
+        ("sqlite://[::1/jobs.db", "malformed storage URL"),
+        ("sqlite:///jobs%00.db", "NUL character"),
+        ("sqlite:///jobs.db?busy_timeout=nan", "busy_timeout must be"),
+        ("sqlite:///jobs.db?busy_timeout=inf", "busy_timeout must be"),
+        ("sqlite:///jobs.db?busy_timeout=-1", "busy_timeout must be"),
     ],
 )
 def test_an_unusable_storage_url_is_a_usage_error(
@@ -185,6 +191,7 @@ def test_an_unusable_storage_url_is_a_usage_error(
 
     assert result.code == 2
     assert expected in one_error_line(result)
+    assert "secret" not in result.err
 
 
 def test_a_storage_that_cannot_be_opened_fails(

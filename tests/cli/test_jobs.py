@@ -245,6 +245,34 @@ def test_show_prints_the_exception_of_a_failure(
     assert states == ["enqueued", "processing", "failed"]
 
 
+def test_control_characters_from_a_job_stay_escaped_on_their_line(
+    cli: Run,
+    client: SyncClient,
+    storage_url: str,
+    samples: ModuleType,
+) -> None:
+    # An exception message quoted in the reason broke the table's rows,
+    # reached the terminal as escape sequences, and made `jobs show`
+    # fail with a traceback from the history table.
+    job_id = client.enqueue(samples.record, 7)
+    arrange.fail(storage_url, job_id, message="one\ntwo \x1b[31mred\r")
+
+    listed = cli("jobs", "list")
+    shown = cli("jobs", "show", str(job_id))
+
+    assert (listed.code, shown.code) == (0, 0), shown.err
+    escaped = "failed: one\\ntwo \\x1b[31mred\\r"
+    assert len(listed.out.splitlines()) == 2
+    assert listed.out.splitlines()[1].endswith(escaped)
+    assert f"failed ({escaped})" in shown.out
+    # A message of several lines is a block; each of its lines escaped.
+    lines = [line.strip() for line in shown.out.splitlines()]
+    message = lines.index("message:")
+    assert lines[message + 1 : message + 3] == ["one", "two \\x1b[31mred"]
+    assert "\x1b" not in listed.out + shown.out
+    assert "\r" not in listed.out + shown.out
+
+
 def test_show_prints_the_result_as_stored(
     cli: Run,
     client: SyncClient,

@@ -56,6 +56,28 @@ async def test_a_delay_that_is_not_a_usable_number_is_refused(
     assert (await client.list_jobs()).jobs == []
 
 
+@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan])
+async def test_a_timeout_that_is_not_a_usable_number_is_refused(
+    client: Client, seconds: float
+) -> None:
+    # An infinite timeout was stored, then written as Infinity (not
+    # JSON) by `backburner jobs list --json`.
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        JobOptions(timeout=seconds)
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        await client.recurring.add_or_update(
+            "nightly", "0 3 * * *", noop, job_timeout=seconds
+        )
+
+    assert await client.recurring.list() == []
+
+
+@pytest.mark.parametrize("timeout", [True, "30"])
+def test_a_timeout_that_is_not_a_number_is_refused(timeout: object) -> None:
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        JobOptions(timeout=timeout)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("delay", [math.inf, 1e300, timedelta.max])
 def test_job_options_refuse_an_unusable_delay_on_construction(
     delay: float | timedelta,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,22 @@ async def test_a_token_that_fires_as_the_job_ends_interrupts_nothing(
     task = asyncio.current_task()
     assert task is not None
     assert task.cancelling() == 0
+
+
+async def test_a_function_of_a_c_module_is_a_plain_job_function(
+    threads: JobThreads,
+) -> None:
+    # math.sqrt is "bound" to its module; it was refused as a method
+    # bound to an instance ("pass module.sqrt").
+    job = job_of(math.sqrt, 16.0)
+
+    ending = await perform(
+        job, CancellationTokenSource().token, Activator(), threads, 0
+    )
+
+    assert job.function == "math:sqrt"
+    assert ending.error is None
+    assert ending.value == 4.0
 
 
 async def test_a_task_cancelled_from_outside_raises_cancelled_error(

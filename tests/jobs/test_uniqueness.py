@@ -115,6 +115,15 @@ def test_an_empty_or_long_key_is_refused(key: str) -> None:
         JobOptions(unique_key=key)
 
 
+@pytest.mark.parametrize("key", ["a\x00b", "a\ud800b"])
+def test_a_key_no_storage_can_hold_is_refused(key: str) -> None:
+    # SQLite failed with a UnicodeEncodeError from deep in the driver.
+    with pytest.raises(ValueError, match="NUL character or a lone"):
+        JobOptions(unique_key=key)
+    with pytest.raises(ValueError, match="NUL character or a lone"):
+        JobOptions(mutex=key)
+
+
 def test_the_sync_client_returns_the_holder(tmp_path: object) -> None:
     with SyncClient(f"sqlite:///{tmp_path}/jobs.db") as client:
         options = JobOptions(unique_key="k")

@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backburner.web.fastapi import RequestCancellation
 from catalogue.bounds import PageNumber, RowId
 from catalogue.errors import ApiError, not_found
+from catalogue.forms import Form
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
 from catalogue.models import Category, Product
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/api/categories", tags=["categories"])
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-class CategoryForm(BaseModel):
+class CategoryForm(Form):
     """A category as the editor sends it."""
 
     name: str

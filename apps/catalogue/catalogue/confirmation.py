@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from sqlalchemy import select, update
 
 from backburner import CancellationToken
 from backburner.web import shielded
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError
+from catalogue.forms import Form
 from catalogue.identity import CurrentUser, ServicesDep, user_view
 from catalogue.messaging import MailService, PhoneService
 from catalogue.models import Code, User, utc_now
@@ -148,7 +149,7 @@ async def _deliver(
         )
 
 
-class CodeForm(BaseModel):
+class CodeForm(Form):
     """A code typed in by the user."""
 
     code: str

@@ -26,13 +26,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from backburner import CancellationToken
 from backburner.web.fastapi import RequestCancellation
 from catalogue.errors import ApiError
+from catalogue.forms import Form
 from catalogue.models import User, utc_now
 from catalogue.privacy import mask_email
 from catalogue.services import Services
@@ -194,7 +195,7 @@ def normal_phone(text: str) -> str:
     )
 
 
-class SignUp(BaseModel):
+class SignUp(Form):
     """The sign-up form."""
 
     email: str
@@ -219,7 +220,7 @@ class SignUp(BaseModel):
         return normal_phone(value)
 
 
-class SignIn(BaseModel):
+class SignIn(Form):
     """The sign-in form."""
 
     email: str
@@ -338,7 +339,7 @@ async def session(user: OptionalUser) -> dict[str, Any]:
     return {"user": None if user is None else user_view(user)}
 
 
-class Permissions(BaseModel):
+class Permissions(Form):
     """What a user may do beyond the catalogue."""
 
     can_manage_jobs: bool

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from backburner.web.fastapi import RequestCancellation
 from catalogue.activity import Activity
 from catalogue.bounds import PageNumber, RowId, RowIdField, RowIdFilter
 from catalogue.errors import ApiError, not_found
+from catalogue.forms import Form
 from catalogue.identity import CurrentUser, ServicesDep
 from catalogue.listing import Page, contains, page_of
 from catalogue.models import Category, Product
@@ -37,7 +38,7 @@ _log = logging.getLogger("catalogue.products")
 router = APIRouter(prefix="/api/products", tags=["products"])
 
 
-class ProductForm(BaseModel):
+class ProductForm(Form):
     """A product as the editor sends it."""
 
     name: str

@@ -24,6 +24,7 @@ from backburner.cli.output import (
     fields,
     human_time,
     json_time,
+    one_line,
     table,
 )
 from backburner.cli.parsing import add_command
@@ -319,11 +320,12 @@ def _data_lines(data: Mapping[str, JSONValue]) -> list[str]:
         if isinstance(value, str) and "\n" in value:
             lines.append(f"    {name}:")
             lines.extend(
-                f"      {line}" for line in value.rstrip().splitlines()
+                f"      {one_line(line)}"
+                for line in value.rstrip().splitlines()
             )
         else:
             text = value if isinstance(value, str) else _compact(value)
-            lines.append(f"    {name}: {text}")
+            lines.append(f"    {name}: {one_line(text)}")
     return lines
 
 

@@ -7,11 +7,30 @@ microsecond in JSON, so every JSON timestamp has the same shape.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 EMPTY = "-"
+
+# Characters that would end a line, move the cursor or start a terminal
+# escape sequence: what a job's reason may hold when it quotes an
+# exception message.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``).
+
+    A table cell or a field stays on its line, and text from a job (an
+    exception message quoted in a reason) cannot steer the terminal.
+    """
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def human_time(moment: datetime | None) -> str:
@@ -39,10 +58,12 @@ def table(
     """Lay out ``rows`` under ``headers`` in aligned columns.
 
     Columns whose index is in ``right`` (counts, ids) are right-aligned;
-    ``None`` cells show as ``-``. Trailing spaces are trimmed.
+    ``None`` cells show as ``-``; control characters are escaped (see
+    :func:`one_line`). Trailing spaces are trimmed.
     """
     cells = [list(headers)] + [
-        [EMPTY if cell is None else str(cell) for cell in row] for row in rows
+        [EMPTY if cell is None else one_line(str(cell)) for cell in row]
+        for row in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
@@ -56,12 +77,17 @@ def table(
 
 
 def fields(pairs: Sequence[tuple[str, object]]) -> str:
-    """Lay out ``name value`` pairs with the values aligned."""
+    """Lay out ``name value`` pairs with the values aligned, each on
+    one line (see :func:`one_line`)."""
     width = max((len(name) for name, _ in pairs), default=0)
     return "\n".join(
-        f"{name.ljust(width)}  {EMPTY if value is None else value}".rstrip()
+        f"{name.ljust(width)}  {_value(value)}".rstrip()
         for name, value in pairs
     )
+
+
+def _value(value: object) -> str:
+    return EMPTY if value is None else one_line(str(value))
 
 
 def emit(text: str) -> None:

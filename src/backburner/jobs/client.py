@@ -49,6 +49,7 @@ from backburner.jobs.serializer import (
     encode_value,
 )
 from backburner.jobs.states import DEFAULT_RETENTION
+from backburner.jobs.timeouts import check_timeout
 from backburner.jobs.uniqueness import UniqueKeyTakenError, check_key
 from backburner.jobs.waiters import Waiters
 from backburner.storage import open_storage
@@ -158,10 +159,12 @@ class JobOptions:
     Raises:
         ValueError: on construction, for an invalid queue name, a
             delay that is negative, not finite or ends after year 9999,
-            a timeout that is not positive, a naive ``at``, both
-            ``delay`` and ``at``, an empty or over-long unique key or
-            mutex, a mutex limit below 1, or a ``keep_result`` that is
-            not ``None`` or a bool.
+            a timeout that is not positive or not finite, a naive
+            ``at``, both ``delay`` and ``at``, an empty, over-long or
+            unstorable unique key or mutex, a mutex limit below 1, or a
+            ``keep_result`` that is not ``None`` or a bool.
+        TypeError: on construction, for a timeout that is not an
+            ``int`` or a ``float``.
     """
 
     queue: str | None = None
@@ -194,8 +197,8 @@ class JobOptions:
             _ready_after(utc_now(), self.delay)
         if self.at is not None and self.at.utcoffset() is None:
             raise ValueError("at must be timezone-aware")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds")
+        if self.timeout is not None:
+            check_timeout(self.timeout)
         if self.keep_result is not None and not isinstance(
             self.keep_result, bool
         ):

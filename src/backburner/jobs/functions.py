@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,11 @@ def reference_of(func: Callable[..., Any]) -> str:
             import back to the same object.
     """
     bound_to = getattr(func, "__self__", None)
-    if bound_to is not None and not isinstance(bound_to, type):
+    # A function of a C module (math.sqrt, time.sleep) is "bound" to its
+    # module: it is a plain module-level function, not a method.
+    if bound_to is not None and not isinstance(
+        bound_to, (type, types.ModuleType)
+    ):
         owner = type(bound_to).__qualname__
         raise JobFunctionError(
             f"{owner}.{func.__name__} is bound to an instance, which cannot "

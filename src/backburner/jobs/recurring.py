@@ -44,6 +44,7 @@ from backburner.jobs.occurrences import (
 )
 from backburner.jobs.queues import DEFAULT_QUEUE, check_queue_name
 from backburner.jobs.serializer import decode_arguments, encode_arguments
+from backburner.jobs.timeouts import check_timeout
 from backburner.storage.base import (
     JobId,
     JobState,
@@ -225,6 +226,7 @@ class RecurringJobs:
 
         Raises:
             ValueError: an invalid id, queue name, policy or timeout.
+            TypeError: a timeout that is not an ``int`` or a ``float``.
             InvalidCronError: the cron expression or time zone is invalid
                 (a ``ValueError`` too).
             JobFunctionError, JobArgumentError: as at enqueue.
@@ -237,10 +239,8 @@ class RecurringJobs:
         if queue is not None:
             check_queue_name(queue)
         policy = MissedRunPolicy(missed)
-        if job_timeout is not None and not job_timeout > 0:
-            raise ValueError(
-                "job_timeout must be a positive number of seconds"
-            )
+        if job_timeout is not None:
+            check_timeout(job_timeout, "job_timeout")
         arguments = encode_arguments(call.args, call.kwargs)
         check_argument_size(arguments, self.max_argument_bytes)
         definition = RecurringDefinition(

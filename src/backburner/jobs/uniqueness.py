@@ -25,15 +25,31 @@ def check_key(key: str, what: str) -> str:
     """Return ``key`` if it is a usable unique key or mutex name.
 
     Raises:
-        ValueError: the key is not a string, is empty, or is longer than
-            200 characters.
+        ValueError: the key is not a string, is empty, is longer than
+            200 characters, or holds a NUL character or a lone surrogate.
     """
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise ValueError(
             f"a {what} is a string of 1-{MAX_KEY_LENGTH} characters, "
             f"got {key!r}"
         )
+    # Neither storage can hold these: SQLite's driver fails to encode a
+    # lone surrogate and PostgreSQL's text refuses both. Refused here,
+    # every storage gives the same answer before anything is written.
+    if "\x00" in key or not _encodes(key):
+        raise ValueError(
+            f"a {what} cannot hold a NUL character or a lone surrogate "
+            f"(not valid UTF-8), got {key!r}"
+        )
     return key
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class UniqueKeyTakenError(InvalidStateChangeError):

@@ -92,7 +92,14 @@ def open_storage(url: str) -> Storage:
             f"storage URL must look like sqlite:///path.db or "
             f"postgresql://..., got {url!r}"
         )
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as error:
+        # urlsplit refuses an unbalanced "[" (an IPv6 host cut short).
+        # The URL is not repeated: it may hold a password.
+        raise InvalidStorageURLError(
+            f"malformed storage URL: {error}"
+        ) from None
     module_name = _BACKENDS.get(scheme.split("+")[0])
     if module_name is None:
         known = ", ".join(sorted(_BACKENDS))

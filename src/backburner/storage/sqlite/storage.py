@@ -42,6 +42,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import pathlib
 import sqlite3
@@ -2317,7 +2318,8 @@ def open_url(url: str) -> SQLiteStorage:
     (``true`` or ``false``, see :class:`SQLiteStorage`).
 
     Raises:
-        InvalidStorageURLError: the URL has no path or an unknown option.
+        InvalidStorageURLError: the URL has no path, a path with a NUL
+            character, an unknown option or a bad option value.
     """
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme != "sqlite":
@@ -2340,8 +2342,13 @@ def open_url(url: str) -> SQLiteStorage:
             inline_enqueue = _flag(key, values[-1])
         else:
             raise InvalidStorageURLError(f"unknown SQLite URL option {key!r}")
+    path = urllib.parse.unquote(path)
+    if "\x00" in path:
+        raise InvalidStorageURLError(
+            f"SQLite URL names a file with a NUL character (%00): {url!r}"
+        )
     return SQLiteStorage(
-        urllib.parse.unquote(path),
+        path,
         busy_timeout=busy_timeout,
         inline_enqueue=inline_enqueue,
     )
@@ -2349,11 +2356,16 @@ def open_url(url: str) -> SQLiteStorage:
 
 def _seconds(value: str) -> float:
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
+        seconds = math.nan
+    # NaN and infinity would pass here and fail as the file is opened,
+    # where PRAGMA busy_timeout needs a whole number of milliseconds.
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise InvalidStorageURLError(
-            f"busy_timeout must be a number of seconds: {value!r}"
-        ) from None
+            f"busy_timeout must be a finite number of seconds >= 0: {value!r}"
+        )
+    return seconds
 
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
