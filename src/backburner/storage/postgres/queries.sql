@@ -9,8 +9,8 @@
 -- name: create_jobs
 -- The jobs come as one JSON array of arrays (function, arguments,
 -- queue, state, reason, created_at, scheduled_at, timeout, unique_key,
--- mutex, mutex_limit, keep_result), and their parameters as one of (position, name,
--- value): one text parameter each, where arrays of a thousand values
+-- mutex, mutex_limit, keep_result), and their parameters as one of
+-- (position, name, value): one text parameter each, where arrays of a thousand values
 -- per column cost the client more than the statement costs the server.
 -- A job whose created_at is null was created at the "created" moment,
 -- which most jobs of a call share: parsed once, not once per job.
