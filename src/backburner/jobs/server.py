@@ -553,12 +553,19 @@ class Server:
             # and put back on their queues if no worker frees up in
             # time. Left in storage's keeping they would be put back by
             # the reconciler while their records waited here to be
-            # started all the same.
-            handed = self.storage.take_handed_jobs(
-                self.name, max(limit, self.concurrency)
-            )
-            if handed:
+            # started all the same. Taken under the fetch lock, as a
+            # fetch's jobs are: the reconciler may be putting back a job
+            # it found held but not running whose hand-off notice came
+            # only meanwhile; once that put-back is written, storage
+            # has forgotten the hand-off.
+            async with self._fetching:
+                if self._stop_level():
+                    return
+                handed = self.storage.take_handed_jobs(
+                    self.name, max(limit, self.concurrency)
+                )
                 self._hand_out(handed)
+            if handed:
                 # Their outcomes may schedule retries due at once: with
                 # until_empty, promote again before stopping.
                 promoted_before_fetch = False
