@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import job_samples
@@ -20,7 +21,13 @@ from server_helpers import (
 
 from backburner.jobs import Call, Client, JobState, Server
 from backburner.jobs.fetch_ahead import FetchAhead
-from backburner.storage import Storage
+from backburner.storage import (
+    JobsAborted,
+    Listener,
+    Notification,
+    ServerInfo,
+    Storage,
+)
 from backburner.storage.base import JobRecord
 
 __all__ = ["client", "fresh_samples", "storage"]
@@ -273,3 +280,103 @@ async def test_a_job_deleted_while_fetched_ahead_never_starts(
 
     assert ("async_record", "after") not in job_samples.calls
     assert (await client.get(waiting)).state is S.DELETED
+
+
+class LateAborts:
+    """Holds back the :class:`JobsAborted` a server hears, while told to.
+
+    As PostgreSQL's NOTIFY from another process can: it comes on a
+    connection of its own, and may reach the server after the server's
+    next fetch has returned.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.holding = False
+        self._late: list[tuple[Listener, Notification]] = []
+        subscribe = storage.subscribe
+
+        def holding_back(listener: Listener) -> Callable[[], None]:
+            def hear(notification: Notification) -> None:
+                if self.holding and isinstance(notification, JobsAborted):
+                    self._late.append((listener, notification))
+                else:
+                    listener(notification)
+
+            return subscribe(hear)
+
+        storage.subscribe = holding_back  # type: ignore[method-assign]
+
+    def release(self) -> int:
+        """Deliver what was held back; return how many notifications."""
+        self.holding = False
+        late, self._late = self._late, []
+        for listener, notification in late:
+            listener(notification)
+        return len(late)
+
+
+def gate_fetches(storage: Storage) -> asyncio.Event:
+    """Make the server's fetches wait until the event returned is set."""
+    gate = asyncio.Event()
+    gate.set()
+    combined = storage.apply_changes_and_fetch
+
+    async def gated(*args: Any) -> Any:
+        await gate.wait()
+        return await combined(*args)
+
+    storage.apply_changes_and_fetch = gated  # type: ignore[method-assign]
+    return gate
+
+
+async def test_a_late_notice_about_an_earlier_run_does_not_strand_the_job(
+    storage: Storage, client: Client
+) -> None:
+    # Another server held the job; it was requeued (as from the
+    # dashboard, or recovered after that server died) and this server
+    # fetched it ahead before the notice of the requeue reached it.
+    now = datetime.now(UTC)
+    await storage.announce_server(
+        ServerInfo("other:1", ("default",), 1, now, now)
+    )
+    moved = await client.enqueue(job_samples.async_record, "moved")
+    (taken,) = await storage.fetch("other:1", ["default"], 1, now)
+    assert taken.id == moved
+    late = LateAborts(storage)
+    gate = gate_fetches(storage)
+    # No reconcile pass within the test: a stranded job stays stranded.
+    async with server(
+        storage, concurrency=1, fetch_ahead=10.0, dead_after=120.0
+    ) as running:
+        gate.clear()
+        late.holding = True
+        first, long_id = await client.enqueue_many(
+            [
+                Call(job_samples.async_noop),
+                Call(job_samples.wait_for_token, "long"),
+            ]
+        )
+        await client.requeue(moved)
+        # The queue: first, long, moved. The first job finishes, so the
+        # next fetch takes one job for the worker and one ahead.
+        gate.set()
+        await asyncio.to_thread(job_samples.event("long:started").wait, 10)
+        held = await storage.held_jobs(running.name)
+        assert set(held) == {long_id, moved}, "moved was not fetched ahead"
+        assert late.release() == 1
+
+        await client.delete(long_id)
+        await eventually(
+            lambda: state_is(client, moved, S.SUCCEEDED),
+            within=10,
+            what="the job fetched ahead to run",
+        )
+
+    assert job_samples.calls.count(("async_record", "moved")) == 1
+    job = await client.get(moved)
+    assert [(e.state, e.reason) for e in job.history][1:4] == [
+        (S.PROCESSING, "fetched by other:1"),
+        (S.ENQUEUED, "requeued"),
+        (S.PROCESSING, f"fetched by {running.name}"),
+    ]
+    assert await state_is(client, first, S.SUCCEEDED)

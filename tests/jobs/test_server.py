@@ -597,6 +597,62 @@ async def test_jobs_whose_fetch_reply_was_lost_are_put_back_and_run_once(
     assert states_of(long_job) == ["enqueued", "processing"]
 
 
+async def test_the_reconciler_never_looks_between_a_fetch_and_its_start(
+    storage: Storage, client: Client
+) -> None:
+    from backburner.jobs import Call
+    from backburner.jobs.reconcile import RECONCILE_REASON
+
+    fetch = storage.apply_changes_and_fetch
+    listed = storage.held_jobs
+    looked = asyncio.Event()
+    paused: list[int] = []
+
+    async def slow_reply(*args: Any) -> Any:
+        # The reply is slow to come: long enough for three looks.
+        outcomes, jobs = await fetch(*args)
+        if jobs and not paused:
+            paused.extend(job.id for job in jobs)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(looked.wait(), 3.0)
+        return outcomes, jobs
+
+    async def long_held(server: str) -> Any:
+        # Every job held looks fetched an hour ago: past the grace.
+        held = await listed(server)
+        looked.set()
+        return {
+            job_id: (version, fetched_at - timedelta(hours=1))
+            for job_id, (version, fetched_at) in held.items()
+        }
+
+    storage.apply_changes_and_fetch = slow_reply  # type: ignore[method-assign]
+    storage.held_jobs = long_held  # type: ignore[method-assign]
+
+    async with server(storage, dead_after=1.0):
+        # Two at once: fetched, never handed over at enqueue (PostgreSQL).
+        ids = await client.enqueue_many(
+            [Call(job_samples.async_record, n) for n in range(2)]
+        )
+        for job_id in ids:
+            await eventually(
+                lambda job_id=job_id: state_is(client, job_id, S.SUCCEEDED)
+            )
+        # The reconciler looked, but only once the jobs had started.
+        await eventually(looked.is_set)
+
+    assert sorted(paused) == sorted(ids)
+    assert sorted(job_samples.calls, key=repr) == [
+        ("async_record", 0),
+        ("async_record", 1),
+    ]
+    for job_id in ids:
+        job = await client.get(job_id)
+        reasons = [entry.reason for entry in job.history]
+        assert RECONCILE_REASON not in reasons
+        assert states_of(job) == ["enqueued", "processing", "succeeded"]
+
+
 async def test_shutdown_can_be_requested_from_another_thread(
     storage: Storage,
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import job_samples
 import psycopg
@@ -186,3 +186,57 @@ async def test_a_server_run_until_empty_runs_the_retry_of_a_handed_job(
     job = await client.get(job_id)
     assert job.state is JobState.SUCCEEDED
     assert [entry.reason for entry in job.history][1].startswith("handed to")
+
+
+async def test_a_job_the_reconciler_puts_back_is_not_started_from_its_hand_off(
+    two: tuple[PostgresStorage, PostgresStorage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage, elsewhere = two
+    client = Client(elsewhere)
+    # The enqueuing process's clock runs an hour behind: the job it hands
+    # over looks to the server as if it entered processing long ago.
+    from backburner.jobs import client as client_module
+
+    real_now = client_module.utc_now
+    monkeypatch.setattr(
+        client_module, "utc_now", lambda: real_now() - timedelta(hours=1)
+    )
+    # The hand-off's NOTIFY is held back, then delivered while the
+    # server's reconciler reads what storage says the server holds.
+    deliver = storage._hub._deliver  # type: ignore[attr-defined]
+    held_back: list[str] = []
+
+    def holding_back(payload: str) -> None:
+        if '"h"' in payload:
+            held_back.append(payload)
+        else:
+            deliver(payload)
+
+    storage._hub._deliver = holding_back  # type: ignore[attr-defined]
+    listed = storage.held_jobs
+
+    async def notice_comes_meanwhile(server: str) -> object:
+        jobs = await listed(server)
+        if jobs:
+            for payload in held_back:
+                deliver(payload)
+            held_back.clear()
+        return jobs
+
+    storage.held_jobs = notice_comes_meanwhile  # type: ignore[assignment]
+    tuning = {**FAST, "poll_interval": 30.0, "dead_after": 1.0}
+
+    async with Server(storage, concurrency=1, **tuning):
+        await eventually(
+            lambda: idle_workers_are(storage, 1), within=10, what="idle"
+        )
+        job_id = await client.enqueue(job_samples.async_record, "handed")
+        await eventually(lambda: bool(held_back), within=5, what="notice")
+        await eventually(
+            lambda: state_is(client, job_id, JobState.SUCCEEDED), within=10
+        )
+
+    # Put back (it looked held for an hour and not running), then
+    # fetched: it ran once, not from its hand-off and again from its queue.
+    assert job_samples.calls == [("async_record", "handed")]

@@ -27,6 +27,7 @@ from test_server import (
     test_shutdown_puts_a_job_that_honours_its_token_back_on_its_queue,
     test_succeeded_jobs_expire_after_retention_and_failed_ones_stay,
     test_sync_async_and_runner_jobs_succeed_with_their_history,
+    test_the_reconciler_never_looks_between_a_fetch_and_its_start,
 )
 
 from backburner.storage import Storage, open_storage
@@ -47,6 +48,7 @@ __all__ = [
     "test_shutdown_puts_a_job_that_honours_its_token_back_on_its_queue",
     "test_succeeded_jobs_expire_after_retention_and_failed_ones_stay",
     "test_sync_async_and_runner_jobs_succeed_with_their_history",
+    "test_the_reconciler_never_looks_between_a_fetch_and_its_start",
 ]
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]

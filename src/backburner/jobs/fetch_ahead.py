@@ -23,10 +23,14 @@ worker has freed up.
 What it costs: a job fetched ahead is in *processing*, held by this
 server, for a few milliseconds before it starts, and a job enqueued
 meanwhile on a queue listed earlier starts after it. A job deleted or
-requeued in those milliseconds is dropped when the server hears of it
-(at once when that happened in its own process); otherwise it starts,
-and its token fires at the next check for aborted jobs, as when it is
-deleted just after it starts.
+requeued in those milliseconds is set aside when the server hears of it
+(at once when that happened in its own process), and dropped once the
+server's check for aborted jobs reads that it changed; otherwise it
+starts, and its token fires at that check, as when it is deleted just
+after it starts. The notice names the job, not the version: one that
+reaches the server late may be about an earlier run of a job fetched
+again since (requeued or recovered from another server), and that job
+goes back to wait for a worker once the check finds it unchanged.
 """
 
 from __future__ import annotations
@@ -126,8 +130,8 @@ class FetchAhead:
         return self._jobs.popleft()[0]
 
     def drop(self, job_ids: Collection[JobId]) -> list[JobRecord]:
-        """Forget the jobs of ``job_ids`` (changed by someone else since
-        they were fetched); return those that were held."""
+        """Forget the jobs of ``job_ids`` (maybe changed by someone else
+        since they were fetched); return those that were held."""
         dropped = [job for job, _ in self._jobs if job.id in job_ids]
         if dropped:
             self._jobs = collections.deque(

@@ -14,10 +14,20 @@ holds and puts back on their queues those it does not run (nor write an
 outcome for) and that entered *processing* more than ``grace`` seconds
 ago. Each is a compare-and-set on the version listed, so a job that
 moved on meanwhile is left alone. The lock passed in is the one the
-server's fetch holds: while it is held here no fetch of this server is
-in flight, so every job listed was either handed to a worker or lost.
-The grace guards against a COMMIT that the database completes just
-after the client saw the connection fail.
+server's fetch holds, and the server takes the jobs handed to it at
+enqueue under it too: while it is held here no fetch of this server is
+in flight and no hand-off is started, so every job listed was either
+handed to a worker or lost, and a job put back here is not started from
+a hand-off notice that came meanwhile (storage forgets the hand-off
+when the put-back is written). The grace guards against a COMMIT that
+the database completes just after the client saw the connection fail,
+and against a hand-off notice still on its way.
+
+Limit: a job handed over at enqueue entered *processing* at the time
+the enqueuing process's clock gave it. Behind the server's clock by more
+than ``grace``, such a job whose notice is still on its way when the
+reconciler looks is put back and fetched again: it runs once, a round
+trip later.
 
 Limit: server names must be unique among live servers. Two servers
 sharing a name each take the other's jobs that run longer than

@@ -403,6 +403,10 @@ class Server:
         # Jobs from their fetch until their outcome is written; fetches
         # hold the lock (see backburner.jobs.reconcile).
         self._held: set[tuple[JobId, int]] = set()
+        # Jobs fetched ahead that a notification said were changed
+        # elsewhere, set aside (still held) until the abort check reads
+        # whether the change was to this fetch or to an earlier one.
+        self._doubtful: dict[tuple[JobId, int], JobRecord] = {}
         self._fetching = asyncio.Lock()
         self._threads = JobThreads(self.concurrency)
         self._writer = OutcomeWriter(
@@ -554,12 +558,19 @@ class Server:
             # and put back on their queues if no worker frees up in
             # time. Left in storage's keeping they would be put back by
             # the reconciler while their records waited here to be
-            # started all the same.
-            handed = self.storage.take_handed_jobs(
-                self.name, max(limit, self.concurrency)
-            )
-            if handed:
+            # started all the same. Taken under the fetch lock, as a
+            # fetch's jobs are: the reconciler may be putting back a job
+            # it found held but not running whose hand-off notice came
+            # only meanwhile; once that put-back is written, storage
+            # has forgotten the hand-off.
+            async with self._fetching:
+                if self._stop_level():
+                    return
+                handed = self.storage.take_handed_jobs(
+                    self.name, max(limit, self.concurrency)
+                )
                 self._hand_out(handed)
+            if handed:
                 # Their outcomes may schedule retries due at once: with
                 # until_empty, promote again before stopping.
                 promoted_before_fetch = False
@@ -656,7 +667,12 @@ class Server:
 
     def _idle(self) -> bool:
         """No job task runs or waits, every outcome has been written."""
-        return not self._tasks and not self._unwritten and not self._ahead
+        return (
+            not self._tasks
+            and not self._unwritten
+            and not self._ahead
+            and not self._doubtful
+        )
 
     async def _nap(self, seconds: float) -> None:
         """Sleep until woken (work, a finished job, a stop) or timed out."""
@@ -903,7 +919,7 @@ class Server:
         """The jobs this stopping server holds but has not started: those
         fetched ahead, and those handed to it at enqueue (after which it
         takes no more hand-offs)."""
-        jobs = self._ahead.give_up()
+        jobs = self._ahead.give_up() + self._give_up_doubtful()
         try:
             jobs += await self.storage.end_handoffs(self.name)
         except StorageError as error:
@@ -956,9 +972,15 @@ class Server:
                 self._wake.set()
         elif isinstance(notification, JobsAborted):
             ids = notification.job_ids
-            for job in self._ahead.drop(ids):
-                self._held.discard((job.id, job.version))
-            if not ids.isdisjoint(self._latest):
+            # The notification names jobs, not versions: it may be about
+            # an earlier run of a job fetched ahead here since (requeued
+            # or recovered elsewhere, then fetched again). Such a job is
+            # not to start before the check, nor to be forgotten while
+            # storage says this server holds it.
+            doubted = self._ahead.drop(ids)
+            for job in doubted:
+                self._doubtful[(job.id, job.version)] = job
+            if doubted or not ids.isdisjoint(self._latest):
                 self._abort_check.set()
 
     async def _watch_aborts(self) -> None:
@@ -967,22 +989,23 @@ class Server:
                 async with asyncio.timeout(self.tuning.abort_check_interval):
                     await self._abort_check.wait()
             self._abort_check.clear()
-            if self._running:
+            if self._running or self._doubtful:
                 await self._check_aborts()
 
     async def _check_aborts(self) -> None:
-        """Fire the tokens of running jobs that left *processing*."""
+        """Fire the tokens of running jobs that left *processing*; settle
+        the jobs fetched ahead that were set aside."""
         watched = [
             e
             for e in self._running.values()
             if not e.source.is_cancellation_requested
         ]
-        if not watched:
+        doubtful = list(self._doubtful.values())
+        if not watched and not doubtful:
             return
+        ids = {e.job.id for e in watched} | {job.id for job in doubtful}
         try:
-            found = await self.storage.job_states(
-                list({e.job.id for e in watched})
-            )
+            found = await self.storage.job_states(list(ids))
         except StorageError as error:
             _log.warning(
                 "checking running jobs failed: %s",
@@ -990,6 +1013,7 @@ class Server:
                 extra={"event": "server.abort_check_failed"},
             )
             return
+        self._settle_doubtful(doubtful, found)
         for execution in watched:
             current = found.get(execution.job.id)
             if current == (JobState.PROCESSING, execution.job.version):
@@ -1004,6 +1028,45 @@ class Server:
                     extra=self._facts(execution, "job.aborting"),
                 )
 
+    def _settle_doubtful(
+        self,
+        doubtful: Sequence[JobRecord],
+        found: dict[JobId, tuple[JobState, int]],
+    ) -> None:
+        """Drop the jobs set aside that did change; wait on the others."""
+        kept = []
+        for job in doubtful:
+            key = (job.id, job.version)
+            if self._doubtful.pop(key, None) is None:
+                continue  # given up meanwhile: the server stops
+            if found.get(job.id) == (JobState.PROCESSING, job.version):
+                kept.append(job)
+            else:
+                self._held.discard(key)
+        if not kept:
+            return
+        _log.debug(
+            "server %s: %d jobs fetched ahead were changed elsewhere "
+            "only before this fetch; they wait for a worker again",
+            self.name,
+            len(kept),
+            extra={"event": "server.fetched_ahead_kept", "server": self.name},
+        )
+        self._ahead.keep(kept)
+        while self._free_workers and not self._stop_level():
+            waiting = self._ahead.take()
+            if waiting is None:
+                break
+            self._start(waiting)
+        # The fetch loop may wait for a worker with nothing ahead: it
+        # looks again, so that these go back if no worker frees up.
+        self._wake.set()
+
+    def _give_up_doubtful(self) -> list[JobRecord]:
+        jobs = list(self._doubtful.values())
+        self._doubtful.clear()
+        return jobs
+
     async def _declared_dead(self) -> None:
         _log.warning(
             "server %s was declared dead by another server; its %d "
@@ -1016,7 +1079,7 @@ class Server:
             execution.source.cancel(DECLARED_DEAD)
         # Jobs fetched ahead, or handed to it at enqueue, were put back
         # on their queues with the rest.
-        for job in self._ahead.give_up():
+        for job in self._ahead.give_up() + self._give_up_doubtful():
             self._held.discard((job.id, job.version))
         with contextlib.suppress(StorageError):
             await self.storage.end_handoffs(self.name)
