@@ -179,6 +179,8 @@ def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
         ("postgresql://ann:secret@[::1/jobs", "malformed storage URL"),
         ("sqlite://[::1/jobs.db", "malformed storage URL"),
         ("sqlite:///jobs%00.db", "NUL character"),
+        ("postgresql://ann:secret@db/jobs?bogus=1", "bogus"),
+        ("postgresql://ann:secret@db:99999/jobs", "port '99999'"),
         ("sqlite:///jobs.db?busy_timeout=nan", "busy_timeout must be"),
         ("sqlite:///jobs.db?busy_timeout=inf", "busy_timeout must be"),
         ("sqlite:///jobs.db?busy_timeout=-1", "busy_timeout must be"),

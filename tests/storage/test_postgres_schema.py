@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -82,6 +83,8 @@ def test_a_connect_timeout_of_the_url_is_kept() -> None:
         "pool_timeout=0",
         "pool_timeout=soon",
         "auto_migrate=perhaps",
+        "bogus=1",
+        "sslmode=require&connect_timout=3",
     ],
 )
 def test_bad_options_are_refused_with_a_clear_error(query: str) -> None:
@@ -127,6 +130,45 @@ def test_an_escaped_at_sign_in_a_password_is_kept() -> None:
     storage = opened("postgresql://app:s3cret%40tail@db/shop")
 
     assert "s3cret%40tail@db" in storage.settings.conninfo
+
+
+@pytest.mark.parametrize(
+    "hosts", ["db:99999", "db:0", "db:abc", "db1:5432,db2:x"]
+)
+def test_a_port_out_of_range_is_refused_before_connecting(hosts: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match="port"):
+        open_storage(f"postgresql://app@{hosts}/shop")
+
+
+@pytest.mark.parametrize(
+    "hosts", ["db1:5432,db2:5433", "[::1]:5432", "[::1]", "db"]
+)
+def test_hosts_and_ports_libpq_reads_are_kept(hosts: str) -> None:
+    settings = parse_url(f"postgresql://app@{hosts}/shop")
+
+    assert settings.conninfo.startswith(f"postgresql://app@{hosts}/shop?")
+
+
+async def test_a_url_without_a_host_names_it_in_the_query(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    # As for a Unix socket: postgresql:///db?host=/run/postgresql. The
+    # empty host part must survive, or libpq does not read a URL.
+    parts = urllib.parse.urlsplit(postgres_url)
+    url = (
+        f"postgresql://{parts.path}?host={parts.hostname}"
+        f"&port={parts.port or 5432}&user={parts.username}"
+        f"&schema={postgres_schema}"
+    )
+    storage = opened(url)
+    try:
+        job_id = await storage.create_job(JOB)
+        record = await storage.get_job(job_id)
+    finally:
+        await storage.close()
+
+    assert storage.settings.conninfo.startswith("postgresql:///")
+    assert record is not None
 
 
 def test_options_for_libpq_keep_their_escapes() -> None:

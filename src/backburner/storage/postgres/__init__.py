@@ -34,6 +34,7 @@ import urllib.parse
 from backburner.storage.base import InvalidStorageURLError
 from backburner.storage.postgres.config import (
     PostgresSettings,
+    join_url,
     parse_url,
     query_options,
     query_string,
@@ -69,5 +70,5 @@ def open_url(url: str) -> PostgresStorage:
             raise InvalidStorageURLError(
                 f"auto_migrate must be true or false, got {value!r}"
             )
-    rest = urllib.parse.urlunsplit(parts._replace(query=query_string(kept)))
+    rest = join_url(parts._replace(query=query_string(kept)))
     return PostgresStorage(parse_url(rest), auto_migrate=auto_migrate)

@@ -68,7 +68,22 @@ def redact(url: str) -> str:
             for key, value in options
         ]
         parts = parts._replace(query=query_string(hidden, safe="*"))
-    return urllib.parse.urlunsplit(parts)
+    return join_url(parts)
+
+
+def join_url(parts: urllib.parse.SplitResult) -> str:
+    """``parts`` as a URL that keeps its ``//`` when the host is empty.
+
+    ``urlunsplit`` writes ``postgresql:///db?host=/run/postgresql`` (a
+    Unix socket, named in the query) as ``postgresql:/db?...``, which
+    libpq does not read as a URL at all.
+    """
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    if parts.query:
+        url += f"?{parts.query}"
+    if parts.fragment:
+        url += f"#{parts.fragment}"
+    return url
 
 
 def query_options(query: str) -> list[tuple[str, str]]:
@@ -132,6 +147,40 @@ def _flag(key: str, value: str, url: str) -> bool:
     )
 
 
+def _check_ports(hosts: str, url: str) -> None:
+    """Refuse a port that is not a number from 1 to 65535.
+
+    libpq would take it only when it connects, so a command given such a
+    URL failed as an unreachable database instead of a bad URL. Several
+    hosts (``h1:5432,h2:5433``) are checked one by one.
+    """
+    for host in hosts.split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or name.endswith(":") or port.endswith("]"):
+            continue  # no port, or the colons of an IPv6 address
+        if not (port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidStorageURLError(
+                f"port {port!r} is not a number from 1 to 65535 in "
+                f"{redact(url)!r}"
+            )
+
+
+def _check_with_libpq(conninfo: str, url: str) -> None:
+    """Refuse what libpq's own parser refuses (an unknown option).
+
+    Parsing costs no connection; without it the mistake showed only
+    when the first call failed to connect.
+    """
+    import psycopg
+    from psycopg import pq
+
+    try:
+        pq.Conninfo.parse(conninfo.encode())
+    except psycopg.Error as error:
+        reason = str(error).strip() or type(error).__name__
+        raise InvalidStorageURLError(f"{reason} in {redact(url)!r}") from None
+
+
 def parse_url(url: str) -> PostgresSettings:
     """Read ``postgresql://user@host:port/db?schema=jobs&pool_max_size=10``.
 
@@ -147,7 +196,8 @@ def parse_url(url: str) -> PostgresSettings:
             ``postgres``, the user name or password holds an unescaped
             ``@``, the schema name is not allowed, or a pool size
             or timeout is not a positive number, or ``upkeep`` is not
-            a truth value.
+            a truth value, a port is not a number from 1 to 65535, or
+            libpq refuses an option (an unknown one, say).
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in _SCHEMES:
@@ -193,9 +243,11 @@ def parse_url(url: str) -> PostgresSettings:
         )
     if not any(key == "connect_timeout" for key, _ in kept):
         kept.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
-    conninfo = urllib.parse.urlunsplit(
+    _check_ports(parts.netloc.rpartition("@")[2], url)
+    conninfo = join_url(
         parts._replace(scheme="postgresql", query=query_string(kept))
     )
+    _check_with_libpq(conninfo, url)
     return PostgresSettings(
         conninfo=conninfo,
         schema=schema,
