@@ -151,6 +151,8 @@ def test_a_value_storage_refuses_writes_nothing(
         (["record", "1", "--delay", "inf"], "not a number of seconds"),
         (["record", "1", "--timeout", "0"], "(finite, > 0)"),
         (["record", "1", "--timeout", "-0.0"], "(finite, > 0)"),
+        (["record", "1", "--timeout", "nan"], "(finite, > 0)"),
+        (["record", "1", "--timeout", "-5"], "(finite, > 0)"),
     ],
 )
 def test_a_malformed_command_line_is_a_usage_error(

@@ -26,7 +26,7 @@ from server_helpers import (
 
 from backburner.jobs import Call, Client, JobState, Server
 from backburner.jobs.heartbeat import RECOVERY_REASON
-from backburner.storage import Storage
+from backburner.storage import Storage, open_storage
 
 __all__ = ["client", "fresh_samples", "storage"]
 
@@ -341,3 +341,59 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_server_processes_that_cannot_all_start_are_one_error_line(
+    tmp_path: Path,
+) -> None:
+    # Each child costs the parent file descriptors: with few allowed,
+    # starting 200 runs out part way, as --processes 10000 did.
+    code = (
+        "import resource, sys; "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48)); "
+        "from backburner.jobs import run_server; "
+        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
+        "processes=200, imports=['job_samples'], until_empty=True))"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(TESTS_JOBS)},
+    )
+    errors = done.stderr.decode()
+
+    assert done.returncode == 1, errors
+    assert "cannot start 200 server processes" in errors
+    assert "Traceback" not in errors
+
+
+@pytest.mark.parametrize("name", ["", "a\nb", "x" * 201])
+def test_a_server_name_that_cannot_be_shown_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'x.db'}")
+
+    with pytest.raises(ValueError, match="invalid server name"):
+        Server(storage, name=name)
+
+
+async def test_run_server_refuses_a_bad_name_before_starting_processes(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys; from backburner.jobs import run_server; "
+        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
+        f"processes=3, name={'n' * 199!r}, until_empty=True))"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2
+    assert b"invalid server name" in done.stderr
+    assert not (tmp_path / "x.db").exists()

@@ -76,12 +76,16 @@ def page_size(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def seconds(text: str) -> float:
     """A finite, non-negative number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds (finite, >= 0)"
@@ -91,8 +95,8 @@ def seconds(text: str) -> float:
 
 def positive_seconds(text: str) -> float:
     """A finite number of seconds above zero, as a timeout must be."""
-    value = seconds(text)
-    if value == 0:
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of seconds (finite, > 0)"
         )

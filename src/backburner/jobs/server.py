@@ -265,7 +265,8 @@ class Server:
         storage: the storage to take jobs from (not closed by the server).
         queues: queue names, drained in this order.
         concurrency: workers; defaults to twice the CPU count.
-        name: the server's name; defaults to ``host:pid``.
+        name: the server's name (see :func:`check_server_name`);
+            defaults to ``host:pid``.
         activator: builds runner-class instances; defaults to
             :class:`~backburner.jobs.activator.Activator`.
         **tuning: any field of :class:`ServerTuning`.
@@ -296,7 +297,9 @@ class Server:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1: {concurrency}")
         self.concurrency = concurrency
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        if name is None:
+            name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = check_server_name(name)
         self.storage = storage
         self.activator = activator or Activator()
         self.tuning = _tuning(tuning)
@@ -1195,6 +1198,15 @@ def run_server(
         name).
     """
     logging_ours = _default_logging()
+    if name is not None:
+        try:
+            # The longest name of a process, when there are several.
+            check_server_name(
+                name if processes == 1 else f"{name}-{processes}"
+            )
+        except ValueError as error:
+            _log.error("%s", error, extra={"event": "server.bad_arguments"})
+            return 2
     plan = _Plan(
         storage_url,
         tuple(imports),
@@ -1209,6 +1221,35 @@ def run_server(
     if processes == 1:
         return _run_process(plan, (signal.SIGTERM, signal.SIGINT))
     return _run_processes(plan, processes, logging_ours)
+
+
+_NAME_LIMIT = 200
+
+
+def check_server_name(name: str) -> str:
+    """Return ``name`` if it can name a server.
+
+    Names go into every log line, the dashboard and storage: 1 to 200
+    printable characters (``run_server`` adds ``-1``, ``-2``... for its
+    processes).
+
+    Raises:
+        ValueError: the name is empty, too long or holds a control
+            character.
+    """
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= _NAME_LIMIT
+        or not name.isprintable()
+    ):
+        shown = name
+        if isinstance(name, str) and len(name) > 40:
+            shown = name[:40] + "…"  # not the whole of a huge input
+        raise ValueError(
+            f"invalid server name {shown!r}: use 1-{_NAME_LIMIT} "
+            "printable characters"
+        )
+    return name
 
 
 def _run_process(plan: _Plan, signals: Sequence[signal.Signals]) -> int:
@@ -1382,25 +1423,40 @@ def _run_processes(
     # must stop the processes, not interrupt this one, whose exit would
     # wait for them (they ignore SIGINT) or leave them orphaned.
     previous = _install(stops.received)
+    refused: OSError | None = None
     try:
         try:
             _start(children, context)
-        except BaseException:
-            # A process did not start (fork refused...): stop those that
-            # did rather than leave them running; the error goes on up.
+        except BaseException as error:
+            # A process did not start (fork refused, no file descriptor
+            # left...): stop those that did rather than leave them
+            # running.
             stops.request("a server process failed to start")
             stops.forward()
-            raise
+            if not isinstance(error, OSError):
+                raise
+            refused = error
         finally:
             if logging_ours is not None:
                 _default_logging()
-        _supervise(children, stops)
+        if refused is None:
+            _supervise(children, stops)
     finally:
         for child in children:
             if child.pid is not None:
                 child.join()
         _restore(previous)
         stops.close()
+    if refused is not None:
+        started = sum(child.pid is not None for child in children)
+        _log.error(
+            "cannot start %d server processes (%d started, now stopped): %s",
+            processes,
+            started,
+            refused,
+            extra={"event": "server.start_failed"},
+        )
+        return 1
     return _exit_code([child.exitcode or 0 for child in children])
 
 
