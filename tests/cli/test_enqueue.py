@@ -243,3 +243,18 @@ def test_a_module_that_fails_to_import_is_one_line(
     assert result.code == 1
     assert expected in one_error_line(result)
     assert client.list_jobs().jobs == []
+
+
+def test_a_huge_bad_argument_is_not_echoed_whole(
+    cli: Run, client: SyncClient
+) -> None:
+    huge = "{" + "x" * 120_000
+
+    result = cli("enqueue", f"{SAMPLES}:record", huge)
+
+    assert result.code == 2
+    line = one_error_line(result)
+    assert "argument 1 is not valid JSON" in line
+    assert len(line) < 1200
+    assert "more characters)" in line
+    assert client.list_jobs().jobs == []

@@ -165,8 +165,15 @@ def _ignore_further_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# Messages quote what was given; a 100 KB argument need not come back.
+_MESSAGE_LIMIT = 1000
+
+
 def _report(error: CommandError | JobError | StorageError) -> int:
     # One line, even when the message quotes multi-line text.
     message = " ".join(str(error).split()) or type(error).__name__
+    if len(message) > _MESSAGE_LIMIT:
+        cut = len(message) - _MESSAGE_LIMIT
+        message = f"{message[:_MESSAGE_LIMIT]}… ({cut} more characters)"
     sys.stderr.write(f"backburner: error: {message}\n")
     return exit_code_of(error)
