@@ -166,3 +166,26 @@ def test_a_forked_process_writes_its_lines_itself() -> None:
     assert done.returncode == 0
     endings = [line.rsplit(": ", 1)[-1] for line in done.stderr.splitlines()]
     assert endings == ["parent", "child", "parent again"]
+
+
+def test_control_characters_in_a_message_stay_on_its_line() -> None:
+    stream = io.StringIO()
+    handler = BackgroundLogHandler(stream)
+    handler.setFormatter(log_output._LineFormatter())
+    record = logging.LogRecord(
+        "backburner.server",
+        logging.ERROR,
+        "",
+        0,
+        "job 7 failed: %s",
+        ("ValueError: one\nFAKE LINE \x1b[31mred\r",),
+        None,
+    )
+
+    handler.handle(record)
+    handler.close()
+
+    (line,) = stream.getvalue().splitlines()
+    assert line.endswith(
+        "job 7 failed: ValueError: one\\nFAKE LINE \\x1b[31mred\\r"
+    )

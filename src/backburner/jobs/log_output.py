@@ -151,6 +151,14 @@ class _LineFormatter(logging.Formatter):
         self._second = -1
         self._stamp = ""
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        # A job's failure message is the application's text: a newline in
+        # it would forge a line of its own, and terminal escapes would
+        # reach whoever reads the log. Tracebacks keep their lines.
+        if not record.message.isprintable():
+            record.message = _escaped(record.message)
+        return super().formatMessage(record)
+
     def formatTime(  # noqa: N802 - logging's name
         self, record: logging.LogRecord, datefmt: str | None = None
     ) -> str:
@@ -162,6 +170,13 @@ class _LineFormatter(logging.Formatter):
             self._stamp = time.strftime(self.default_time_format, when)
             self._second = second
         return f"{self._stamp},{int(record.msecs):03d}"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with each unprintable character as its Python escape."""
+    return "".join(
+        char if char.isprintable() else repr(char)[1:-1] for char in text
+    )
 
 
 def log_to(stream: TextIO) -> bool:
