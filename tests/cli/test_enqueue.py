@@ -182,6 +182,7 @@ def test_a_reference_without_a_colon_is_a_usage_error(cli: Run) -> None:
         ("sqlite://[::1/jobs.db", "malformed storage URL"),
         ("sqlite:///jobs%00.db", "NUL character"),
         ("postgresql://ann:secret@db/jobs?bogus=1", "bogus"),
+        ("sqlite:///:memory:", "in memory"),
         ("postgresql://ann:secret@db:99999/jobs", "port '99999'"),
         ("sqlite:///jobs.db?busy_timeout=nan", "busy_timeout must be"),
         ("sqlite:///jobs.db?busy_timeout=inf", "busy_timeout must be"),

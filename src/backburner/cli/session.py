@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from backburner.storage import open_storage
+from backburner.storage import InvalidStorageURLError, open_storage
 from backburner.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -41,10 +41,26 @@ def open_checked(args: argparse.Namespace) -> Storage:
     dropped (because a later check failed) holds nothing to release.
 
     Raises:
-        InvalidStorageURLError: the URL is malformed or names a storage
-            that is not installed.
+        InvalidStorageURLError: the URL is malformed, names a storage
+            that is not installed, or an SQLite database in memory.
     """
-    return open_storage(storage_url(args))
+    storage = open_storage(storage_url(args))
+    _refuse_memory(storage)
+    return storage
+
+
+def _refuse_memory(storage: Storage) -> None:
+    # A database in memory lives as long as this one command: a job
+    # enqueued there is lost at once, and every listing is empty.
+    from backburner.storage.sqlite import SQLiteStorage
+
+    if isinstance(storage, SQLiteStorage) and (
+        storage.path == ":memory:" or storage.path.startswith("file::memory:")
+    ):
+        raise InvalidStorageURLError(
+            "an SQLite database in memory ends with the command; "
+            "give a file: sqlite:///path/to/jobs.db"
+        )
 
 
 def with_client(storage: Storage, work: Callable[[Client], Awaitable[T]]) -> T:
