@@ -410,6 +410,7 @@ async def test_the_sms_ends_with_a_web_otp_line_and_confirms_the_phone(
         "/api/me/phone/confirm", json={"code": _code_in(sms.body)}
     )
     assert used.status_code == 400
+    assert "used already" in used.json()["fields"]["code"]
 
 
 async def test_the_email_code_confirms_the_address(

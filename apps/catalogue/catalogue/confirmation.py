@@ -195,6 +195,20 @@ async def confirm(
             .order_by(Code.created_at.desc())
             .limit(1)
         )
+        if code is None:
+            # Say why: a second click on "confirm" sends a used code.
+            latest = await session.scalar(
+                select(Code.used_at)
+                .where(Code.user_id == user_id, Code.channel == channel)
+                .order_by(Code.created_at.desc())
+                .limit(1)
+            )
+            if latest is not None:
+                raise ApiError(
+                    400,
+                    "this code was used already",
+                    {"code": "this code was used already; ask for a new one"},
+                )
         if code is None or code.expires_at <= now:
             raise ApiError(
                 400,
