@@ -56,7 +56,12 @@ async def test_a_delay_that_is_not_a_usable_number_is_refused(
     assert (await client.list_jobs()).jobs == []
 
 
-@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan])
+@pytest.mark.parametrize(
+    "seconds",
+    # Ints past the largest float, the second too long to write out.
+    [0, -1, math.inf, math.nan]
+    + [pytest.param(10**n, id=f"10**{n}") for n in (400, 5000)],
+)
 async def test_a_timeout_that_is_not_a_usable_number_is_refused(
     client: Client, seconds: float
 ) -> None:

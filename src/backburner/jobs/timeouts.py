@@ -26,7 +26,16 @@ def check_timeout(value: object, what: str = "timeout") -> None:
             f"{what} must be a number of seconds, "
             f"got {type(value).__name__} {value!r}"
         )
-    if not (math.isfinite(value) and value > 0):
+    try:
+        usable = math.isfinite(value) and value > 0
+    except OverflowError:
+        # An int past the largest float (storage keeps a float); not
+        # repeated: its text may be longer than Python will write.
+        raise ValueError(
+            f"{what} must be a positive number of seconds, "
+            "got an int too large for a float"
+        ) from None
+    if not usable:
         raise ValueError(
             f"{what} must be a positive number of seconds, got {value!r}"
         )
