@@ -27,7 +27,8 @@ Limit: a job handed over at enqueue entered *processing* at the time
 the enqueuing process's clock gave it. Behind the server's clock by more
 than ``grace``, such a job whose notice is still on its way when the
 reconciler looks is put back and fetched again: it runs once, a round
-trip later.
+trip later (storage refuses a hand-off notice heard after the job was
+put back).
 
 Limit: server names must be unique among live servers. Two servers
 sharing a name each take the other's jobs that run longer than

@@ -24,6 +24,7 @@ jobs).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -34,6 +35,9 @@ __all__ = ["HandedJobs", "handed_record"]
 KEPT_PER_SERVER = 10_000
 """Jobs kept for one server at most (the storage keeps only those of
 servers that run on it); jobs dropped are recovered as above."""
+# Ids of jobs dropped lately, whose hand-off notices are refused if they
+# come only afterwards.
+DROPPED_REMEMBERED = 10_000
 
 
 def handed_record(
@@ -79,12 +83,20 @@ class HandedJobs:
         self._lock = threading.Lock()
         # Dicts keep the order jobs were handed in, and drop repeats.
         self._jobs: dict[str, dict[JobId, JobRecord | None]] = {}
+        # A job is handed off only by the enqueue that creates it, so a
+        # hand-off heard after the job was dropped (a put-back made in
+        # this process, before another process's notice came in) is
+        # stale: started, it would run beside the job's next run.
+        self._dropped: set[JobId] = set()
+        self._dropped_order: deque[JobId] = deque()
 
     def add(
         self, server: str, job_id: JobId, record: JobRecord | None = None
     ) -> None:
         """Keep a job for ``server``'s next fetch."""
         with self._lock:
+            if job_id in self._dropped:
+                return
             jobs = self._jobs.setdefault(server, {})
             if len(jobs) < KEPT_PER_SERVER:
                 jobs[job_id] = record
@@ -126,9 +138,15 @@ class HandedJobs:
 
     def drop(self, job_ids: Iterable[JobId]) -> None:
         """Forget the jobs of ``job_ids`` (deleted or requeued since they
-        were handed over), whichever server they were handed to."""
+        were handed over), whichever server they were handed to, and
+        refuse their hand-offs heard from now on."""
         dropped = frozenset(job_ids)
         with self._lock:
+            for job_id in dropped - self._dropped:
+                self._dropped.add(job_id)
+                self._dropped_order.append(job_id)
+            while len(self._dropped_order) > DROPPED_REMEMBERED:
+                self._dropped.discard(self._dropped_order.popleft())
             for server, jobs in list(self._jobs.items()):
                 for job_id in dropped.intersection(jobs):
                     del jobs[job_id]
