@@ -735,6 +735,42 @@ async def test_listing_filters_by_state_queue_or_both(
     assert [r.id for r in by_both] == [b]
 
 
+async def test_listing_filters_by_exact_function_with_state_and_queue(
+    storage: Storage,
+) -> None:
+    send, mail, other, send_y, deleted = await storage.create_jobs(
+        [
+            new_job("x", function="app.jobs:send"),
+            new_job("x", function="app.jobs:send_mail"),
+            new_job("x", function="app.jobs:Sender.send"),
+            new_job("y", function="app.jobs:send"),
+            new_job("x", function="app.jobs:send"),
+        ]
+    )
+    await storage.apply_change(change(deleted, S.DELETED))
+
+    alone = await storage.list_jobs(function="app.jobs:send")
+    by_state = await storage.list_jobs(
+        state=S.ENQUEUED, function="app.jobs:send"
+    )
+    by_queue = await storage.list_jobs(queue="x", function="app.jobs:send")
+    by_all = await storage.list_jobs(
+        state=S.ENQUEUED, queue="y", function="app.jobs:send"
+    )
+    paged = await storage.list_jobs(
+        function="app.jobs:send", before=send_y, limit=1
+    )
+    unknown = await storage.list_jobs(function="app.jobs:SEND")
+
+    assert [r.id for r in alone] == [deleted, send_y, send]
+    assert [r.id for r in by_state] == [send_y, send]
+    assert [r.id for r in by_queue] == [deleted, send]
+    assert [r.id for r in by_all] == [send_y]
+    assert [r.id for r in paged] == [send]
+    assert unknown == []
+    assert {mail, other}.isdisjoint(r.id for r in alone)
+
+
 async def test_job_states_reports_state_and_version_of_existing_jobs(
     storage: Storage,
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from backburner.storage.base import JobState, NewJob, StateChange
 from backburner.storage.sqlite import SQLiteStorage
-from backburner.storage.sqlite.storage import _queue_page
+from backburner.storage.sqlite.storage import _page, _queue_page
 
 S = JobState
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -73,21 +73,39 @@ async def test_a_queue_pages_newest_first_across_states(
     assert all(len(page) == 6 for page in pages[:-1])
 
 
-async def test_the_queue_page_reads_only_through_the_index(
-    tmp_path: Path,
-) -> None:
+async def plan_of(tmp_path: Path, sql: str, params: list[object]) -> list[str]:
     path = tmp_path / "jobs.db"
     storage = SQLiteStorage(str(path))
     await storage.migrate()
     await storage.close()
-    sql, params = _queue_page("x", 100, 50)
-
     with sqlite3.connect(path) as conn:
-        plan = [
+        return [
             row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         ]
+
+
+@pytest.mark.parametrize("function", [None, "app.jobs:send"])
+async def test_the_queue_page_reads_only_through_the_index(
+    tmp_path: Path, function: str | None
+) -> None:
+    sql, params = _queue_page("x", function, 100, 50)
+
+    plan = await plan_of(tmp_path, sql, params)
 
     searches = [step for step in plan if step.startswith("SEARCH jobs")]
     assert len(searches) == len(JobState)
     assert all("jobs_by_state_queue" in step for step in searches)
     assert not any(step.startswith("SCAN jobs") for step in plan)
+
+
+async def test_a_page_by_state_and_function_reads_the_state_index(
+    tmp_path: Path,
+) -> None:
+    # The function is checked on the rows of the state, newest first:
+    # no index of its own, and no scan of the other states' jobs.
+    sql, params = _page(S.FAILED, None, "app.jobs:send", 100, 50)
+
+    plan = await plan_of(tmp_path, sql, params)
+
+    assert len(plan) == 1
+    assert plan[0].startswith("SEARCH jobs USING INDEX jobs_by_state ")

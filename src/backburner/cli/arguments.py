@@ -49,6 +49,33 @@ def queue(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+# A job function reference is compared with the stored one, so anything
+# an import could name is allowed; what no stored reference holds is
+# refused: spaces, control characters, and the lone surrogates that a
+# command line which is not UTF-8 becomes (neither storage can compare
+# them). isprintable() is false for all of these but the plain space.
+_MAX_REFERENCE = 1000
+
+
+def function_reference(text: str) -> str:
+    """A job function as stored, ``module:qualname``."""
+    module, sep, qualname = text.partition(":")
+    usable = (
+        sep
+        and module
+        and qualname
+        and len(text) <= _MAX_REFERENCE
+        and text.isprintable()
+        and " " not in text
+    )
+    if not usable:
+        raise argparse.ArgumentTypeError(
+            f"invalid job function {text!r}: give MODULE:NAME as listed, "
+            "e.g. myapp.mail:send_welcome"
+        )
+    return text
+
+
 def queue_list(text: str) -> list[str]:
     """Comma-separated queue names, in the order they are drained."""
     names = [queue(name.strip()) for name in text.split(",")]

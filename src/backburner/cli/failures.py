@@ -9,6 +9,9 @@ Exit codes:
 - ``2``: the command line itself is wrong (unknown option, malformed
   JSON, invalid state or queue name, unusable storage URL); nothing was
   read or written.
+- ``3``: a command acting on several jobs changed some of them and
+  skipped the others (missing, or not in a state that allows the
+  change); it printed how many of each.
 - ``130``: interrupted by Ctrl-C.
 """
 
@@ -20,6 +23,7 @@ from backburner.storage.base import InvalidStorageURLError, StorageError
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 
 

@@ -1,5 +1,9 @@
 """``backburner jobs``: list, show, requeue and delete jobs.
 
+Requeue and delete take one job id, several, or a selection (every job
+in a state, on a queue, of a job function); :mod:`backburner.cli.bulk`
+does the latter two.
+
 Everything here goes through the client API, so a change made from the
 command line is the same compare-and-set state change as one made by
 application code: requeueing an enqueued job, or deleting a deleted
@@ -16,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from backburner.cli import arguments, session
+from backburner.cli import arguments, bulk, session
 from backburner.cli.failures import EXIT_OK
 from backburner.cli.output import (
     emit,
@@ -53,6 +57,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--queue", type=arguments.queue, help="only jobs on this queue"
     )
     listing.add_argument(
+        "--function",
+        type=arguments.function_reference,
+        metavar="MODULE:NAME",
+        help="only jobs of this job function (exact, as listed)",
+    )
+    listing.add_argument(
         "--limit",
         type=arguments.page_size,
         default=50,
@@ -77,15 +87,47 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     show.set_defaults(handler=run_show)
 
-    requeue = add_command(group, "requeue", help="put a job back on its queue")
-    requeue.add_argument("id", type=arguments.job_id)
+    requeue = add_command(
+        group, "requeue", help="put jobs back on their queues"
+    )
+    _add_bulk_options(requeue, "requeue")
     requeue.set_defaults(handler=run_requeue)
 
     delete = add_command(
-        group, "delete", help="delete a job (a running job is aborted)"
+        group, "delete", help="delete jobs (a running job is aborted)"
     )
-    delete.add_argument("id", type=arguments.job_id)
+    _add_bulk_options(delete, "delete")
     delete.set_defaults(handler=run_delete)
+
+
+def _add_bulk_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("ids", type=arguments.job_id, nargs="*", metavar="ID")
+    parser.add_argument(
+        "--state",
+        type=arguments.state,
+        help=f"{verb} every job in this state (a selection)",
+    )
+    parser.add_argument(
+        "--queue",
+        type=arguments.queue,
+        help="only the selected jobs on this queue",
+    )
+    parser.add_argument(
+        "--function",
+        type=arguments.function_reference,
+        metavar="MODULE:NAME",
+        help="only the selected jobs of this job function",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"{verb} every job the selection matches",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count the jobs the selection matches; change none",
+    )
 
 
 # -- documents ---------------------------------------------------------
@@ -167,6 +209,7 @@ def run_list(args: argparse.Namespace) -> int:
         return await client.list_jobs(
             state=args.state,
             queue=args.queue,
+            function=args.function,
             before=args.before,
             limit=args.limit,
         )
@@ -332,33 +375,58 @@ def _data_lines(data: Mapping[str, JSONValue]) -> list[str]:
 # -- requeue, delete -----------------------------------------------------
 
 
+def _one_job(args: argparse.Namespace) -> bool:
+    """Whether the command names one job and nothing else: it then
+    answers as it always did (an error when the job is refused)."""
+    selected = (args.state, args.queue, args.function)
+    return (
+        len(args.ids) == 1
+        and selected == (None, None, None)
+        and not args.dry_run
+    )
+
+
 def run_requeue(args: argparse.Namespace) -> int:
-    """Move a job back to *enqueued* (a running job is aborted).
+    """Move jobs back to *enqueued* (a running job is aborted).
+
+    One job id: the job is requeued, or the command fails. Several ids
+    or a selection: see :mod:`backburner.cli.bulk`.
 
     Raises:
-        JobNotFoundError: there is no such job.
-        InvalidStateChangeError: the job is enqueued already.
+        JobNotFoundError: there is no such job (one id).
+        InvalidStateChangeError: the job is enqueued already (one id).
+        UsageError: the jobs are named wrongly (see ``bulk``).
     """
+    if not _one_job(args):
+        return bulk.run(bulk.ACTIONS["requeue"], args)
+    (job_id,) = args.ids
 
     async def work(client: Client) -> None:
-        await client.requeue(args.id)
+        await client.requeue(job_id)
 
     session.with_client(session.open_checked(args), work)
-    emit(f"job {args.id} requeued")
+    emit(f"job {job_id} requeued")
     return EXIT_OK
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    """Move a job to *deleted* (a running job is aborted).
+    """Move jobs to *deleted* (a running job is aborted).
+
+    One job id: the job is deleted, or the command fails. Several ids
+    or a selection: see :mod:`backburner.cli.bulk`.
 
     Raises:
-        JobNotFoundError: there is no such job.
-        InvalidStateChangeError: the job is deleted already.
+        JobNotFoundError: there is no such job (one id).
+        InvalidStateChangeError: the job is deleted already (one id).
+        UsageError: the jobs are named wrongly (see ``bulk``).
     """
+    if not _one_job(args):
+        return bulk.run(bulk.ACTIONS["delete"], args)
+    (job_id,) = args.ids
 
     async def work(client: Client) -> None:
-        await client.delete(args.id)
+        await client.delete(job_id)
 
     session.with_client(session.open_checked(args), work)
-    emit(f"job {args.id} deleted")
+    emit(f"job {job_id} deleted")
     return EXIT_OK

@@ -3,8 +3,9 @@
 The client lists jobs by state and queue, newest first, with a keyset
 cursor (``before``: the last id seen), which storage serves from an
 index however many jobs there are. Two filters the dashboard offers are
-not in that listing yet: the job function's name, and "waiting for a
-retry" (a scheduled job that has run before, so ``attempt > 0``).
+not in that listing: part of the job function's name, in any case (the
+listing matches a whole ``module:qualname`` exactly), and "waiting for
+a retry" (a scheduled job that has run before, so ``attempt > 0``).
 
 For those, this module reads the listing in batches and keeps the jobs
 that match, looking at no more than ``scan_limit`` jobs per request.

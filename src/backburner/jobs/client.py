@@ -870,10 +870,14 @@ class Client:
         *,
         state: JobState | None = None,
         queue: str | None = None,
+        function: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> JobPage:
-        """Return a page of jobs, newest first, filtered by state/queue.
+        """Return a page of jobs, newest first, filtered by state, queue
+        and job function (``module:qualname`` as stored, matched
+        exactly; a listing by function reads the jobs of its state, or
+        of all states, until the page is full).
 
         Raises:
             ValueError: ``limit`` is not between 1 and 1000.
@@ -882,7 +886,11 @@ class Client:
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         records = await self.storage.list_jobs(
-            state=state, queue=queue, before=before, limit=limit + 1
+            state=state,
+            queue=queue,
+            function=function,
+            before=before,
+            limit=limit + 1,
         )
         jobs = [Job.from_record(r) for r in records[:limit]]
         more = len(records) > limit

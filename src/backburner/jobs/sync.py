@@ -254,13 +254,18 @@ class SyncClient:
         *,
         state: JobState | None = None,
         queue: str | None = None,
+        function: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> JobPage:
         """Return a page of jobs (see :meth:`Client.list_jobs`)."""
         return self._call(
             self._client.list_jobs(
-                state=state, queue=queue, before=before, limit=limit
+                state=state,
+                queue=queue,
+                function=function,
+                before=before,
+                limit=limit,
             )
         )
 

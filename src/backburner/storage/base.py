@@ -546,10 +546,17 @@ class Storage(abc.ABC):
         *,
         state: JobState | None = None,
         queue: str | None = None,
+        function: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[JobRecord]:
         """Return up to ``limit`` jobs, newest first, with ids < ``before``.
+
+        ``state``, ``queue`` and ``function`` (the stored job function
+        reference, ``module:qualname``, matched exactly) keep only the
+        jobs that have them. No index holds the job function: a listing
+        by function reads the jobs of its state (or queue, or all jobs)
+        from the newest down until the page is full.
 
         Raises:
             CorruptedJobError: a row in the page cannot be read back.

@@ -1267,6 +1267,7 @@ class PostgresStorage(Storage):
         *,
         state: JobState | None = None,
         queue: str | None = None,
+        function: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[JobRecord]:
@@ -1274,6 +1275,9 @@ class PostgresStorage(Storage):
 
         The filters are spelled out rather than made optional inside one
         statement, so that each combination is planned on its index.
+        The function has no index: every enqueue and expiry would pay
+        for one, for an admin listing that reads at most the jobs of
+        one state (or queue) and continues where its last page stopped.
         """
         conditions: list[sql.Composable] = []
         params: dict[str, object] = {"limit": limit}
@@ -1283,6 +1287,9 @@ class PostgresStorage(Storage):
         if queue is not None:
             conditions.append(sql.SQL("queue = %(queue)s"))
             params["queue"] = queue
+        if function is not None:
+            conditions.append(sql.SQL("function = %(function)s"))
+            params["function"] = function
         if before is not None:
             conditions.append(sql.SQL("id < %(before)s"))
             params["before"] = before
