@@ -3,13 +3,21 @@
 Without a declaration :data:`DEFAULT_RETRY` applies: 10 attempts, with
 delays that grow (15 s, 30 s, 1 min, ... capped at 1 h) and a +-25 %
 jitter so that many failing jobs do not come back in lockstep.
+
+A running job can also choose the delay before its next attempt itself
+by raising :class:`RetryAfter` (an API answered 429 with a Retry-After
+header): the attempt still counts against the policy's ``attempts``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
+
+from backburner._picklable import PicklableException
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +64,71 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+
+# Not named ...Error: it is a request of the job, not a failure of it.
+class RetryAfter(PicklableException, Exception):  # noqa: N818
+    """Raised by a job function to be retried after ``delay``.
+
+    ``delay`` is seconds (an ``int`` or ``float``) or a ``timedelta``;
+    it replaces the policy's delay for this one retry. The attempt
+    counts like a failed one: once the policy's ``attempts`` are used up
+    the job ends as its ``on_exhausted`` says. ``never_retry`` does not
+    apply: the job asked for the retry. The job's history records
+    ``reason`` and the delay.
+
+    Attributes:
+        delay: seconds before the next attempt (a finite float, 0 or
+            more).
+        reason: why the job asked (``"Twilio answered 429"``), or ``""``.
+
+    Raises:
+        TypeError: ``delay`` is neither a number nor a ``timedelta``,
+            or ``reason`` is not a string.
+        ValueError: ``delay`` is negative, not finite, or ends after the
+            latest date a job can be scheduled at (year 9999).
+    """
+
+    def __init__(self, delay: float | timedelta, reason: str = "") -> None:
+        seconds = _retry_seconds(delay)
+        if not isinstance(reason, str):
+            raise TypeError(
+                f"RetryAfter: reason must be a str, got "
+                f"{type(reason).__name__}"
+            )
+        told = f"retry after {seconds:g} s"
+        super().__init__(f"{told}: {reason}" if reason else told)
+        self.delay = seconds
+        self.reason = reason
+
+
+def _retry_seconds(delay: object) -> float:
+    """``delay`` as seconds, or a clear error for what cannot be one."""
+    if isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, int | float) and not isinstance(delay, bool):
+        # An int too large for a float is far past year 9999 anyway.
+        seconds = float(delay) if abs(delay) < 1e300 else math.inf
+    else:
+        # A bool is an int to Python, but a flag passed as a delay is a
+        # mistake; so is a header value still in its string.
+        raise TypeError(
+            f"RetryAfter: delay must be seconds (int or float) or a "
+            f"timedelta, got {type(delay).__name__} {delay!r:.100}"
+        )
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(
+            f"RetryAfter: invalid delay {delay!r}: use a finite number "
+            f"of seconds >= 0"
+        )
+    try:
+        datetime.now(UTC) + timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"RetryAfter: invalid delay {delay!r}: it ends after the "
+            f"latest date a job can be scheduled at ({datetime.max.date()})"
+        ) from None
+    return seconds
 
 
 def retry(
