@@ -33,7 +33,7 @@ from backburner.jobs import (
 )
 from backburner.jobs.functions import reference_of
 from backburner.jobs.serializer import encode_arguments
-from backburner.jobs.worker import Ending, outcome_of
+from backburner.jobs.worker import Ending, _after, outcome_of
 from backburner.storage import Storage
 from backburner.storage.base import JobRecord
 
@@ -142,6 +142,16 @@ def test_a_retry_asked_for_while_timing_out_is_a_timeout() -> None:
     assert change.to_state is S.SCHEDULED
     assert change.reason == "retry 2 of 3: timed out after 5 s"
     assert change.scheduled_at == now + timedelta(seconds=7)
+
+
+def test_a_retry_past_the_last_date_is_scheduled_on_the_last_date() -> None:
+    # RetryAfter and RetryPolicy refuse such delays; one that ends past
+    # the last date only in the moments after that check must still not
+    # break the server with an OverflowError.
+    latest = datetime(9999, 12, 31, tzinfo=UTC)
+
+    assert _after(latest - timedelta(days=1), 2 * 86400.0) == latest
+    assert _after(latest, 1e13) == latest
 
 
 # -- on a server -------------------------------------------------------------

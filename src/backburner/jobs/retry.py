@@ -37,12 +37,27 @@ class RetryPolicy:
             expected failures): ``on_exhausted`` applies immediately.
         on_exhausted: ``"fail"`` leaves the job *failed* (it stays until
             someone acts); ``"delete"`` moves it to *deleted*.
+
+    Raises:
+        ValueError: a delay is negative, not finite or ends after year
+            9999.
     """
 
     attempts: int = 10
     delays: tuple[float, ...] = ()
     never_retry: tuple[type[BaseException], ...] = ()
     on_exhausted: OnExhausted = "fail"
+
+    def __post_init__(self) -> None:
+        # A nan or infinite delay would otherwise only fail in the server
+        # at the job's first failure, leaving the job stuck in processing.
+        if not all(_fits(delay) for delay in self.delays):
+            raise ValueError(
+                f"invalid delays {list(self.delays)!r:.200}: use finite "
+                f"numbers of seconds >= 0 that end before year 9999"
+            )
+        delays = tuple(float(delay) for delay in self.delays)
+        object.__setattr__(self, "delays", delays)
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 for the first retry)."""
@@ -144,18 +159,17 @@ def retry(
     each retry; the last one repeats.
 
     Raises:
-        ValueError: ``attempts`` is below 1, a delay is negative, or
-            ``on_exhausted`` is neither ``"fail"`` nor ``"delete"``.
+        ValueError: ``attempts`` is below 1, a delay is negative, not
+            finite or ends after year 9999, or ``on_exhausted`` is
+            neither ``"fail"`` nor ``"delete"``.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    if any(delay < 0 for delay in delays):
-        raise ValueError("delays cannot be negative")
     if on_exhausted not in ("fail", "delete"):
         raise ValueError('on_exhausted must be "fail" or "delete"')
     policy = RetryPolicy(
         attempts=attempts,
-        delays=tuple(float(d) for d in delays),
+        delays=tuple(delays),
         never_retry=tuple(never_retry),
         on_exhausted=on_exhausted,
     )
@@ -165,6 +179,17 @@ def retry(
         return func
 
     return declare
+
+
+def _fits(delay: object) -> bool:
+    """Whether ``delay`` is seconds a retry can wait."""
+    if isinstance(delay, timedelta):
+        return False
+    try:
+        _retry_seconds(delay)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def policy_of(func: object) -> RetryPolicy:

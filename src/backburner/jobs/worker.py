@@ -40,7 +40,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backburner.cancellation import (
@@ -73,6 +73,9 @@ from backburner.storage.base import JobRecord, JSONValue, StateChange
 __all__ = ["Ending", "outcome_of", "perform"]
 
 _MAX_TRACEBACK = 16_000
+# The latest retry a job gets: datetime.max itself does not survive
+# SQLite's float timestamps (it reads back as year 10000).
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,10 +487,10 @@ def _asked_words(error: RetryAfter) -> str:
 
 
 def _after(now: datetime, seconds: float) -> datetime:
-    """``seconds`` after ``now``, or the latest date there is."""
+    """``seconds`` after ``now``, but no later than :data:`_LATEST`."""
     try:
-        return now + timedelta(seconds=seconds)
+        return min(now + timedelta(seconds=seconds), _LATEST)
     except OverflowError:
-        # RetryAfter refuses such delays when raised; only the moments
-        # since then can push one past the last date.
-        return datetime.max.replace(tzinfo=now.tzinfo)
+        # RetryAfter and retry() refuse such delays; only the moments
+        # since they checked can push one past the last date.
+        return _LATEST
