@@ -133,14 +133,14 @@ def _retry_seconds(delay: object) -> float:
         )
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(
-            f"RetryAfter: invalid delay {delay!r}: use a finite number "
+            f"RetryAfter: invalid delay {delay!r:.100}: use a finite number "
             f"of seconds >= 0"
         )
     try:
         datetime.now(UTC) + timedelta(seconds=seconds)
     except OverflowError:
         raise ValueError(
-            f"RetryAfter: invalid delay {delay!r}: it ends after the "
+            f"RetryAfter: invalid delay {delay!r:.100}: it ends after the "
             f"latest date a job can be scheduled at ({datetime.max.date()})"
         ) from None
     return seconds
