@@ -35,6 +35,7 @@ _SAMPLES: dict[str, Any] = {
     "exception_type": "builtins.KeyError",
     "message": "'sku'",
     "timeout": 2.5,
+    "delay": 30.0,
     "argument": "args[0]",
     "detail": "values of type object cannot be stored",
     "token": None,

@@ -41,6 +41,8 @@ class TwilioScript:
     def __init__(self) -> None:
         self.requests: list[dict[str, str]] = []
         self.answer: Response | None = None
+        # Answered, in order, before ``answer``.
+        self.first_answers: list[Response] = []
         self.hang_first = False
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()
@@ -50,6 +52,8 @@ class TwilioScript:
         self.arrived.set()
         if self.hang_first and len(self.requests) == 1:
             await self.release.wait()  # no answer while the test runs
+        if self.first_answers:
+            return self.first_answers.pop(0)
         return self.answer
 
 
@@ -177,6 +181,73 @@ async def test_a_server_error_is_retried_three_times_then_fails(
     for entry in retries:
         assert "TwilioRestException" in entry.reason
     assert (await message(services)).sent_at is None
+
+
+def busy(status: int, retry_after: str | None) -> Response:
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    return JSONResponse(
+        {"code": 20429, "message": "Too Many Requests", "status": status},
+        status_code=status,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_busy_twilio_is_tried_again_after_its_retry_after(
+    services: Services, script: TwilioScript, status: int
+) -> None:
+    script.first_answers = [busy(status, "1")]
+    job_id = await PhoneService(services).send_sms(NONE, PHONE, "x")
+    async with job_server(services):
+        job = await until_state(
+            services.client, JobId(int(job_id)), JobState.SUCCEEDED
+        )
+    assert job.attempt == 2
+    assert len(script.requests) == 2
+    [retried] = [h for h in job.history if h.state == JobState.SCHEDULED]
+    assert retried.reason == (
+        f"retry 2 of 3: the job asked to retry after 1 s: "
+        f"Twilio answered {status}"
+    )
+    assert retried.data["retry_delay"] == 1.0
+    # The header's second, not the policy's 0.1 s.
+    second = [h for h in job.history if h.state == JobState.PROCESSING][1]
+    assert (second.at - retried.at).total_seconds() >= 1.0
+    assert (await message(services)).status == "sent"
+
+
+async def test_a_busy_twilio_is_scheduled_for_its_retry_after(
+    services: Services, script: TwilioScript
+) -> None:
+    script.answer = busy(429, "120")
+    job_id = await PhoneService(services).send_sms(NONE, PHONE, "x")
+    async with job_server(services):
+        job = await until_state(
+            services.client, JobId(int(job_id)), JobState.SCHEDULED
+        )
+    assert job.scheduled_at is not None
+    [retried] = [h for h in job.history if h.state == JobState.SCHEDULED]
+    waited = (job.scheduled_at - retried.at).total_seconds()
+    assert abs(waited - 120) < 0.001
+    assert len(script.requests) == 1
+    assert (await message(services)).sent_at is None
+
+
+async def test_a_busy_twilio_without_retry_after_gets_the_usual_delay(
+    services: Services, script: TwilioScript
+) -> None:
+    script.first_answers = [busy(429, None), busy(503, "soon")]
+    job_id = await PhoneService(services).send_sms(NONE, PHONE, "x")
+    async with job_server(services):
+        job = await until_state(
+            services.client, JobId(int(job_id)), JobState.SUCCEEDED
+        )
+    assert job.attempt == 3
+    retries = [h for h in job.history if h.state == JobState.SCHEDULED]
+    assert [h.data["exception_type"] for h in retries] == [
+        "twilio.base.exceptions.TwilioRestException"
+    ] * 2
+    assert all("retry_delay" not in h.data for h in retries)
 
 
 def test_the_retry_delay_is_shortened_for_tests_only() -> None:

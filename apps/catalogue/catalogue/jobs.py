@@ -15,6 +15,10 @@ they did: a message with ``sent_at`` set is not sent again. What stays
 open is the moment between the provider accepting a message and that
 record being written: a crash exactly there sends the message twice.
 
+When Twilio answers 429 or 503 with a ``Retry-After`` header, the SMS
+job asks to be retried after that many seconds (at most five minutes,
+see :mod:`catalogue.retry_after`) instead of its usual delay.
+
 ``CATALOGUE_SMS_RETRY_DELAY`` (seconds, default 30) overrides the delay
 between SMS and email attempts, for tests that cannot wait 30 s; it is
 read when this module is imported.
@@ -29,6 +33,7 @@ import logging
 import os
 import smtplib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,9 +51,10 @@ from twilio.http.async_http_client import (  # type: ignore[import-untyped]
 from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped]
 
 from backburner import CancellationToken, OperationCancelled
-from backburner.jobs import Activator, JobContext, retry
+from backburner.jobs import Activator, JobContext, RetryAfter, retry
 from catalogue.models import Category, Export, Message, Product, utc_now
 from catalogue.privacy import mask_email, mask_phone
+from catalogue.retry_after import BUSY_STATUSES, retry_after_seconds
 from catalogue.services import Services
 from catalogue.settings import Settings
 
@@ -132,6 +138,8 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     def __init__(self, base_url: str | None) -> None:
         super().__init__(timeout=10)
         self.base_url = base_url.rstrip("/") if base_url else None
+        # Of the last answer: twilio's exceptions do not carry headers.
+        self.retry_after: str | None = None
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Any:
         if self.base_url and url.startswith(_TWILIO_ORIGIN):
@@ -141,7 +149,11 @@ class _TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             headers = dict(kwargs.pop("headers", None) or {})
             headers["Authorization"] = encode_basic_auth(*auth)
             kwargs["headers"] = headers
-        return await super().request(method, url, **kwargs)
+        self.retry_after = None
+        response = await super().request(method, url, **kwargs)
+        headers = response.headers or {}
+        self.retry_after = headers.get("Retry-After")
+        return response
 
 
 @contextlib.asynccontextmanager
@@ -217,6 +229,8 @@ class SmsSender(_Runner):
         on its queue, or ends, without the message marked as sent.
 
         Raises:
+            RetryAfter: Twilio answered 429 or 503 with a
+                ``Retry-After`` header: retried after that (capped).
             TwilioRestException: Twilio refused the request for another
                 reason than the number (5xx, credentials...).
             OperationCancelled: the job's token fired.
@@ -228,11 +242,7 @@ class SmsSender(_Runner):
         settings = services.settings
         try:
             async with twilio_client(settings) as twilio:
-                sent = await twilio.messages.create_async(
-                    to=message.recipient,
-                    from_=settings.twilio_from,
-                    body=message.body,
-                )
+                sent = await _create_sms(twilio, settings, message)
         except TwilioRestException as error:
             if error.code not in REJECTED_NUMBER_CODES:
                 raise
@@ -254,6 +264,39 @@ class SmsSender(_Runner):
             mask_phone(message.recipient),
             extra={"event": "sms.sent", "message_id": message_id},
         )
+
+
+async def _create_sms(
+    twilio: TwilioClient, settings: Settings, message: Message
+) -> Any:
+    """Hand ``message`` to Twilio; return Twilio's record of it.
+
+    Raises:
+        RetryAfter: Twilio is busy (429, 503) and said for how long.
+        TwilioRestException: any other refusal.
+    """
+    try:
+        return await twilio.messages.create_async(
+            to=message.recipient,
+            from_=settings.twilio_from,
+            body=message.body,
+        )
+    except TwilioRestException as error:
+        if error.status not in BUSY_STATUSES:
+            raise
+        http: _TwilioHttpClient = twilio.http_client
+        wait = retry_after_seconds(http.retry_after, datetime.now(UTC))
+        if wait is None:
+            # No usable Retry-After: the policy's delay applies.
+            raise
+        _log.warning(
+            "Twilio answered %d for message %d: retrying in %g s",
+            error.status,
+            message.id,
+            wait,
+            extra={"event": "sms.provider_busy", "message_id": message.id},
+        )
+        raise RetryAfter(wait, f"Twilio answered {error.status}") from error
 
 
 # -- email ---------------------------------------------------------------

@@ -18,7 +18,12 @@ from backburner._lazy import resolve as _resolve
 # so that the package's attribute is the decorator, not the submodule,
 # whichever is imported first.
 from backburner.jobs.mutex import Mutex, mutex
-from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, retry
+from backburner.jobs.retry import (
+    DEFAULT_RETRY,
+    RetryAfter,
+    RetryPolicy,
+    retry,
+)
 
 if TYPE_CHECKING:
     from backburner.jobs.activator import Activator
@@ -95,6 +100,7 @@ __all__ = [
     "RecurringJobs",
     "RecurringStatus",
     "ResultNotKeptError",
+    "RetryAfter",
     "RetryPolicy",
     "Server",
     "ServerTuning",

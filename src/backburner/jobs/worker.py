@@ -18,6 +18,9 @@ returned                                  succeeded (expires later); a value
                                           unless the job keeps no result
 raised, policy allows another attempt     scheduled for the retry
 raised, attempts exhausted / never retry  failed, or deleted (policy)
+raised RetryAfter, attempts left          scheduled after the delay the
+                                          job chose (never_retry ignored)
+raised RetryAfter, attempts exhausted     failed, or deleted (policy)
 function cannot be imported or arguments  failed at once, no retry
 cannot be decoded
 token fired: timeout                      counts as a failure (as raised)
@@ -37,7 +40,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backburner.cancellation import (
@@ -57,7 +60,12 @@ from backburner.jobs.context import (
 from backburner.jobs.errors import JobFunctionError
 from backburner.jobs.functions import ResolvedFunction, resolve
 from backburner.jobs.results import keeps_result
-from backburner.jobs.retry import DEFAULT_RETRY, RetryPolicy, policy_of
+from backburner.jobs.retry import (
+    DEFAULT_RETRY,
+    RetryAfter,
+    RetryPolicy,
+    policy_of,
+)
 from backburner.jobs.serializer import decode_arguments
 from backburner.jobs.thread_pool import JobThreads
 from backburner.storage.base import JobRecord, JSONValue, StateChange
@@ -65,6 +73,9 @@ from backburner.storage.base import JobRecord, JSONValue, StateChange
 __all__ = ["Ending", "outcome_of", "perform"]
 
 _MAX_TRACEBACK = 16_000
+# The latest retry a job gets: datetime.max itself does not survive
+# SQLite's float timestamps (it reads back as year 10000).
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,12 +437,25 @@ def outcome_of(
     policy = ending.policy
     if not ending.runnable:
         return states.fail(job.id, job.version, now, message, facts)
-    if policy.should_retry(error, job.attempt):
+    asked = _asked(error, cancelled_by)
+    if asked is not None:
+        facts["retry_delay"] = asked.delay
+        facts["retry_reason"] = asked.reason
+        message = _asked_words(asked)
+        # Asked for by the job: never_retry does not apply.
+        again = job.attempt < policy.attempts
+    else:
+        again = policy.should_retry(error, job.attempt)
+    if again:
         next_attempt = job.attempt + 1
-        at = now + timedelta(seconds=policy.delay_before(next_attempt))
+        if asked is not None:
+            delay = asked.delay
+        else:
+            delay = policy.delay_before(next_attempt)
+        at = _after(now, delay)
         reason = f"retry {next_attempt} of {policy.attempts}: {message}"
         return states.retry_later(job.id, job.version, now, at, reason, facts)
-    if isinstance(error, policy.never_retry):
+    if asked is None and isinstance(error, policy.never_retry):
         summary = f"not retried ({message})"
     else:
         tried = "attempt" if job.attempt == 1 else "attempts"
@@ -441,3 +465,32 @@ def outcome_of(
             job.id, job.version, now, f"deleted: {summary}", facts, retention
         )
     return states.fail(job.id, job.version, now, f"failed: {summary}", facts)
+
+
+def _asked(
+    error: BaseException, cancelled_by: str | None
+) -> RetryAfter | None:
+    """The job's own request for a retry, if that is how it ended.
+
+    A RetryAfter raised while a timeout stopped the job is only how it
+    stopped: the timeout is the failure, as with any other error.
+    """
+    if isinstance(error, RetryAfter) and cancelled_by is None:
+        return error
+    return None
+
+
+def _asked_words(error: RetryAfter) -> str:
+    """How a retry the job asked for reads in its history."""
+    words = f"the job asked to retry after {error.delay:g} s"
+    return f"{words}: {error.reason}" if error.reason else words
+
+
+def _after(now: datetime, seconds: float) -> datetime:
+    """``seconds`` after ``now``, but no later than :data:`_LATEST`."""
+    try:
+        return min(now + timedelta(seconds=seconds), _LATEST)
+    except OverflowError:
+        # RetryAfter and retry() refuse such delays; only the moments
+        # since they checked can push one past the last date.
+        return _LATEST
