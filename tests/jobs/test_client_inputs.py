@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from backburner.jobs import (
 )
 from backburner.jobs import client as client_module
 from backburner.jobs.serializer import encode_arguments
+from backburner.jobs.states import LATEST_READY_AT
 
 
 def noop(*args: object, **kwargs: object) -> None:
@@ -99,6 +100,23 @@ async def test_a_delay_of_many_years_is_still_accepted(
     job = await client.get(job_id)
     assert job.scheduled_at is not None
     assert job.scheduled_at.year >= 2100
+
+
+async def test_a_moment_past_the_latest_ready_date_is_refused(
+    client: Client,
+) -> None:
+    # datetime.max was stored, then read back by SQLite as year 10000
+    # (a corrupted job).
+    with pytest.raises(ValueError, match="latest date"):
+        await client.schedule(datetime.max.replace(tzinfo=UTC), noop)
+    with pytest.raises(ValueError, match="invalid delay"):
+        await client.schedule(
+            datetime.max.replace(tzinfo=UTC) - datetime.now(UTC), noop
+        )
+
+    job_id = await client.schedule(LATEST_READY_AT, noop)
+    job = await client.get(job_id)
+    assert job.scheduled_at == LATEST_READY_AT
 
 
 async def test_a_bulk_enqueue_stores_each_calls_own_function(

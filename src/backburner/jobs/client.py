@@ -48,7 +48,7 @@ from backburner.jobs.serializer import (
     encode_arguments,
     encode_value,
 )
-from backburner.jobs.states import DEFAULT_RETENTION
+from backburner.jobs.states import DEFAULT_RETENTION, LATEST_READY_AT
 from backburner.jobs.timeouts import check_timeout
 from backburner.jobs.uniqueness import UniqueKeyTakenError, check_key
 from backburner.jobs.waiters import Waiters
@@ -122,12 +122,15 @@ def _delay_seconds(delay: float | timedelta) -> float:
 def _ready_after(now: datetime, delay: float | timedelta) -> datetime:
     seconds = _delay_seconds(delay)
     try:
-        return now + timedelta(seconds=seconds)
+        ready = now + timedelta(seconds=seconds)
     except OverflowError:
+        ready = None
+    if ready is None or ready > LATEST_READY_AT:
         raise ValueError(
             f"invalid delay {delay!r}: it ends after the latest date "
-            f"a job can be scheduled at ({datetime.max.date()})"
-        ) from None
+            f"a job can be scheduled at ({LATEST_READY_AT.date()})"
+        )
+    return ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,11 @@ class JobOptions:
             _ready_after(utc_now(), self.delay)
         if self.at is not None and self.at.utcoffset() is None:
             raise ValueError("at must be timezone-aware")
+        if self.at is not None and self.at > LATEST_READY_AT:
+            raise ValueError(
+                f"at {self.at.isoformat()} is after the latest date a job "
+                f"can be scheduled at ({LATEST_READY_AT.date()})"
+            )
         if self.timeout is not None:
             check_timeout(self.timeout)
         if self.keep_result is not None and not isinstance(

@@ -22,12 +22,13 @@ finds the job elsewhere leaves the job untouched.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from backburner.storage.base import JobId, JobState, JSONValue, StateChange
 
 __all__ = [
     "DEFAULT_RETENTION",
+    "LATEST_READY_AT",
     "TRANSITIONS",
     "JobState",
     "can_move",
@@ -44,6 +45,11 @@ __all__ = [
 
 DEFAULT_RETENTION = timedelta(days=1)
 """How long a succeeded or deleted job is kept, unless told otherwise."""
+
+LATEST_READY_AT = datetime(9999, 12, 31, tzinfo=UTC)
+"""The latest moment a job can be made ready at: later ones, near the
+end of what ``datetime`` holds, may not read back from storage (SQLite
+rounds them into year 10000)."""
 
 S = JobState
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {

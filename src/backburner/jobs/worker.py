@@ -40,7 +40,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backburner.cancellation import (
@@ -75,7 +75,7 @@ __all__ = ["Ending", "outcome_of", "perform"]
 _MAX_TRACEBACK = 16_000
 # The latest retry a job gets: datetime.max itself does not survive
 # SQLite's float timestamps (it reads back as year 10000).
-_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+_LATEST = states.LATEST_READY_AT
 
 
 @dataclass(frozen=True, slots=True)
