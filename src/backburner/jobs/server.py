@@ -1278,7 +1278,9 @@ def _run_process(plan: _Plan, signals: Sequence[signal.Signals]) -> int:
         return 2
     try:
         asyncio.run(_serve_with_signals(server, storage, plan, signals))
-    except StorageError as error:
+    # OSError: the machine refused the process something it needs to run
+    # at all (a file descriptor for its event loop, say).
+    except (StorageError, OSError) as error:
         _log.error(
             "server %s failed: %s",
             server.name,
