@@ -221,20 +221,28 @@ async def test_several_server_processes_share_the_queue(
     assert len(re.findall(r"job \d+ succeeded after ", log)) == 30
 
 
-async def test_run_server_refuses_a_module_that_does_not_import(
-    tmp_path: Path,
-) -> None:
+async def run_server_with(
+    tmp_path: Path, options: str, before: str = "", within: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``run_server`` on a new SQLite file in a Python of its own,
+    the job samples importable; ``before`` runs first."""
     code = (
-        "import sys; from backburner.jobs import run_server; "
-        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
-        "imports=['no_such_module_here']))"
+        f"import sys; {before}from backburner.jobs import run_server; "
+        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', {options}))"
     )
-    done = await asyncio.to_thread(
+    return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", code],
         capture_output=True,
-        timeout=60,
+        timeout=within,
+        env={**os.environ, "PYTHONPATH": str(TESTS_JOBS)},
     )
+
+
+async def test_run_server_refuses_a_module_that_does_not_import(
+    tmp_path: Path,
+) -> None:
+    done = await run_server_with(tmp_path, "imports=['no_such_module_here']")
     assert done.returncode == 2
     assert b"no_such_module_here" in done.stderr
 
@@ -348,19 +356,12 @@ async def test_server_processes_that_cannot_all_start_are_one_error_line(
 ) -> None:
     # Each child costs the parent file descriptors: with few allowed,
     # starting 200 runs out part way, as --processes 10000 did.
-    code = (
-        "import resource, sys; "
-        "resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48)); "
-        "from backburner.jobs import run_server; "
-        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
-        "processes=200, imports=['job_samples'], until_empty=True))"
-    )
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", code],
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(TESTS_JOBS)},
+    done = await run_server_with(
+        tmp_path,
+        "processes=200, imports=['job_samples'], until_empty=True",
+        before="import resource; "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48)); ",
+        within=120,
     )
     errors = done.stderr.decode()
 
@@ -384,16 +385,8 @@ def test_a_server_name_that_cannot_be_shown_is_refused(
 async def test_run_server_refuses_a_bad_name_before_starting_processes(
     tmp_path: Path,
 ) -> None:
-    code = (
-        "import sys; from backburner.jobs import run_server; "
-        f"sys.exit(run_server('sqlite:///{tmp_path / 'x.db'}', "
-        f"processes=3, name={'n' * 199!r}, until_empty=True))"
-    )
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", code],
-        capture_output=True,
-        timeout=60,
+    done = await run_server_with(
+        tmp_path, f"processes=3, name={'n' * 199!r}, until_empty=True"
     )
 
     assert done.returncode == 2
