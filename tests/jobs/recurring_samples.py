@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from backburner.jobs import mutex
+
 # Names of the runs, in the order they ran (in-process servers only).
 runs: list[str] = []
 ran = threading.Event()
@@ -24,3 +26,10 @@ async def async_tick(name: str) -> None:
 def reset() -> None:
     runs.clear()
     ran.clear()
+
+
+@mutex(lambda name: f"import:{name}", limit=2)
+def guarded_import(name: str) -> None:
+    """A recurring import that must not overlap itself (two at most)."""
+    runs.append(name)
+    ran.set()

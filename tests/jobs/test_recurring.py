@@ -279,6 +279,30 @@ async def test_a_due_occurrence_creates_one_job_and_moves_on(
     assert record.last_run_at == T - timedelta(seconds=30)
 
 
+async def test_occurrences_take_the_mutex_their_function_declares(
+    storage: Storage, client: Client
+) -> None:
+    # No client builds an occurrence: the scheduler and a trigger read
+    # the declaration themselves.
+    await save(
+        storage,
+        "a",
+        "* * * * *",
+        T - timedelta(seconds=30),
+        function="recurring_samples:guarded_import",
+    )
+    await RecurringScheduler(storage).schedule_due(T)
+    triggered = await client.recurring.trigger("a")
+
+    page = await client.list_jobs()
+    records = [await storage.get_job(job.id) for job in page.jobs]
+    assert [(r.mutex, r.mutex_limit) for r in records if r] == [
+        ("import:x", 2),
+        ("import:x", 2),
+    ]
+    assert page.jobs[0].id == triggered
+
+
 async def test_a_time_skipped_by_daylight_saving_runs_once_at_the_jump(
     storage: Storage, client: Client
 ) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from backburner.jobs.serializer import encode_value
+from backburner.jobs.mutex import mutex_of
+from backburner.jobs.serializer import decode_arguments, encode_value
 from backburner.storage.base import JobState, NewJob, RecurringRecord
 
 __all__ = [
     "OCCURRENCE_PARAMETER",
     "RECURRING_PARAMETER",
     "MissedRunPolicy",
+    "declared_mutex",
     "missed_policy",
     "occurrence_job",
 ]
@@ -52,10 +54,34 @@ def missed_policy(name: str) -> MissedRunPolicy:
         return MissedRunPolicy.RUN_ONCE
 
 
+def declared_mutex(target: object, arguments: str) -> tuple[str | None, int]:
+    """The mutex a job function declares for a recurring job's call, and
+    its limit; ``(None, 1)`` without one.
+
+    Occurrences go through no client, so the declaration is read here:
+    a recurring import declared with ``@mutex`` must not overlap itself
+    any more than one enqueued by hand.
+
+    Raises:
+        ValueError: the stored arguments do not decode, or the mutex's
+            key function fails on them.
+    """
+    declared = mutex_of(target)
+    if declared is None:
+        return None, 1
+    args, kwargs = decode_arguments(arguments)
+    return declared.key_for(args, kwargs), declared.limit
+
+
 def occurrence_job(
-    record: RecurringRecord, now: datetime, occurrence: datetime, reason: str
+    record: RecurringRecord,
+    now: datetime,
+    occurrence: datetime,
+    reason: str,
+    mutex: tuple[str | None, int] = (None, 1),
 ) -> NewJob:
-    """The job a recurring job creates for one occurrence (or trigger)."""
+    """The job a recurring job creates for one occurrence (or trigger);
+    ``mutex`` as :func:`declared_mutex` gives it."""
     return NewJob(
         function=record.function,
         arguments=record.arguments,
@@ -70,4 +96,6 @@ def occurrence_job(
                 occurrence.isoformat(), "occurrence"
             ),
         },
+        mutex=mutex[0],
+        mutex_limit=mutex[1],
     )

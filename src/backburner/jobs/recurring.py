@@ -33,12 +33,13 @@ from backburner.jobs.client import (
     utc_now,
 )
 from backburner.jobs.cron import CronSchedule
-from backburner.jobs.errors import JobError
-from backburner.jobs.functions import reference_of
+from backburner.jobs.errors import JobError, JobFunctionError
+from backburner.jobs.functions import reference_of, resolve
 from backburner.jobs.occurrences import (
     OCCURRENCE_PARAMETER,
     RECURRING_PARAMETER,
     MissedRunPolicy,
+    declared_mutex,
     missed_policy,
     occurrence_job,
 )
@@ -91,6 +92,17 @@ class RecurringJobNotFoundError(JobError, LookupError):
     def __init__(self, recurring_id: str) -> None:
         super().__init__(f"recurring job {recurring_id!r} does not exist")
         self.recurring_id = recurring_id
+
+
+def _mutex_here(record: RecurringRecord) -> tuple[str | None, int]:
+    """The declared mutex of a triggered occurrence, where this process
+    can import its job function; none where it cannot (the function may
+    live on the servers only)."""
+    try:
+        function = resolve(record.function)
+    except JobFunctionError:
+        return None, 1
+    return declared_mutex(function.target, record.arguments)
 
 
 def check_recurring_id(recurring_id: str) -> str:
@@ -314,16 +326,26 @@ class RecurringJobs:
         The schedule is not moved: the next occurrence runs as planned.
         A paused recurring job can be triggered too.
 
+        The job takes the mutex its job function declares (see
+        :func:`~backburner.jobs.mutex.mutex`) when this process can
+        import the function.
+
         Raises:
             RecurringJobNotFoundError: there is no such recurring job.
             StorageError: the storage failed, or the recurring job kept
                 changing under the trigger; no job was created.
+            ValueError: the declared mutex's key function failed on the
+                recurring job's arguments; no job was created.
         """
         for _ in range(_TRIGGER_TRIES):
             record = await self._record(recurring_id)
             now = utc_now()
             job = occurrence_job(
-                record, now, now, f"triggered recurring job {record.id}"
+                record,
+                now,
+                now,
+                f"triggered recurring job {record.id}",
+                _mutex_here(record),
             )
             created = await self.storage.fire_recurring(
                 RecurringFiring(

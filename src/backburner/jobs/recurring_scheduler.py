@@ -52,6 +52,7 @@ from backburner.jobs.errors import JobFunctionError
 from backburner.jobs.functions import resolve
 from backburner.jobs.occurrences import (
     MissedRunPolicy,
+    declared_mutex,
     missed_policy,
     occurrence_job,
 )
@@ -292,8 +293,9 @@ class RecurringScheduler:
     def _plan(self, record: RecurringRecord, now: datetime) -> _Plan:
         try:
             schedule = CronSchedule(record.cron, record.time_zone)
-            resolve(record.function)
-        except (InvalidCronError, JobFunctionError) as error:
+            function = resolve(record.function)
+            mutex = declared_mutex(function.target, record.arguments)
+        except (InvalidCronError, JobFunctionError, ValueError) as error:
             return self._failure(record, now, str(error))
         assert record.next_run_at is not None  # Only active ones are due.
         due = record.next_run_at
@@ -307,7 +309,7 @@ class RecurringScheduler:
                 f"recurring job {record.id}: occurrences since {due} "
                 "missed, run once"
             )
-            jobs.append(occurrence_job(record, now, now, reason))
+            jobs.append(occurrence_job(record, now, now, reason, mutex))
             last_run_at = now
             candidates = schedule.occurrences(now)
         elif missed and policy is MissedRunPolicy.SKIP:
@@ -322,7 +324,7 @@ class RecurringScheduler:
                 next_run_at = occurrence
                 break
             reason = f"recurring job {record.id}: occurrence {occurrence}"
-            jobs.append(occurrence_job(record, now, occurrence, reason))
+            jobs.append(occurrence_job(record, now, occurrence, reason, mutex))
             last_run_at = occurrence
         problem = None
         if next_run_at is None:
