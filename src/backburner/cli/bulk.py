@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from backburner._text import one_line
 from backburner.cli import session
 from backburner.cli.failures import (
     EXIT_OK,
@@ -34,7 +35,7 @@ from backburner.cli.failures import (
     CommandError,
     UsageError,
 )
-from backburner.cli.output import emit, one_line
+from backburner.cli.output import emit
 from backburner.jobs import states
 from backburner.jobs.client import Client
 from backburner.jobs.errors import InvalidStateChangeError, JobNotFoundError

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from backburner._text import one_line
 from backburner.cli import arguments, bulk, session
 from backburner.cli.failures import EXIT_OK
 from backburner.cli.output import (
@@ -28,7 +29,6 @@ from backburner.cli.output import (
     fields,
     human_time,
     json_time,
-    one_line,
     table,
 )
 from backburner.cli.parsing import add_command

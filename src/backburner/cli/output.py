@@ -7,30 +7,13 @@ microsecond in JSON, so every JSON timestamp has the same shape.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
+from backburner._text import one_line
+
 EMPTY = "-"
-
-# Characters that would end a line, move the cursor or start a terminal
-# escape sequence: what a job's reason may hold when it quotes an
-# exception message.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters written as escapes (``\\n``).
-
-    A table cell or a field stays on its line, and text from a job (an
-    exception message quoted in a reason) cannot steer the terminal.
-    """
-    return _CONTROL.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def human_time(moment: datetime | None) -> str:

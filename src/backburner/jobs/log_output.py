@@ -27,6 +27,8 @@ import threading
 import time
 from typing import TextIO
 
+from backburner._text import one_line
+
 __all__ = ["BackgroundLogHandler"]
 
 _STOP = None  # put on the queue by close(): the writer thread ends
@@ -156,7 +158,7 @@ class _LineFormatter(logging.Formatter):
         # it would forge a line of its own, and terminal escapes would
         # reach whoever reads the log. Tracebacks keep their lines.
         if not record.message.isprintable():
-            record.message = _escaped(record.message)
+            record.message = one_line(record.message)
         return super().formatMessage(record)
 
     def formatTime(  # noqa: N802 - logging's name
@@ -170,13 +172,6 @@ class _LineFormatter(logging.Formatter):
             self._stamp = time.strftime(self.default_time_format, when)
             self._second = second
         return f"{self._stamp},{int(record.msecs):03d}"
-
-
-def _escaped(text: str) -> str:
-    """``text`` with each unprintable character as its Python escape."""
-    return "".join(
-        char if char.isprintable() else repr(char)[1:-1] for char in text
-    )
 
 
 def log_to(stream: TextIO) -> bool:

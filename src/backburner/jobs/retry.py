@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from backburner._picklable import PicklableException
+from backburner.jobs.states import LATEST_READY_AT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,12 +138,14 @@ def _retry_seconds(delay: object) -> float:
             f"of seconds >= 0"
         )
     try:
-        datetime.now(UTC) + timedelta(seconds=seconds)
+        late = datetime.now(UTC) + timedelta(seconds=seconds) > LATEST_READY_AT
     except OverflowError:
+        late = True
+    if late:
         raise ValueError(
             f"RetryAfter: invalid delay {delay!r:.100}: it ends after the "
-            f"latest date a job can be scheduled at ({datetime.max.date()})"
-        ) from None
+            f"latest date a job can be scheduled at ({LATEST_READY_AT.date()})"
+        )
     return seconds
 
 

@@ -86,6 +86,17 @@ class _RefusedError(Exception):
         self.detail = detail
 
 
+def text_problem(text: str) -> str | None:
+    """Why no storage can hold ``text`` (a NUL character, a lone
+    surrogate), or ``None`` when it can: the rule strings of arguments
+    follow, for other text a job carries (a unique key, a mutex)."""
+    try:
+        _check_text(text, "")
+    except _RefusedError as refused:
+        return refused.detail
+    return None
+
+
 def _check_text(text: str, path: str) -> str:
     if "\x00" in text:
         raise _RefusedError(path, "strings cannot contain NUL characters")

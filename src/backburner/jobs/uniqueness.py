@@ -14,6 +14,7 @@ Requeueing such a job while another job holds its key is refused with
 from __future__ import annotations
 
 from backburner.jobs.errors import InvalidStateChangeError
+from backburner.jobs.serializer import text_problem
 from backburner.storage.base import ACTIVE_STATES, JobId, JobState
 
 __all__ = ["MAX_KEY_LENGTH", "UniqueKeyTakenError", "check_key"]
@@ -36,20 +37,12 @@ def check_key(key: str, what: str) -> str:
     # Neither storage can hold these: SQLite's driver fails to encode a
     # lone surrogate and PostgreSQL's text refuses both. Refused here,
     # every storage gives the same answer before anything is written.
-    if "\x00" in key or not _encodes(key):
+    if text_problem(key) is not None:
         raise ValueError(
             f"a {what} cannot hold a NUL character or a lone surrogate "
             f"(not valid UTF-8), got {key!r}"
         )
     return key
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class UniqueKeyTakenError(InvalidStateChangeError):

@@ -73,9 +73,6 @@ from backburner.storage.base import JobRecord, JSONValue, StateChange
 __all__ = ["Ending", "outcome_of", "perform"]
 
 _MAX_TRACEBACK = 16_000
-# The latest retry a job gets: datetime.max itself does not survive
-# SQLite's float timestamps (it reads back as year 10000).
-_LATEST = states.LATEST_READY_AT
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,10 +484,11 @@ def _asked_words(error: RetryAfter) -> str:
 
 
 def _after(now: datetime, seconds: float) -> datetime:
-    """``seconds`` after ``now``, but no later than :data:`_LATEST`."""
+    """``seconds`` after ``now``, but no later than
+    :data:`~backburner.jobs.states.LATEST_READY_AT`."""
     try:
-        return min(now + timedelta(seconds=seconds), _LATEST)
+        return min(now + timedelta(seconds=seconds), states.LATEST_READY_AT)
     except OverflowError:
         # RetryAfter and retry() refuse such delays; only the moments
         # since they checked can push one past the last date.
-        return _LATEST
+        return states.LATEST_READY_AT
